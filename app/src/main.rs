@@ -1,0 +1,167 @@
+//! `tcom`: the one binary of the platform. Each role runs separately in production
+//! (`tcom run --roles ingress`, `tcom run --roles connectors`) or together for local use
+//! (`tcom run`); the operational commands prepare a stack (`topics`, `migrate`,
+//! `schemas register`, `demo seed`) and `registry` runs the schema-registry stand-in.
+
+mod demo;
+mod roles;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tcom_ingress::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tcom",
+    version,
+    about = "White-label telecom commerce platform"
+)]
+struct Cli {
+    /// Folder with default.toml (and optional local.toml).
+    #[arg(long, env = "TCOM_CONFIG_DIR", default_value = "config", global = true)]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run platform roles until SIGINT/SIGTERM.
+    Run {
+        /// Comma-separated roles: ingress, connectors. Default: all.
+        #[arg(long, value_delimiter = ',', default_value = "ingress,connectors")]
+        roles: Vec<roles::Role>,
+    },
+    /// Create the platform's topics that do not exist yet.
+    Topics {
+        /// Create missing topics (the only action so far; kept explicit for scripts).
+        #[arg(long)]
+        ensure: bool,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Schema operations.
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
+    /// Demo data for the local run.
+    Demo {
+        #[command(subcommand)]
+        action: DemoAction,
+    },
+    /// Run the Confluent-compatible schema-registry stand-in.
+    Registry {
+        #[arg(long, default_value = "127.0.0.1:38081")]
+        listen: SocketAddr,
+        /// Compacted topic holding the registry's state.
+        #[arg(long, default_value = tcom_registry::DEFAULT_TOPIC)]
+        topic: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemasAction {
+    /// Register every contract's schema under its subject (idempotent).
+    Register,
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoAction {
+    /// Publish the demo tenants to the tenants topic (idempotent: same versions again).
+    Seed,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("TCOM_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("Shutdown requested.");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    let settings = || {
+        Settings::load(&cli.config_dir)
+            .with_context(|| format!("loading settings from {}", cli.config_dir.display()))
+    };
+    match cli.command {
+        Command::Run { roles } => roles::run(&settings()?, &roles, shutdown_signal()).await,
+        Command::Topics { .. } => {
+            let settings = settings()?;
+            tcom_state::admin::ensure_topics(&settings.kafka_settings(), &roles::topic_specs())
+                .await
+                .context("creating topics")?;
+            println!("topics ready");
+            Ok(())
+        }
+        Command::Migrate => {
+            let settings = settings()?;
+            let pool = tcom_connectors::postgres::connect(&settings.database.url, 2)
+                .await
+                .context("connecting to PostgreSQL")?;
+            tcom_connectors::postgres::migrate(&pool)
+                .await
+                .context("applying migrations")?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Schemas {
+            action: SchemasAction::Register,
+        } => {
+            let settings = settings()?;
+            let codec = tcom_schemas::Codec::new(&settings.schema_registry.url)?;
+            for (subject, id) in codec.register_all(&tcom_schemas::contract::all()).await? {
+                println!("{subject}: id {id}");
+            }
+            Ok(())
+        }
+        Command::Demo {
+            action: DemoAction::Seed,
+        } => demo::seed(&settings()?).await,
+        Command::Registry { listen, topic } => {
+            let settings = settings()?;
+            tcom_registry::serve(
+                &settings.kafka_settings(),
+                &topic,
+                listen,
+                shutdown_signal(),
+            )
+            .await
+            .context("schema registry")
+        }
+    }
+}

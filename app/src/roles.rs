@@ -1,0 +1,113 @@
+//! The roles one `tcom` process can run, and the topics they need.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tcom_ingress::{Application, Settings};
+use tcom_schemas::topics::{self, Retention};
+use tcom_state::admin::TopicSpec;
+use tokio::sync::watch;
+
+/// A part of the platform that can run in its own process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The HTTP edge.
+    Ingress,
+    /// Views into PostgreSQL and calls to outside systems.
+    Connectors,
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "ingress" => Ok(Self::Ingress),
+            "connectors" => Ok(Self::Connectors),
+            other => Err(format!(
+                "unknown role {other:?}: expected ingress or connectors (the stream processors arrive with the runtime)"
+            )),
+        }
+    }
+}
+
+/// Every topic the platform declares, as topic specs.
+pub(crate) fn topic_specs() -> Vec<TopicSpec> {
+    topics::ALL
+        .iter()
+        .map(|t| match t.retention {
+            Retention::Compacted => TopicSpec::compacted(t.name, t.partitions),
+            Retention::Stream => TopicSpec::new(t.name, t.partitions),
+        })
+        .collect()
+}
+
+/// Runs the roles until `shutdown` resolves; if one role fails, the others are stopped too,
+/// so a half-working process never looks healthy.
+pub(crate) async fn run(
+    settings: &Settings,
+    roles: &[Role],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let codec = Arc::new(tcom_schemas::Codec::new(&settings.schema_registry.url)?);
+    codec
+        .register_all(&tcom_schemas::contract::all())
+        .await
+        .context("registering schemas (is the schema registry running?)")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for role in roles {
+        match role {
+            Role::Ingress => {
+                let app = Application::build(settings).await?;
+                let stop = stopped();
+                tasks.spawn(async move { app.run_until(stop).await.context("ingress") });
+            }
+            Role::Connectors => {
+                let pool = tcom_connectors::postgres::connect(
+                    &settings.database.url,
+                    settings.database.max_connections,
+                )
+                .await
+                .context("connecting to PostgreSQL")?;
+                let kafka = settings.kafka_settings();
+                let codec = codec.clone();
+                let stop = stopped();
+                tasks.spawn(async move {
+                    tcom_connectors::tenant_view::run(kafka, pool, codec, stop)
+                        .await
+                        .context("tenant view connector")
+                });
+            }
+        }
+    }
+    tracing::info!(?roles, "Platform running.");
+
+    let stop_tx = Arc::new(stop_tx);
+    let on_signal = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = on_signal.send(true);
+    });
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.context("a role panicked").and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "A role failed; stopping the others."
+            );
+            let _ = stop_tx.send(true);
+            outcome = Err(e);
+        }
+    }
+    outcome
+}

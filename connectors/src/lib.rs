@@ -1,0 +1,10 @@
+//! Connectors: processors that talk to the outside world. They consume the platform's topics
+//! and call out (payment providers, TCM, Contentful, carriers) or materialize views into
+//! PostgreSQL, and produce what they learn back to Kafka.
+//!
+//! Views are written under Row-Level Security: every write sets the transaction's
+//! `app.tenant_id` first, so even a connector bug cannot put one tenant's row where another
+//! can read it.
+
+pub mod postgres;
+pub mod tenant_view;

@@ -1,0 +1,17 @@
+//! The ingress: the platform's HTTP edge (axum).
+//!
+//! It resolves the tenant from the `Host` header, validates requests, publishes commands to
+//! Kafka and waits for their outcome, and serves reads from the PostgreSQL views. Errors are
+//! `application/problem+json` with a stable `code`; the OpenAPI document is at
+//! `/openapi.json`. Run it with `tcom run --roles ingress` (or `scripts/run-local`).
+
+pub mod app;
+pub mod health;
+pub mod openapi;
+pub mod problem;
+pub mod settings;
+pub mod storefront;
+pub mod tenancy;
+
+pub use app::{AppState, Application, router};
+pub use settings::Settings;

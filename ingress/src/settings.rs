@@ -1,0 +1,99 @@
+//! Typed configuration, loaded in layers: `config/default.toml`, then `config/local.toml`,
+//! then the environment.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The platform's settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub kafka: KafkaSection,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub schema_registry: RegistrySettings,
+    pub readiness: ReadinessSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub request_timeout_ms: u64,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct KafkaSection {
+    pub bootstrap_servers: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistrySettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadinessSettings {
+    pub check_timeout_ms: u64,
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+impl ReadinessSettings {
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_millis(self.check_timeout_ms)
+    }
+}
+
+/// The conventional variables that override their setting when present.
+const WELL_KNOWN_ENV: &[(&str, &str)] = &[
+    ("KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("SCHEMA_REGISTRY_URL", "schema_registry.url"),
+];
+
+impl Settings {
+    /// Loads settings from `config_dir` (which must hold `default.toml`) and the environment.
+    ///
+    /// # Errors
+    /// A file is malformed, a value has the wrong type, or a required setting is missing.
+    pub fn load(config_dir: &Path) -> Result<Self, config::ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from(config_dir.join("default.toml")))
+            .add_source(config::File::from(config_dir.join("local.toml")).required(false))
+            .add_source(
+                config::Environment::with_prefix("TCOM")
+                    .prefix_separator("__")
+                    .separator("__"),
+            );
+        for (var, key) in WELL_KNOWN_ENV {
+            builder = builder.set_override_option(*key, std::env::var(var).ok())?;
+        }
+        builder.build()?.try_deserialize()
+    }
+
+    /// The Kafka client settings for the runtime crate.
+    pub fn kafka_settings(&self) -> tcom_state::client::KafkaSettings {
+        tcom_state::client::KafkaSettings::new(&self.kafka.bootstrap_servers)
+    }
+}

@@ -1,0 +1,32 @@
+//! The platform's data contracts: Avro schemas (`avro/*.avsc`, one per topic) of every
+//! command and event, the Rust types for them, the topic list, and encoding in the Confluent
+//! wire format through a schema registry.
+//!
+//! The `.avsc` files are the source of truth that analytics consumers and other languages
+//! read; the Rust types mirror them, and `tests/contracts.rs` proves each type round-trips
+//! through its schema. `compat/` holds the schema versions released so far; a test fails when a
+//! schema change cannot read data written with them (see `compat/README.md`).
+
+pub mod basket;
+pub mod catalog;
+pub mod contract;
+mod error;
+pub mod msisdn;
+pub mod tenant;
+pub mod topics;
+pub mod wire;
+
+pub use contract::Contract;
+pub use error::{Error, Result};
+pub use wire::Codec;
+
+use contract::contract;
+
+contract!(tenant::Tenant, "tenants");
+contract!(tenant::TenantCommand, "tenant.commands");
+contract!(catalog::ProductOffering, "catalog.offerings");
+contract!(catalog::CatalogCommand, "catalog.commands");
+contract!(basket::BasketCommand, "basket.commands");
+contract!(basket::BasketEvent, "basket.events");
+contract!(msisdn::MsisdnCommand, "msisdn.commands");
+contract!(msisdn::MsisdnEvent, "msisdn.events");

@@ -1,0 +1,89 @@
+//! Tenants: the brands on the platform.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Whether a tenant's storefronts answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+/// A customer segment and its legal binding cap (Denmark consumer: 6 months; EU consumer: 24).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerSegment {
+    pub name: String,
+    pub max_binding_months: i32,
+}
+
+/// Where a tenant's payment provider account and secret live; the secret itself never
+/// travels through Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentSettings {
+    pub provider: String,
+    pub account_ref: String,
+    pub secret_ref: String,
+}
+
+/// Everything a platform operator configures for a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantSettings {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub default_locale: String,
+    pub locales: Vec<String>,
+    pub currency: String,
+    pub country: String,
+    pub segments: Vec<CustomerSegment>,
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub theme: BTreeMap<String, String>,
+    #[serde(default)]
+    pub payment: Option<PaymentSettings>,
+}
+
+/// A tenant as kept whole in the compacted `tenants` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub tenant_id: String,
+    pub status: TenantStatus,
+    pub settings: TenantSettings,
+    pub version: i64,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
+/// A platform operator's command about one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantCommand {
+    pub command_id: String,
+    pub tenant_id: String,
+    pub issued_at: i64,
+    pub payload: TenantCommandPayload,
+}
+
+/// The commands; the variant order is the Avro union's branch order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TenantCommandPayload {
+    OnboardTenant(OnboardTenant),
+    UpdateTenantSettings(UpdateTenantSettings),
+    SuspendTenant(SuspendTenant),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnboardTenant {
+    pub settings: TenantSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateTenantSettings {
+    pub settings: TenantSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspendTenant {
+    pub reason: String,
+}

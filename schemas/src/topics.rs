@@ -1,0 +1,83 @@
+//! Every topic of the platform with its partition count and retention, in one place.
+//!
+//! Keys are UTF-8 strings: `"{tenant}:{entity id}"` on tenant-scoped topics, the E.164 number
+//! alone on MSISDN topics (a number is unique across tenants, so all requests for it meet on
+//! one partition), the tenant id on `tenants`. Values are Avro in the Confluent wire format.
+
+/// Compacted: every tenant, whole.
+pub const TENANTS: &str = "tenants";
+pub const TENANT_COMMANDS: &str = "tenant.commands";
+/// Compacted: every offering, whole.
+pub const CATALOG_OFFERINGS: &str = "catalog.offerings";
+pub const CATALOG_COMMANDS: &str = "catalog.commands";
+pub const BASKET_COMMANDS: &str = "basket.commands";
+pub const BASKET_EVENTS: &str = "basket.events";
+pub const MSISDN_COMMANDS: &str = "msisdn.commands";
+pub const MSISDN_EVENTS: &str = "msisdn.events";
+
+/// How a topic keeps its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// The newest record per key, for ever: entity tables.
+    Compacted,
+    /// Time-based deletion: command and event streams.
+    Stream,
+}
+
+/// A declared topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicDecl {
+    pub name: &'static str,
+    pub partitions: i32,
+    pub retention: Retention,
+}
+
+/// The platform's topics. Partition counts bound the parallelism of each processor; raising
+/// one later re-partitions keys, so they start generous.
+pub const ALL: &[TopicDecl] = &[
+    TopicDecl {
+        name: TENANTS,
+        partitions: 3,
+        retention: Retention::Compacted,
+    },
+    TopicDecl {
+        name: TENANT_COMMANDS,
+        partitions: 3,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: CATALOG_OFFERINGS,
+        partitions: 6,
+        retention: Retention::Compacted,
+    },
+    TopicDecl {
+        name: CATALOG_COMMANDS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: BASKET_COMMANDS,
+        partitions: 12,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: BASKET_EVENTS,
+        partitions: 12,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: MSISDN_COMMANDS,
+        partitions: 12,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: MSISDN_EVENTS,
+        partitions: 12,
+        retention: Retention::Stream,
+    },
+];
+
+/// The record key of a tenant-scoped entity.
+pub fn tenant_key(tenant: &str, entity: &str) -> String {
+    format!("{tenant}:{entity}")
+}

@@ -1,0 +1,66 @@
+//! Kafka client settings in one place, so every producer and consumer of the platform is
+//! configured the same way (and tests can point them at a unique prefix on a shared broker).
+
+use rdkafka::ClientConfig;
+
+/// Where the brokers are and how to reach them.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port…]`.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …) applied to every client.
+    pub extra: Vec<(String, String)>,
+}
+
+impl KafkaSettings {
+    /// Settings for a broker list with no extra properties.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// A client configuration with the brokers and extra properties set.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in &self.extra {
+            config.set(k, v);
+        }
+        config
+    }
+
+    /// An idempotent producer's configuration: no duplicates from retries, order kept.
+    pub fn idempotent_producer(&self) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1");
+        config
+    }
+
+    /// A transactional producer's configuration with a stable `transactional.id`, which is what
+    /// fences a zombie instance after a restart.
+    pub fn transactional_producer(&self, transactional_id: &str) -> ClientConfig {
+        let mut config = self.idempotent_producer();
+        config
+            .set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", "60000");
+        config
+    }
+
+    /// A consumer that sees only committed transactional records and never commits offsets
+    /// by itself (offsets are committed with transactions, or not at all).
+    pub fn read_committed_consumer(&self, group_id: &str) -> ClientConfig {
+        let mut config = self.client_config();
+        config
+            .set("group.id", group_id)
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        config
+    }
+}
