@@ -82,7 +82,7 @@ pub(crate) async fn run(
                 let codec = codec.clone();
                 let stop = stopped();
                 tasks.spawn(async move {
-                    tcom_connectors::tenant_view::run(kafka, pool, codec, stop)
+                    tcom_connectors::tenant_view::run(kafka, tcom_connectors::tenant_view::GROUP_ID.to_owned(), pool, codec, stop)
                         .await
                         .context("tenant view connector")
                 });

@@ -86,19 +86,21 @@ pub async fn upsert(
     tx.commit().await
 }
 
-/// Runs the connector until `shutdown` resolves.
+/// Runs the connector in consumer group `group_id` (normally [`GROUP_ID`]) until `shutdown`
+/// resolves.
 ///
 /// # Errors
 /// The consumer cannot be created or subscribed.
 pub async fn run(
     kafka: KafkaSettings,
+    group_id: String,
     pool: PgPool,
     codec: Arc<Codec>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ViewError> {
-    let consumer: StreamConsumer = kafka.read_committed_consumer(GROUP_ID).create()?;
+    let consumer: StreamConsumer = kafka.read_committed_consumer(&group_id).create()?;
     consumer.subscribe(&[topics::TENANTS])?;
-    tracing::info!(group = GROUP_ID, "Tenant view connector started.");
+    tracing::info!(group = %group_id, "Tenant view connector started.");
     tokio::pin!(shutdown);
     loop {
         let message = tokio::select! {

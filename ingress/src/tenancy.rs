@@ -139,6 +139,9 @@ async fn follow_once(
         .set("group.id", "tcom-ingress-tenants")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
+        // A new tenant or domain must be served within a second: do not let the broker hold
+        // fetches back for long when there is nothing new.
+        .set("fetch.wait.max.ms", "100")
         .create()?;
     let partitions = partition_ends(kafka.clone()).await?;
     let mut assignment = TopicPartitionList::new();

@@ -1,1 +1,161 @@
-//! placeholder
+//! Helpers for the end-to-end tests: where the stack is, unique names so tests run in
+//! parallel against one broker, one PostgreSQL and one Redis, and an ingress on a free port.
+//!
+//! The stack must be running: `scripts/test` starts it and exports its addresses. A test
+//! run without it fails at once and says so, rather than skipping.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tcom_ingress::{Application, Settings};
+use tcom_schemas::tenant::{CustomerSegment, Tenant, TenantSettings, TenantStatus};
+use tcom_schemas::{Codec, Contract};
+use tcom_state::client::KafkaSettings;
+
+/// Addresses of the running stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub kafka: String,
+    pub database_url: String,
+    pub redis_url: String,
+    pub registry_url: String,
+}
+
+fn required(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: these tests need the local stack. Run `scripts/test`, or `scripts/stack up` \
+             and `source .stack/env` before `cargo test`."
+        )
+    })
+}
+
+/// The stack the tests run against.
+pub fn stack() -> Stack {
+    Stack {
+        kafka: required("KAFKA_BOOTSTRAP_SERVERS"),
+        database_url: required("DATABASE_URL"),
+        redis_url: required("REDIS_URL"),
+        registry_url: required("SCHEMA_REGISTRY_URL"),
+    }
+}
+
+impl Stack {
+    pub fn kafka_settings(&self) -> KafkaSettings {
+        KafkaSettings::new(&self.kafka)
+    }
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The platform's settings from `config/`, pointed at the stack, listening on a free port.
+pub fn settings() -> Settings {
+    let stack = stack();
+    let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut settings = Settings::load(&config_dir).expect("config/default.toml loads");
+    settings.http.listen = "127.0.0.1:0".parse().unwrap();
+    settings.kafka.bootstrap_servers = stack.kafka;
+    settings.database.url = stack.database_url;
+    settings.redis.url = stack.redis_url;
+    settings.schema_registry.url = stack.registry_url;
+    settings
+}
+
+/// An ingress serving on a free port until the test ends.
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    /// `http://127.0.0.1:port{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+}
+
+/// Starts an ingress in this process.
+pub async fn spawn_ingress() -> TestApp {
+    let app = Application::build(&settings()).await.expect("ingress builds");
+    let address = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+/// A tenant with the given id and domains.
+pub fn tenant(id: &str, domains: &[String], version: i64) -> Tenant {
+    Tenant {
+        tenant_id: id.to_owned(),
+        status: TenantStatus::Active,
+        settings: TenantSettings {
+            name: format!("Brand {id}"),
+            domains: domains.to_vec(),
+            default_locale: "da-DK".into(),
+            locales: vec!["da-DK".into()],
+            currency: "DKK".into(),
+            country: "DK".into(),
+            segments: vec![CustomerSegment { name: "consumer".into(), max_binding_months: 6 }],
+            channels: vec!["web".into()],
+            theme: Default::default(),
+            payment: None,
+        },
+        version,
+        updated_at: 1_795_305_600_000 + version,
+    }
+}
+
+/// Publishes a tenant record (or a tombstone) to the tenants topic.
+pub async fn publish_tenant(tenant_id: &str, tenant: Option<&Tenant>) {
+    let stack = stack();
+    let producer: FutureProducer = stack.kafka_settings().idempotent_producer().create().unwrap();
+    let payload = match tenant {
+        Some(t) => Some(Codec::new(&stack.registry_url).unwrap().encode(t).await.unwrap()),
+        None => None,
+    };
+    let mut record = FutureRecord::to(Tenant::TOPIC).key(tenant_id);
+    if let Some(payload) = payload.as_deref() {
+        record = record.payload(payload);
+    }
+    producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+}
+
+/// A fresh database with the migrations applied, dropped by nobody: names are unique, and the
+/// stack's data folder is thrown away with it.
+pub async fn fresh_database() -> (sqlx::PgPool, String) {
+    let stack = stack();
+    let name = unique("test").replace('-', "_");
+    let admin = sqlx::PgPool::connect(&stack.database_url).await.expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    let (base, _) = stack.database_url.rsplit_once('/').unwrap();
+    let url = format!("{base}/{name}");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    tcom_connectors::postgres::migrate(&pool).await.expect("migrations apply");
+    (pool, url)
+}
+
+/// Polls `check` every 20 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,326 @@
+//! Every contract type round-trips through its committed schema, and every schema stays
+//! backward compatible with the versions released before it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use apache_avro::Schema;
+use tcom_registry::compat::{CompatibilityLevel, check};
+use tcom_schemas::Contract;
+use tcom_schemas::basket::*;
+use tcom_schemas::catalog::*;
+use tcom_schemas::contract::all;
+use tcom_schemas::msisdn::*;
+use tcom_schemas::tenant::*;
+
+fn round_trip<T: Contract + PartialEq + std::fmt::Debug>(value: T) {
+    let bytes = value.to_avro().unwrap_or_else(|e| panic!("{e}"));
+    let back = T::from_avro(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, value);
+}
+
+fn settings() -> TenantSettings {
+    TenantSettings {
+        name: "Nordlys".into(),
+        domains: vec!["nordlys.example".into()],
+        default_locale: "da-DK".into(),
+        locales: vec!["da-DK".into(), "en-GB".into()],
+        currency: "DKK".into(),
+        country: "DK".into(),
+        segments: vec![CustomerSegment { name: "consumer".into(), max_binding_months: 6 }],
+        channels: vec!["web".into()],
+        theme: [("primary_color".to_string(), "#000".to_string())].into(),
+        payment: Some(PaymentSettings {
+            provider: "stripe".into(),
+            account_ref: "acct_1".into(),
+            secret_ref: "vault://x".into(),
+        }),
+    }
+}
+
+#[test]
+fn tenant_contracts_round_trip() {
+    round_trip(Tenant {
+        tenant_id: "t1".into(),
+        status: TenantStatus::Suspended,
+        settings: settings(),
+        version: 3,
+        updated_at: 1_700_000_000_000,
+    });
+    for payload in [
+        TenantCommandPayload::OnboardTenant(OnboardTenant { settings: settings() }),
+        TenantCommandPayload::UpdateTenantSettings(UpdateTenantSettings {
+            settings: TenantSettings { payment: None, ..settings() },
+        }),
+        TenantCommandPayload::SuspendTenant(SuspendTenant { reason: "unpaid".into() }),
+    ] {
+        round_trip(TenantCommand {
+            command_id: "c1".into(),
+            tenant_id: "t1".into(),
+            issued_at: 1,
+            payload,
+        });
+    }
+}
+
+fn definition() -> OfferingDefinition {
+    OfferingDefinition {
+        name: "Unlimited 5G".into(),
+        description: Some("All you can eat".into()),
+        specification_id: "spec-5g".into(),
+        prices: vec![
+            OfferingPrice {
+                name: "activation".into(),
+                price_type: PriceType::OneTime,
+                amount_minor: 9_900,
+                currency: "DKK".into(),
+                recurring_period_months: None,
+            },
+            OfferingPrice {
+                name: "monthly".into(),
+                price_type: PriceType::Recurring,
+                amount_minor: 19_900,
+                currency: "DKK".into(),
+                recurring_period_months: Some(1),
+            },
+        ],
+        binding_months: vec![0, 6],
+        sim_types: vec![SimType::Psim, SimType::Esim],
+        add_ons: vec![AddOnRelation { offering_id: "datacard".into(), min: 0, max: 4 }],
+    }
+}
+
+#[test]
+fn catalog_contracts_round_trip() {
+    round_trip(ProductOffering {
+        tenant_id: "t1".into(),
+        offering_id: "o1".into(),
+        lifecycle_status: LifecycleStatus::Active,
+        definition: definition(),
+        version: 2,
+        updated_at: 5,
+    });
+    for payload in [
+        CatalogCommandPayload::UpsertOffering(UpsertOffering { definition: definition() }),
+        CatalogCommandPayload::ActivateOffering(ActivateOffering { note: None }),
+        CatalogCommandPayload::RetireOffering(RetireOffering { reason: Some("old".into()) }),
+    ] {
+        round_trip(CatalogCommand {
+            command_id: "c".into(),
+            tenant_id: "t1".into(),
+            offering_id: "o1".into(),
+            issued_at: 9,
+            payload,
+        });
+    }
+}
+
+#[test]
+fn basket_contracts_round_trip() {
+    let port_in = NumberChoice::PortIn(PortIn {
+        msisdn: "+4520123456".into(),
+        current_operator: "TDC".into(),
+        sim_icc: Some("8945000000000000001".into()),
+        desired_port_date: Some(20_500),
+    });
+    let new_number = NumberChoice::NewNumber(NewNumber { msisdn: "+4520999999".into() });
+    let commands = [
+        BasketCommandPayload::CreateBasket(CreateBasket { channel: "web".into(), customer_id: None }),
+        BasketCommandPayload::AddPlanLine(AddPlanLine {
+            line_id: "l1".into(),
+            offering_id: "o1".into(),
+            sim_type: SimType::Esim,
+            number: port_in.clone(),
+            binding_months: Some(6),
+        }),
+        BasketCommandPayload::AddPlanLine(AddPlanLine {
+            line_id: "l2".into(),
+            offering_id: "o1".into(),
+            sim_type: SimType::Psim,
+            number: new_number.clone(),
+            binding_months: None,
+        }),
+        BasketCommandPayload::RemoveLine(RemoveLine { line_id: "l1".into() }),
+        BasketCommandPayload::AbandonBasket(AbandonBasket { reason: None }),
+    ];
+    for payload in commands {
+        round_trip(BasketCommand {
+            command_id: "c".into(),
+            tenant_id: "t".into(),
+            basket_id: "b".into(),
+            issued_at: 1,
+            payload,
+        });
+    }
+    let events = [
+        BasketEventPayload::BasketCreated(BasketCreated { channel: "app".into(), customer_id: Some("cust".into()) }),
+        BasketEventPayload::PlanLineAdded(PlanLineAdded {
+            line_id: "l1".into(),
+            offering_id: "o1".into(),
+            sim_type: SimType::Esim,
+            number: port_in,
+            binding_months: Some(6),
+        }),
+        BasketEventPayload::LineRemoved(LineRemoved { line_id: "l1".into() }),
+        BasketEventPayload::BasketAbandoned(BasketAbandoned { reason: Some("ttl".into()) }),
+    ];
+    for payload in events {
+        round_trip(BasketEvent {
+            event_id: "e".into(),
+            command_id: "c".into(),
+            tenant_id: "t".into(),
+            basket_id: "b".into(),
+            version: 4,
+            occurred_at: 2,
+            payload,
+        });
+    }
+}
+
+#[test]
+fn msisdn_contracts_round_trip_and_same_shaped_branches_stay_apart() {
+    // ReserveNumber and ExtendReservation have identical fields: decoding must go by branch
+    // index, not by shape.
+    for payload in [
+        MsisdnCommandPayload::ReserveNumber(ReserveNumber { basket_id: "b".into(), ttl_seconds: 900 }),
+        MsisdnCommandPayload::ExtendReservation(ExtendReservation { basket_id: "b".into(), ttl_seconds: 900 }),
+        MsisdnCommandPayload::ReleaseNumber(ReleaseNumber { basket_id: "b".into() }),
+        MsisdnCommandPayload::ConfirmNumber(ConfirmNumber { basket_id: "b".into(), order_id: "o".into() }),
+    ] {
+        round_trip(MsisdnCommand {
+            command_id: "c".into(),
+            msisdn: "+4520123456".into(),
+            tenant_id: "t".into(),
+            issued_at: 1,
+            payload,
+        });
+    }
+    for payload in [
+        MsisdnEventPayload::NumberReserved(NumberReserved { basket_id: "b".into(), expires_at: 10 }),
+        MsisdnEventPayload::ReservationExtended(ReservationExtended { basket_id: "b".into(), expires_at: 10 }),
+        MsisdnEventPayload::NumberReleased(NumberReleased { basket_id: "b".into(), reason: ReleaseReason::Expired }),
+        MsisdnEventPayload::NumberConfirmed(NumberConfirmed { basket_id: "b".into(), order_id: "o".into() }),
+        MsisdnEventPayload::ReservationRejected(ReservationRejected {
+            basket_id: "b".into(),
+            reason_code: "NUMBER_ALREADY_RESERVED".into(),
+        }),
+    ] {
+        round_trip(MsisdnEvent {
+            event_id: "e".into(),
+            command_id: None,
+            msisdn: "+4520123456".into(),
+            tenant_id: "t".into(),
+            occurred_at: 3,
+            payload,
+        });
+    }
+}
+
+#[test]
+fn a_reader_fills_defaults_for_fields_an_older_writer_did_not_have() {
+    // An older writer schema of CreateBasket without `customer_id`: the current type must
+    // still decode it, taking the serde default.
+    let old: serde_json::Value = serde_json::from_str(BasketCommand::SCHEMA).unwrap();
+    let mut old = old;
+    let branches = old["fields"][4]["type"].as_array_mut().unwrap();
+    branches[0]["fields"].as_array_mut().unwrap().truncate(1);
+    let old_schema = Schema::parse_str(&old.to_string()).unwrap();
+    let value = apache_avro::types::Value::Record(vec![
+        ("command_id".into(), "c".into()),
+        ("tenant_id".into(), "t".into()),
+        ("basket_id".into(), "b".into()),
+        ("issued_at".into(), apache_avro::types::Value::TimestampMillis(1)),
+        (
+            "payload".into(),
+            apache_avro::types::Value::Union(
+                0,
+                Box::new(apache_avro::types::Value::Record(vec![("channel".into(), "web".into())])),
+            ),
+        ),
+    ]);
+    #[allow(deprecated)]
+    let bytes = apache_avro::to_avro_datum(&old_schema, value).unwrap();
+    #[allow(deprecated)]
+    let decoded = apache_avro::from_avro_datum(&old_schema, &mut &bytes[..], None).unwrap();
+    let command: BasketCommand = tcom_schemas::wire::from_writer_value(&decoded).unwrap();
+    assert_eq!(
+        command.payload,
+        BasketCommandPayload::CreateBasket(CreateBasket { channel: "web".into(), customer_id: None })
+    );
+}
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Released versions of a topic's schema, oldest first.
+fn released_versions(topic: &str) -> Vec<(u32, Schema)> {
+    let dir = crate_dir().join("compat").join(topic);
+    let mut versions: Vec<(u32, Schema)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e} (every topic needs at least v1 there)", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter_map(|path| {
+            let stem = path.file_stem()?.to_str()?.strip_prefix('v')?.parse::<u32>().ok()?;
+            let text = std::fs::read_to_string(&path).unwrap();
+            Some((stem, Schema::parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))))
+        })
+        .collect();
+    versions.sort_by_key(|(v, _)| *v);
+    assert!(!versions.is_empty(), "no released version in {}", dir.display());
+    versions
+}
+
+/// The schema file as of the last commit, when this is a git checkout that has one.
+fn committed_version(path: &Path) -> Option<Schema> {
+    let root = crate_dir().join("..").canonicalize().ok()?;
+    let relative = path.strip_prefix(&root).ok()?;
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(&root)
+        .args(["show", &format!("HEAD:{}", relative.display())])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| Schema::parse_str(&String::from_utf8_lossy(&output.stdout)).expect("committed schema parses"))
+}
+
+#[test]
+fn every_schema_reads_data_written_with_every_released_and_the_committed_version() {
+    let mut failures = Vec::new();
+    for contract in all() {
+        let current = Schema::parse_str(contract.schema).unwrap();
+        let mut existing = released_versions(contract.topic);
+        let path = crate_dir().join("avro").join(format!("{}.avsc", contract.topic));
+        if let Some(committed) = committed_version(&path.canonicalize().unwrap()) {
+            existing.push((u32::MAX, committed));
+        }
+        let borrowed: Vec<(u32, &Schema)> = existing.iter().map(|(v, s)| (*v, s)).collect();
+        for message in check(CompatibilityLevel::BackwardTransitive, &current, &borrowed) {
+            failures.push(format!("{}: {}", contract.topic, message.replace(&u32::MAX.to_string(), "HEAD")));
+        }
+    }
+    assert!(failures.is_empty(), "incompatible schema changes:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_committed_version_is_found_in_a_git_checkout() {
+    // Without this, a broken path computation would silently skip the HEAD comparison.
+    if crate_dir().join("../.git").exists() {
+        let path = crate_dir().join("avro/tenants.avsc").canonicalize().unwrap();
+        assert!(committed_version(&path).is_some(), "git show HEAD:schemas/avro/tenants.avsc failed");
+    }
+}
+
+#[test]
+fn the_compatibility_check_catches_a_breaking_change() {
+    // Guard against a check that passes everything: dropping a default-less field from the
+    // released v1 must be caught.
+    let released = released_versions("basket.commands");
+    let mut broken: serde_json::Value = serde_json::from_str(BasketCommand::SCHEMA).unwrap();
+    broken["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "channel_ref", "type": "string"}));
+    let broken = Schema::parse_str(&broken.to_string()).unwrap();
+    let borrowed: Vec<(u32, &Schema)> = released.iter().map(|(v, s)| (*v, s)).collect();
+    assert!(!check(CompatibilityLevel::BackwardTransitive, &broken, &borrowed).is_empty());
+}

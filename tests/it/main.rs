@@ -1,0 +1,9 @@
+//! End-to-end tests on the real stack: Apache Kafka, PostgreSQL, Redis and the schema
+//! registry, started by `scripts/test`. One test binary, modules by concern.
+
+mod ingress;
+mod kafka_transactions;
+mod registry_contract;
+mod registry_persistence;
+mod tenant_view;
+mod wire_format;
