@@ -82,9 +82,15 @@ pub(crate) async fn run(
                 let codec = codec.clone();
                 let stop = stopped();
                 tasks.spawn(async move {
-                    tcom_connectors::tenant_view::run(kafka, tcom_connectors::tenant_view::GROUP_ID.to_owned(), pool, codec, stop)
-                        .await
-                        .context("tenant view connector")
+                    tcom_connectors::tenant_view::run(
+                        kafka,
+                        tcom_connectors::tenant_view::GROUP_ID.to_owned(),
+                        pool,
+                        codec,
+                        stop,
+                    )
+                    .await
+                    .context("tenant view connector")
                 });
             }
         }

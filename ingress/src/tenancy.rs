@@ -180,14 +180,14 @@ async fn follow_once(
                 }
             },
         }
-        if let Some(high) = remaining.get(&message.partition()) {
-            if message.offset() + 1 >= *high {
-                remaining.remove(&message.partition());
-                if remaining.is_empty() {
-                    let tenants = directory.len().await;
-                    tracing::info!(tenants, "Tenant directory caught up.");
-                    directory.caught_up.store(true, Ordering::Release);
-                }
+        if let Some(high) = remaining.get(&message.partition())
+            && message.offset() + 1 >= *high
+        {
+            remaining.remove(&message.partition());
+            if remaining.is_empty() {
+                let tenants = directory.len().await;
+                tracing::info!(tenants, "Tenant directory caught up.");
+                directory.caught_up.store(true, Ordering::Release);
             }
         }
     }

@@ -120,19 +120,19 @@ pub fn check(
     };
     let mut messages = Vec::new();
     for (version, old) in against {
-        if level.checks_backward() {
-            if let Err(e) = reads(old, candidate) {
-                messages.push(format!(
-                    "BACKWARD: the new schema cannot read data written with version {version}: {e}"
-                ));
-            }
+        if level.checks_backward()
+            && let Err(e) = reads(old, candidate)
+        {
+            messages.push(format!(
+                "BACKWARD: the new schema cannot read data written with version {version}: {e}"
+            ));
         }
-        if level.checks_forward() {
-            if let Err(e) = reads(candidate, old) {
-                messages.push(format!(
-                    "FORWARD: version {version} cannot read data written with the new schema: {e}"
-                ));
-            }
+        if level.checks_forward()
+            && let Err(e) = reads(candidate, old)
+        {
+            messages.push(format!(
+                "FORWARD: version {version} cannot read data written with the new schema: {e}"
+            ));
         }
     }
     messages

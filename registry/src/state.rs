@@ -319,10 +319,10 @@ impl RegistryState {
     /// [`RegistryError::Incompatible`] when the schema breaks the subject's compatibility level.
     pub fn plan_register(&self, subject: &str, schema: &StoredSchema) -> Result<RegisterPlan> {
         let existing_id = self.id_by_text.get(&schema.text).copied();
-        if let Some(id) = existing_id {
-            if self.live_versions(subject).any(|(_, e)| e.id == id) {
-                return Ok(RegisterPlan::Existing(id));
-            }
+        if let Some(id) = existing_id
+            && self.live_versions(subject).any(|(_, e)| e.id == id)
+        {
+            return Ok(RegisterPlan::Existing(id));
         }
         let details = self.compatibility_messages(subject, schema, None)?;
         if !details.is_empty() {

@@ -27,7 +27,10 @@ fn settings() -> TenantSettings {
         locales: vec!["da-DK".into(), "en-GB".into()],
         currency: "DKK".into(),
         country: "DK".into(),
-        segments: vec![CustomerSegment { name: "consumer".into(), max_binding_months: 6 }],
+        segments: vec![CustomerSegment {
+            name: "consumer".into(),
+            max_binding_months: 6,
+        }],
         channels: vec!["web".into()],
         theme: [("primary_color".to_string(), "#000".to_string())].into(),
         payment: Some(PaymentSettings {
@@ -48,11 +51,18 @@ fn tenant_contracts_round_trip() {
         updated_at: 1_700_000_000_000,
     });
     for payload in [
-        TenantCommandPayload::OnboardTenant(OnboardTenant { settings: settings() }),
-        TenantCommandPayload::UpdateTenantSettings(UpdateTenantSettings {
-            settings: TenantSettings { payment: None, ..settings() },
+        TenantCommandPayload::OnboardTenant(OnboardTenant {
+            settings: settings(),
         }),
-        TenantCommandPayload::SuspendTenant(SuspendTenant { reason: "unpaid".into() }),
+        TenantCommandPayload::UpdateTenantSettings(UpdateTenantSettings {
+            settings: TenantSettings {
+                payment: None,
+                ..settings()
+            },
+        }),
+        TenantCommandPayload::SuspendTenant(SuspendTenant {
+            reason: "unpaid".into(),
+        }),
     ] {
         round_trip(TenantCommand {
             command_id: "c1".into(),
@@ -86,7 +96,11 @@ fn definition() -> OfferingDefinition {
         ],
         binding_months: vec![0, 6],
         sim_types: vec![SimType::Psim, SimType::Esim],
-        add_ons: vec![AddOnRelation { offering_id: "datacard".into(), min: 0, max: 4 }],
+        add_ons: vec![AddOnRelation {
+            offering_id: "datacard".into(),
+            min: 0,
+            max: 4,
+        }],
     }
 }
 
@@ -101,9 +115,13 @@ fn catalog_contracts_round_trip() {
         updated_at: 5,
     });
     for payload in [
-        CatalogCommandPayload::UpsertOffering(UpsertOffering { definition: definition() }),
+        CatalogCommandPayload::UpsertOffering(UpsertOffering {
+            definition: definition(),
+        }),
         CatalogCommandPayload::ActivateOffering(ActivateOffering { note: None }),
-        CatalogCommandPayload::RetireOffering(RetireOffering { reason: Some("old".into()) }),
+        CatalogCommandPayload::RetireOffering(RetireOffering {
+            reason: Some("old".into()),
+        }),
     ] {
         round_trip(CatalogCommand {
             command_id: "c".into(),
@@ -123,9 +141,14 @@ fn basket_contracts_round_trip() {
         sim_icc: Some("8945000000000000001".into()),
         desired_port_date: Some(20_500),
     });
-    let new_number = NumberChoice::NewNumber(NewNumber { msisdn: "+4520999999".into() });
+    let new_number = NumberChoice::NewNumber(NewNumber {
+        msisdn: "+4520999999".into(),
+    });
     let commands = [
-        BasketCommandPayload::CreateBasket(CreateBasket { channel: "web".into(), customer_id: None }),
+        BasketCommandPayload::CreateBasket(CreateBasket {
+            channel: "web".into(),
+            customer_id: None,
+        }),
         BasketCommandPayload::AddPlanLine(AddPlanLine {
             line_id: "l1".into(),
             offering_id: "o1".into(),
@@ -140,7 +163,9 @@ fn basket_contracts_round_trip() {
             number: new_number.clone(),
             binding_months: None,
         }),
-        BasketCommandPayload::RemoveLine(RemoveLine { line_id: "l1".into() }),
+        BasketCommandPayload::RemoveLine(RemoveLine {
+            line_id: "l1".into(),
+        }),
         BasketCommandPayload::AbandonBasket(AbandonBasket { reason: None }),
     ];
     for payload in commands {
@@ -153,7 +178,10 @@ fn basket_contracts_round_trip() {
         });
     }
     let events = [
-        BasketEventPayload::BasketCreated(BasketCreated { channel: "app".into(), customer_id: Some("cust".into()) }),
+        BasketEventPayload::BasketCreated(BasketCreated {
+            channel: "app".into(),
+            customer_id: Some("cust".into()),
+        }),
         BasketEventPayload::PlanLineAdded(PlanLineAdded {
             line_id: "l1".into(),
             offering_id: "o1".into(),
@@ -161,8 +189,12 @@ fn basket_contracts_round_trip() {
             number: port_in,
             binding_months: Some(6),
         }),
-        BasketEventPayload::LineRemoved(LineRemoved { line_id: "l1".into() }),
-        BasketEventPayload::BasketAbandoned(BasketAbandoned { reason: Some("ttl".into()) }),
+        BasketEventPayload::LineRemoved(LineRemoved {
+            line_id: "l1".into(),
+        }),
+        BasketEventPayload::BasketAbandoned(BasketAbandoned {
+            reason: Some("ttl".into()),
+        }),
     ];
     for payload in events {
         round_trip(BasketEvent {
@@ -182,10 +214,21 @@ fn msisdn_contracts_round_trip_and_same_shaped_branches_stay_apart() {
     // ReserveNumber and ExtendReservation have identical fields: decoding must go by branch
     // index, not by shape.
     for payload in [
-        MsisdnCommandPayload::ReserveNumber(ReserveNumber { basket_id: "b".into(), ttl_seconds: 900 }),
-        MsisdnCommandPayload::ExtendReservation(ExtendReservation { basket_id: "b".into(), ttl_seconds: 900 }),
-        MsisdnCommandPayload::ReleaseNumber(ReleaseNumber { basket_id: "b".into() }),
-        MsisdnCommandPayload::ConfirmNumber(ConfirmNumber { basket_id: "b".into(), order_id: "o".into() }),
+        MsisdnCommandPayload::ReserveNumber(ReserveNumber {
+            basket_id: "b".into(),
+            ttl_seconds: 900,
+        }),
+        MsisdnCommandPayload::ExtendReservation(ExtendReservation {
+            basket_id: "b".into(),
+            ttl_seconds: 900,
+        }),
+        MsisdnCommandPayload::ReleaseNumber(ReleaseNumber {
+            basket_id: "b".into(),
+        }),
+        MsisdnCommandPayload::ConfirmNumber(ConfirmNumber {
+            basket_id: "b".into(),
+            order_id: "o".into(),
+        }),
     ] {
         round_trip(MsisdnCommand {
             command_id: "c".into(),
@@ -196,10 +239,22 @@ fn msisdn_contracts_round_trip_and_same_shaped_branches_stay_apart() {
         });
     }
     for payload in [
-        MsisdnEventPayload::NumberReserved(NumberReserved { basket_id: "b".into(), expires_at: 10 }),
-        MsisdnEventPayload::ReservationExtended(ReservationExtended { basket_id: "b".into(), expires_at: 10 }),
-        MsisdnEventPayload::NumberReleased(NumberReleased { basket_id: "b".into(), reason: ReleaseReason::Expired }),
-        MsisdnEventPayload::NumberConfirmed(NumberConfirmed { basket_id: "b".into(), order_id: "o".into() }),
+        MsisdnEventPayload::NumberReserved(NumberReserved {
+            basket_id: "b".into(),
+            expires_at: 10,
+        }),
+        MsisdnEventPayload::ReservationExtended(ReservationExtended {
+            basket_id: "b".into(),
+            expires_at: 10,
+        }),
+        MsisdnEventPayload::NumberReleased(NumberReleased {
+            basket_id: "b".into(),
+            reason: ReleaseReason::Expired,
+        }),
+        MsisdnEventPayload::NumberConfirmed(NumberConfirmed {
+            basket_id: "b".into(),
+            order_id: "o".into(),
+        }),
         MsisdnEventPayload::ReservationRejected(ReservationRejected {
             basket_id: "b".into(),
             reason_code: "NUMBER_ALREADY_RESERVED".into(),
@@ -229,12 +284,18 @@ fn a_reader_fills_defaults_for_fields_an_older_writer_did_not_have() {
         ("command_id".into(), "c".into()),
         ("tenant_id".into(), "t".into()),
         ("basket_id".into(), "b".into()),
-        ("issued_at".into(), apache_avro::types::Value::TimestampMillis(1)),
+        (
+            "issued_at".into(),
+            apache_avro::types::Value::TimestampMillis(1),
+        ),
         (
             "payload".into(),
             apache_avro::types::Value::Union(
                 0,
-                Box::new(apache_avro::types::Value::Record(vec![("channel".into(), "web".into())])),
+                Box::new(apache_avro::types::Value::Record(vec![(
+                    "channel".into(),
+                    "web".into(),
+                )])),
             ),
         ),
     ]);
@@ -245,7 +306,10 @@ fn a_reader_fills_defaults_for_fields_an_older_writer_did_not_have() {
     let command: BasketCommand = tcom_schemas::wire::from_writer_value(&decoded).unwrap();
     assert_eq!(
         command.payload,
-        BasketCommandPayload::CreateBasket(CreateBasket { channel: "web".into(), customer_id: None })
+        BasketCommandPayload::CreateBasket(CreateBasket {
+            channel: "web".into(),
+            customer_id: None
+        })
     );
 }
 
@@ -257,16 +321,33 @@ fn crate_dir() -> PathBuf {
 fn released_versions(topic: &str) -> Vec<(u32, Schema)> {
     let dir = crate_dir().join("compat").join(topic);
     let mut versions: Vec<(u32, Schema)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (every topic needs at least v1 there)", dir.display()))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (every topic needs at least v1 there)",
+                dir.display()
+            )
+        })
         .map(|entry| entry.unwrap().path())
         .filter_map(|path| {
-            let stem = path.file_stem()?.to_str()?.strip_prefix('v')?.parse::<u32>().ok()?;
+            let stem = path
+                .file_stem()?
+                .to_str()?
+                .strip_prefix('v')?
+                .parse::<u32>()
+                .ok()?;
             let text = std::fs::read_to_string(&path).unwrap();
-            Some((stem, Schema::parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))))
+            Some((
+                stem,
+                Schema::parse_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            ))
         })
         .collect();
     versions.sort_by_key(|(v, _)| *v);
-    assert!(!versions.is_empty(), "no released version in {}", dir.display());
+    assert!(
+        !versions.is_empty(),
+        "no released version in {}",
+        dir.display()
+    );
     versions
 }
 
@@ -280,10 +361,10 @@ fn committed_version(path: &Path) -> Option<Schema> {
         .args(["show", &format!("HEAD:{}", relative.display())])
         .output()
         .ok()?;
-    output
-        .status
-        .success()
-        .then(|| Schema::parse_str(&String::from_utf8_lossy(&output.stdout)).expect("committed schema parses"))
+    output.status.success().then(|| {
+        Schema::parse_str(&String::from_utf8_lossy(&output.stdout))
+            .expect("committed schema parses")
+    })
 }
 
 #[test]
@@ -292,24 +373,40 @@ fn every_schema_reads_data_written_with_every_released_and_the_committed_version
     for contract in all() {
         let current = Schema::parse_str(contract.schema).unwrap();
         let mut existing = released_versions(contract.topic);
-        let path = crate_dir().join("avro").join(format!("{}.avsc", contract.topic));
+        let path = crate_dir()
+            .join("avro")
+            .join(format!("{}.avsc", contract.topic));
         if let Some(committed) = committed_version(&path.canonicalize().unwrap()) {
             existing.push((u32::MAX, committed));
         }
         let borrowed: Vec<(u32, &Schema)> = existing.iter().map(|(v, s)| (*v, s)).collect();
         for message in check(CompatibilityLevel::BackwardTransitive, &current, &borrowed) {
-            failures.push(format!("{}: {}", contract.topic, message.replace(&u32::MAX.to_string(), "HEAD")));
+            failures.push(format!(
+                "{}: {}",
+                contract.topic,
+                message.replace(&u32::MAX.to_string(), "HEAD")
+            ));
         }
     }
-    assert!(failures.is_empty(), "incompatible schema changes:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "incompatible schema changes:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn the_committed_version_is_found_in_a_git_checkout() {
     // Without this, a broken path computation would silently skip the HEAD comparison.
     if crate_dir().join("../.git").exists() {
-        let path = crate_dir().join("avro/tenants.avsc").canonicalize().unwrap();
-        assert!(committed_version(&path).is_some(), "git show HEAD:schemas/avro/tenants.avsc failed");
+        let path = crate_dir()
+            .join("avro/tenants.avsc")
+            .canonicalize()
+            .unwrap();
+        assert!(
+            committed_version(&path).is_some(),
+            "git show HEAD:schemas/avro/tenants.avsc failed"
+        );
     }
 }
 
@@ -319,7 +416,10 @@ fn the_compatibility_check_catches_a_breaking_change() {
     // released v1 must be caught.
     let released = released_versions("basket.commands");
     let mut broken: serde_json::Value = serde_json::from_str(BasketCommand::SCHEMA).unwrap();
-    broken["fields"].as_array_mut().unwrap().push(serde_json::json!({"name": "channel_ref", "type": "string"}));
+    broken["fields"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "channel_ref", "type": "string"}));
     let broken = Schema::parse_str(&broken.to_string()).unwrap();
     let borrowed: Vec<(u32, &Schema)> = released.iter().map(|(v, s)| (*v, s)).collect();
     assert!(!check(CompatibilityLevel::BackwardTransitive, &broken, &borrowed).is_empty());

@@ -9,7 +9,13 @@ use tcom_schemas::tenant::TenantStatus;
 use tcom_tests::{TestApp, eventually, publish_tenant, spawn_ingress, tenant, unique};
 
 async fn get(app: &TestApp, host: &str, path: &str) -> (StatusCode, Option<String>, Value) {
-    let response = app.http.get(app.url(path)).header("host", host).send().await.unwrap();
+    let response = app
+        .http
+        .get(app.url(path))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
     let status = response.status();
     let content_type = response
         .headers()
@@ -43,7 +49,12 @@ async fn a_new_tenant_is_served_within_a_second_of_onboarding() {
     publish_tenant(&id, Some(&tenant(&id, std::slice::from_ref(&domain), 1))).await;
     let published = Instant::now();
     let seen = tenant_seen(&app, &domain, Duration::from_secs(1)).await;
-    let body = seen.unwrap_or_else(|| panic!("{domain} not served {:?} after onboarding", published.elapsed()));
+    let body = seen.unwrap_or_else(|| {
+        panic!(
+            "{domain} not served {:?} after onboarding",
+            published.elapsed()
+        )
+    });
     assert_eq!(body["tenant_id"], Value::String(id.clone()));
     assert_eq!(body["currency"], "DKK");
 
@@ -58,17 +69,28 @@ async fn a_new_tenant_is_served_within_a_second_of_onboarding() {
 async fn each_host_gets_its_own_tenant_and_unknown_hosts_get_a_problem() {
     let app = spawn_ingress().await;
     let (a, b) = (unique("brand-a"), unique("brand-b"));
-    let (host_a, host_b) = (format!("{a}.example.test"), format!("shop.{b}.example.test"));
+    let (host_a, host_b) = (
+        format!("{a}.example.test"),
+        format!("shop.{b}.example.test"),
+    );
     publish_tenant(&a, Some(&tenant(&a, std::slice::from_ref(&host_a), 1))).await;
     publish_tenant(&b, Some(&tenant(&b, std::slice::from_ref(&host_b), 1))).await;
 
-    let seen_a = tenant_seen(&app, &host_a.to_uppercase(), Duration::from_secs(10)).await.unwrap();
-    let seen_b = tenant_seen(&app, &host_b, Duration::from_secs(10)).await.unwrap();
+    let seen_a = tenant_seen(&app, &host_a.to_uppercase(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let seen_b = tenant_seen(&app, &host_b, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(seen_a["tenant_id"], Value::String(a.clone()));
     assert_eq!(seen_b["tenant_id"], Value::String(b.clone()));
 
     // A look-alike of tenant B's domain is not tenant B.
-    for host in [format!("{b}.example.test"), format!("{host_b}.evil.test"), "localhost".to_owned()] {
+    for host in [
+        format!("{b}.example.test"),
+        format!("{host_b}.evil.test"),
+        "localhost".to_owned(),
+    ] {
         let (status, content_type, body) = get(&app, &host, "/v1/storefront/tenant").await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{host}: {body}");
         assert_eq!(content_type.as_deref(), Some("application/problem+json"));
@@ -81,13 +103,32 @@ async fn each_host_gets_its_own_tenant_and_unknown_hosts_get_a_problem() {
 async fn suspending_or_removing_a_tenant_stops_its_storefront() {
     let app = spawn_ingress().await;
     let id = unique("brand");
-    let (old_domain, new_domain) = (format!("{id}.example.test"), format!("www.{id}.example.test"));
-    publish_tenant(&id, Some(&tenant(&id, std::slice::from_ref(&old_domain), 1))).await;
-    assert!(tenant_seen(&app, &old_domain, Duration::from_secs(10)).await.is_some());
+    let (old_domain, new_domain) = (
+        format!("{id}.example.test"),
+        format!("www.{id}.example.test"),
+    );
+    publish_tenant(
+        &id,
+        Some(&tenant(&id, std::slice::from_ref(&old_domain), 1)),
+    )
+    .await;
+    assert!(
+        tenant_seen(&app, &old_domain, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
 
     // Version 2 moves the brand to a new domain: the old one stops answering.
-    publish_tenant(&id, Some(&tenant(&id, std::slice::from_ref(&new_domain), 2))).await;
-    assert!(tenant_seen(&app, &new_domain, Duration::from_secs(10)).await.is_some());
+    publish_tenant(
+        &id,
+        Some(&tenant(&id, std::slice::from_ref(&new_domain), 2)),
+    )
+    .await;
+    assert!(
+        tenant_seen(&app, &new_domain, Duration::from_secs(10))
+            .await
+            .is_some()
+    );
     let (status, _, _) = get(&app, &old_domain, "/v1/storefront/tenant").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
@@ -132,7 +173,10 @@ async fn the_openapi_document_describes_the_routes() {
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in ["/healthz", "/readyz", "/v1/storefront/tenant"] {
-        assert!(doc["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
     assert!(doc["components"]["schemas"].get("Problem").is_some());
 }

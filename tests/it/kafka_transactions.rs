@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer, DefaultProducerContext};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tcom_state::admin::{TopicSpec, ensure_topics};
 use tcom_tests::{stack, unique};
 
@@ -48,7 +48,9 @@ fn read_all(topic: &str, isolation: &str, expected_at_least: usize) -> Vec<Strin
 async fn read_committed_consumers_see_committed_records_and_never_aborted_ones() {
     let stack = stack();
     let topic = unique("eos");
-    ensure_topics(&stack.kafka_settings(), &[TopicSpec::new(&topic, 3)]).await.unwrap();
+    ensure_topics(&stack.kafka_settings(), &[TopicSpec::new(&topic, 3)])
+        .await
+        .unwrap();
 
     let topic_for_producer = topic.clone();
     tokio::task::spawn_blocking(move || {
@@ -61,7 +63,11 @@ async fn read_committed_consumers_see_committed_records_and_never_aborted_ones()
         producer.init_transactions(timeout).unwrap();
         let send = |value: &str| {
             producer
-                .send(BaseRecord::to(&topic_for_producer).key(value).payload(value))
+                .send(
+                    BaseRecord::to(&topic_for_producer)
+                        .key(value)
+                        .payload(value),
+                )
                 .map_err(|(e, _)| e)
                 .unwrap();
         };
@@ -98,9 +104,15 @@ async fn read_committed_consumers_see_committed_records_and_never_aborted_ones()
 
     let committed: HashSet<_> = committed.into_iter().collect();
     let expected: HashSet<String> = ["c1", "c2", "c3", "c4"].map(String::from).into();
-    assert_eq!(committed, expected, "read_committed must see exactly the committed records");
+    assert_eq!(
+        committed, expected,
+        "read_committed must see exactly the committed records"
+    );
     // The aborted records were really written: a read_uncommitted reader sees them. Without
     // this, a producer that silently dropped them would pass the test above.
     let uncommitted: HashSet<_> = uncommitted.into_iter().collect();
-    assert!(uncommitted.contains("a1") && uncommitted.contains("a2"), "{uncommitted:?}");
+    assert!(
+        uncommitted.contains("a1") && uncommitted.contains("a2"),
+        "{uncommitted:?}"
+    );
 }

@@ -22,7 +22,12 @@ impl Registry {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{}", self.url, path));
         if let Some(body) = body {
             request = request.header("content-type", CT).body(body.to_string());
@@ -30,7 +35,10 @@ impl Registry {
         let response = request.send().await.expect("registry reachable");
         let status = response.status();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -50,12 +58,17 @@ impl Registry {
     }
 
     async fn register(&self, subject: &str, schema: &str) -> (StatusCode, Value) {
-        self.post(&format!("/subjects/{subject}/versions"), json!({"schema": schema})).await
+        self.post(
+            &format!("/subjects/{subject}/versions"),
+            json!({"schema": schema}),
+        )
+        .await
     }
 }
 
 fn record(fields: Value) -> String {
-    json!({"type": "record", "name": "Thing", "namespace": "contract.test", "fields": fields}).to_string()
+    json!({"type": "record", "name": "Thing", "namespace": "contract.test", "fields": fields})
+        .to_string()
 }
 
 fn v1() -> String {
@@ -71,7 +84,9 @@ fn v2_required() -> String {
 }
 
 fn error_code(body: &Value) -> i64 {
-    body["error_code"].as_i64().unwrap_or_else(|| panic!("no error_code in {body}"))
+    body["error_code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error_code in {body}"))
 }
 
 #[tokio::test]
@@ -84,7 +99,8 @@ async fn register_lookup_and_read_back() {
     let id = body["id"].as_i64().unwrap();
 
     // Registering the same schema again, whitespace aside, answers the same id.
-    let spaced = serde_json::to_string_pretty(&serde_json::from_str::<Value>(&v1()).unwrap()).unwrap();
+    let spaced =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(&v1()).unwrap()).unwrap();
     let (_, again) = r.register(&subject, &spaced).await;
     assert_eq!(again["id"].as_i64(), Some(id));
 
@@ -100,9 +116,14 @@ async fn register_lookup_and_read_back() {
 
     let (status, by_id) = r.get(&format!("/schemas/ids/{id}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(serde_json::from_str::<Value>(by_id["schema"].as_str().unwrap()).unwrap(), stored);
+    assert_eq!(
+        serde_json::from_str::<Value>(by_id["schema"].as_str().unwrap()).unwrap(),
+        stored
+    );
 
-    let (status, found) = r.post(&format!("/subjects/{subject}"), json!({"schema": v1()})).await;
+    let (status, found) = r
+        .post(&format!("/subjects/{subject}"), json!({"schema": v1()}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(found["version"], json!(1));
 
@@ -110,7 +131,12 @@ async fn register_lookup_and_read_back() {
     assert!(subjects.as_array().unwrap().contains(&json!(subject)));
 
     let (_, usages) = r.get(&format!("/schemas/ids/{id}/versions")).await;
-    assert!(usages.as_array().unwrap().contains(&json!({"subject": subject, "version": 1})));
+    assert!(
+        usages
+            .as_array()
+            .unwrap()
+            .contains(&json!({"subject": subject, "version": 1}))
+    );
 }
 
 #[tokio::test]
@@ -123,7 +149,10 @@ async fn an_incompatible_schema_is_refused_with_409_and_confluents_body() {
     let (status, body) = r.register(&subject, &v2_required()).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(error_code(&body), 409);
-    assert!(body["message"].as_str().unwrap().contains("incompatible"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("incompatible"),
+        "{body}"
+    );
 
     // Nothing was written.
     let (_, versions) = r.get(&format!("/subjects/{subject}/versions")).await;
@@ -143,7 +172,10 @@ async fn compatibility_endpoint_answers_without_registering() {
     r.register(&subject, &v1()).await;
 
     let (status, ok) = r
-        .post(&format!("/compatibility/subjects/{subject}/versions/latest"), json!({"schema": v2_with_default()}))
+        .post(
+            &format!("/compatibility/subjects/{subject}/versions/latest"),
+            json!({"schema": v2_with_default()}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ok["is_compatible"], json!(true));
@@ -170,11 +202,21 @@ async fn subject_config_changes_the_rules() {
     let (status, body) = r.get(&format!("/config/{subject}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), 40408);
-    let (_, fallback) = r.get(&format!("/config/{subject}?defaultToGlobal=true")).await;
+    let (_, fallback) = r
+        .get(&format!("/config/{subject}?defaultToGlobal=true"))
+        .await;
     assert!(fallback["compatibilityLevel"].is_string());
 
-    let (status, body) = r.put(&format!("/config/{subject}"), json!({"compatibility": "FORWARD"})).await;
-    assert_eq!((status, body), (StatusCode::OK, json!({"compatibility": "FORWARD"})));
+    let (status, body) = r
+        .put(
+            &format!("/config/{subject}"),
+            json!({"compatibility": "FORWARD"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"compatibility": "FORWARD"}))
+    );
     let (_, body) = r.get(&format!("/config/{subject}")).await;
     assert_eq!(body, json!({"compatibilityLevel": "FORWARD"}));
 
@@ -186,7 +228,12 @@ async fn subject_config_changes_the_rules() {
     let (status, body) = r.register(&subject, &dropped).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    let (status, body) = r.put(&format!("/config/{subject}"), json!({"compatibility": "SIDEWAYS"})).await;
+    let (status, body) = r
+        .put(
+            &format!("/config/{subject}"),
+            json!({"compatibility": "SIDEWAYS"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_code(&body), 42203);
 }
@@ -195,16 +242,32 @@ async fn subject_config_changes_the_rules() {
 async fn transitive_levels_check_every_version() {
     let r = Registry::new();
     let subject = unique("contract-value");
-    r.put(&format!("/config/{subject}"), json!({"compatibility": "BACKWARD_TRANSITIVE"})).await;
-    r.register(&subject, &record(json!([{"name": "a", "type": "string"}]))).await;
-    let (status, _) = r.register(&subject, &record(json!([{"name": "b", "type": "int", "default": 0}]))).await;
+    r.put(
+        &format!("/config/{subject}"),
+        json!({"compatibility": "BACKWARD_TRANSITIVE"}),
+    )
+    .await;
+    r.register(&subject, &record(json!([{"name": "a", "type": "string"}])))
+        .await;
+    let (status, _) = r
+        .register(
+            &subject,
+            &record(json!([{"name": "b", "type": "int", "default": 0}])),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     // Readable against v2 alone, but `a` as int cannot read v1's string `a`.
-    let v3 = record(json!([{"name": "b", "type": "int", "default": 0}, {"name": "a", "type": "int", "default": 1}]));
+    let v3 = record(
+        json!([{"name": "b", "type": "int", "default": 0}, {"name": "a", "type": "int", "default": 1}]),
+    );
     let (status, body) = r.register(&subject, &v3).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    r.put(&format!("/config/{subject}"), json!({"compatibility": "BACKWARD"})).await;
+    r.put(
+        &format!("/config/{subject}"),
+        json!({"compatibility": "BACKWARD"}),
+    )
+    .await;
     let (status, body) = r.register(&subject, &v3).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
@@ -217,13 +280,46 @@ async fn not_found_and_invalid_input_use_confluents_error_codes() {
     r.register(&subject, &v1()).await;
 
     let cases = [
-        (r.get(&format!("/subjects/{missing}/versions")).await, StatusCode::NOT_FOUND, 40401),
-        (r.get(&format!("/subjects/{subject}/versions/99")).await, StatusCode::NOT_FOUND, 40402),
-        (r.get("/schemas/ids/2147483000").await, StatusCode::NOT_FOUND, 40403),
-        (r.post(&format!("/subjects/{subject}"), json!({"schema": v2_required()})).await, StatusCode::NOT_FOUND, 40403),
-        (r.register(&subject, "{not json").await, StatusCode::UNPROCESSABLE_ENTITY, 42201),
-        (r.register(&subject, r#"{"type":"record","name":"X"}"#).await, StatusCode::UNPROCESSABLE_ENTITY, 42201),
-        (r.get(&format!("/subjects/{subject}/versions/zero")).await, StatusCode::UNPROCESSABLE_ENTITY, 42202),
+        (
+            r.get(&format!("/subjects/{missing}/versions")).await,
+            StatusCode::NOT_FOUND,
+            40401,
+        ),
+        (
+            r.get(&format!("/subjects/{subject}/versions/99")).await,
+            StatusCode::NOT_FOUND,
+            40402,
+        ),
+        (
+            r.get("/schemas/ids/2147483000").await,
+            StatusCode::NOT_FOUND,
+            40403,
+        ),
+        (
+            r.post(
+                &format!("/subjects/{subject}"),
+                json!({"schema": v2_required()}),
+            )
+            .await,
+            StatusCode::NOT_FOUND,
+            40403,
+        ),
+        (
+            r.register(&subject, "{not json").await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42201,
+        ),
+        (
+            r.register(&subject, r#"{"type":"record","name":"X"}"#)
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42201,
+        ),
+        (
+            r.get(&format!("/subjects/{subject}/versions/zero")).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42202,
+        ),
     ];
     for (i, ((status, body), want_status, want_code)) in cases.into_iter().enumerate() {
         assert_eq!(status, want_status, "case {i}: {body}");
@@ -238,7 +334,9 @@ async fn soft_then_permanent_deletion() {
     r.register(&subject, &v1()).await;
     r.register(&subject, &v2_with_default()).await;
 
-    let (status, body) = r.delete(&format!("/subjects/{subject}?permanent=true")).await;
+    let (status, body) = r
+        .delete(&format!("/subjects/{subject}?permanent=true"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), 40405);
 
@@ -250,7 +348,9 @@ async fn soft_then_permanent_deletion() {
     let (_, listed) = r.get("/subjects?deleted=true").await;
     assert!(listed.as_array().unwrap().contains(&json!(subject)));
 
-    let (status, _) = r.delete(&format!("/subjects/{subject}?permanent=true")).await;
+    let (status, _) = r
+        .delete(&format!("/subjects/{subject}?permanent=true"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (_, listed) = r.get("/subjects?deleted=true").await;
     assert!(!listed.as_array().unwrap().contains(&json!(subject)));

@@ -8,7 +8,9 @@ use tcom_registry::{KafkaLog, Registry, router};
 use tcom_tests::{stack, unique};
 
 async fn start(topic: &str) -> (String, tokio::task::JoinHandle<()>) {
-    let (log, state) = KafkaLog::open(&stack().kafka_settings(), topic).await.unwrap();
+    let (log, state) = KafkaLog::open(&stack().kafka_settings(), topic)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = router(Arc::new(Registry::new(log, state)));
@@ -22,7 +24,8 @@ async fn start(topic: &str) -> (String, tokio::task::JoinHandle<()>) {
 async fn a_restarted_registry_remembers_everything() {
     let topic = unique("_schemas-test");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let schema = json!({"type": "record", "name": "P", "fields": [{"name": "x", "type": "long"}]}).to_string();
+    let schema = json!({"type": "record", "name": "P", "fields": [{"name": "x", "type": "long"}]})
+        .to_string();
 
     let (url, first) = start(&topic).await;
     let registered: Value = http
@@ -45,7 +48,10 @@ async fn a_restarted_registry_remembers_everything() {
         .send()
         .await
         .unwrap();
-    http.delete(format!("{url}/subjects/gone-value")).send().await.unwrap();
+    http.delete(format!("{url}/subjects/gone-value"))
+        .send()
+        .await
+        .unwrap();
     first.abort();
     let _ = first.await;
 
@@ -60,10 +66,28 @@ async fn a_restarted_registry_remembers_everything() {
         .unwrap();
     assert_eq!(latest["id"].as_i64(), Some(id));
     assert_eq!(latest["version"], json!(1));
-    let config: Value = http.get(format!("{url}/config/kept-value")).send().await.unwrap().json().await.unwrap();
+    let config: Value = http
+        .get(format!("{url}/config/kept-value"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(config, json!({"compatibilityLevel": "FULL_TRANSITIVE"}));
-    let subjects: Value = http.get(format!("{url}/subjects")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(subjects, json!(["kept-value"]), "the soft-deleted subject stays deleted");
+    let subjects: Value = http
+        .get(format!("{url}/subjects"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects,
+        json!(["kept-value"]),
+        "the soft-deleted subject stays deleted"
+    );
     // A new schema gets the next id, not a reused one.
     let other = json!({"type": "record", "name": "Q", "fields": []}).to_string();
     let next: Value = http

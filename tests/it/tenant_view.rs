@@ -41,21 +41,37 @@ async fn tenants_are_materialized_and_visible_only_in_their_own_scope() {
     let (a, b) = (unique("brand-a"), unique("brand-b"));
     publish_tenant(&a, Some(&tenant(&a, &[format!("{a}.example.test")], 2))).await;
     publish_tenant(&b, Some(&tenant(&b, &[format!("{b}.example.test")], 1))).await;
-    let seen = eventually(Duration::from_secs(20), || version_seen_as(&pool, Some(&a), &a)).await;
+    let seen = eventually(Duration::from_secs(20), || {
+        version_seen_as(&pool, Some(&a), &a)
+    })
+    .await;
     assert_eq!(seen, Some(2));
-    assert!(eventually(Duration::from_secs(20), || version_seen_as(&pool, Some(&b), &b)).await.is_some());
+    assert!(
+        eventually(Duration::from_secs(20), || version_seen_as(
+            &pool,
+            Some(&b),
+            &b
+        ))
+        .await
+        .is_some()
+    );
 
     // Outside A's scope, A's row does not exist: no setting, or B's setting.
     assert_eq!(version_seen_as(&pool, None, &a).await, None);
     assert_eq!(version_seen_as(&pool, Some(&b), &a).await, None);
-    let everything: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants").fetch_one(&pool).await.unwrap();
+    let everything: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(everything, 0, "an unscoped query sees no rows at all");
 
     // A replayed older version does not overwrite the newer row.
     publish_tenant(&a, Some(&tenant(&a, &[format!("{a}.example.test")], 1))).await;
     publish_tenant(&a, Some(&tenant(&a, &[format!("{a}.example.test")], 3))).await;
     let newest = eventually(Duration::from_secs(20), || async {
-        version_seen_as(&pool, Some(&a), &a).await.filter(|v| *v == 3)
+        version_seen_as(&pool, Some(&a), &a)
+            .await
+            .filter(|v| *v == 3)
     })
     .await;
     assert_eq!(newest, Some(3));
@@ -63,7 +79,10 @@ async fn tenants_are_materialized_and_visible_only_in_their_own_scope() {
     // A tombstone deletes the row.
     publish_tenant(&b, None).await;
     let deleted = eventually(Duration::from_secs(20), || async {
-        version_seen_as(&pool, Some(&b), &b).await.is_none().then_some(())
+        version_seen_as(&pool, Some(&b), &b)
+            .await
+            .is_none()
+            .then_some(())
     })
     .await;
     assert!(deleted.is_some());

@@ -31,7 +31,11 @@ async fn values_carry_the_registry_id_of_their_schema_and_decode_back() {
 
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let registered: Value = http
-        .post(format!("{}/subjects/{}", stack.registry_url, BasketCommand::subject()))
+        .post(format!(
+            "{}/subjects/{}",
+            stack.registry_url,
+            BasketCommand::subject()
+        ))
         .json(&serde_json::json!({"schema": BasketCommand::SCHEMA}))
         .send()
         .await
@@ -39,7 +43,11 @@ async fn values_carry_the_registry_id_of_their_schema_and_decode_back() {
         .json()
         .await
         .unwrap();
-    assert_eq!(registered["id"].as_u64(), Some(u64::from(id)), "{registered}");
+    assert_eq!(
+        registered["id"].as_u64(),
+        Some(u64::from(id)),
+        "{registered}"
+    );
 
     let decoded: BasketCommand = codec.decode(&bytes).await.unwrap();
     assert_eq!(decoded, command());
@@ -48,18 +56,30 @@ async fn values_carry_the_registry_id_of_their_schema_and_decode_back() {
 #[tokio::test]
 async fn bytes_outside_the_wire_format_are_a_permanent_error() {
     let codec = Codec::new(&stack().registry_url).unwrap();
-    let not_wire = codec.decode::<BasketCommand>(b"{\"json\": true}").await.unwrap_err();
+    let not_wire = codec
+        .decode::<BasketCommand>(b"{\"json\": true}")
+        .await
+        .unwrap_err();
     assert!(!not_wire.is_retryable(), "{not_wire}");
     // Valid prefix, but an id no registry has handed out.
-    let unknown_id = codec.decode::<BasketCommand>(&[0, 0x7f, 0xff, 0xff, 0x00, 2]).await.unwrap_err();
+    let unknown_id = codec
+        .decode::<BasketCommand>(&[0, 0x7f, 0xff, 0xff, 0x00, 2])
+        .await
+        .unwrap_err();
     assert!(!unknown_id.is_retryable(), "{unknown_id}");
 }
 
 #[tokio::test]
 async fn all_contracts_register_idempotently() {
     let codec = Codec::new(&stack().registry_url).unwrap();
-    let first = codec.register_all(&tcom_schemas::contract::all()).await.unwrap();
-    let second = codec.register_all(&tcom_schemas::contract::all()).await.unwrap();
+    let first = codec
+        .register_all(&tcom_schemas::contract::all())
+        .await
+        .unwrap();
+    let second = codec
+        .register_all(&tcom_schemas::contract::all())
+        .await
+        .unwrap();
     assert_eq!(first, second);
     assert_eq!(first.len(), tcom_schemas::contract::all().len());
 }

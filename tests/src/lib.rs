@@ -82,7 +82,9 @@ impl TestApp {
 
 /// Starts an ingress in this process.
 pub async fn spawn_ingress() -> TestApp {
-    let app = Application::build(&settings()).await.expect("ingress builds");
+    let app = Application::build(&settings())
+        .await
+        .expect("ingress builds");
     let address = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
@@ -103,7 +105,10 @@ pub fn tenant(id: &str, domains: &[String], version: i64) -> Tenant {
             locales: vec!["da-DK".into()],
             currency: "DKK".into(),
             country: "DK".into(),
-            segments: vec![CustomerSegment { name: "consumer".into(), max_binding_months: 6 }],
+            segments: vec![CustomerSegment {
+                name: "consumer".into(),
+                max_binding_months: 6,
+            }],
             channels: vec!["web".into()],
             theme: Default::default(),
             payment: None,
@@ -116,16 +121,30 @@ pub fn tenant(id: &str, domains: &[String], version: i64) -> Tenant {
 /// Publishes a tenant record (or a tombstone) to the tenants topic.
 pub async fn publish_tenant(tenant_id: &str, tenant: Option<&Tenant>) {
     let stack = stack();
-    let producer: FutureProducer = stack.kafka_settings().idempotent_producer().create().unwrap();
+    let producer: FutureProducer = stack
+        .kafka_settings()
+        .idempotent_producer()
+        .create()
+        .unwrap();
     let payload = match tenant {
-        Some(t) => Some(Codec::new(&stack.registry_url).unwrap().encode(t).await.unwrap()),
+        Some(t) => Some(
+            Codec::new(&stack.registry_url)
+                .unwrap()
+                .encode(t)
+                .await
+                .unwrap(),
+        ),
         None => None,
     };
     let mut record = FutureRecord::to(Tenant::TOPIC).key(tenant_id);
     if let Some(payload) = payload.as_deref() {
         record = record.payload(payload);
     }
-    producer.send(record, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
 }
 
 /// A fresh database with the migrations applied, dropped by nobody: names are unique, and the
@@ -133,12 +152,19 @@ pub async fn publish_tenant(tenant_id: &str, tenant: Option<&Tenant>) {
 pub async fn fresh_database() -> (sqlx::PgPool, String) {
     let stack = stack();
     let name = unique("test").replace('-', "_");
-    let admin = sqlx::PgPool::connect(&stack.database_url).await.expect("PostgreSQL reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+    let admin = sqlx::PgPool::connect(&stack.database_url)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let (base, _) = stack.database_url.rsplit_once('/').unwrap();
     let url = format!("{base}/{name}");
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    tcom_connectors::postgres::migrate(&pool).await.expect("migrations apply");
+    tcom_connectors::postgres::migrate(&pool)
+        .await
+        .expect("migrations apply");
     (pool, url)
 }
 
