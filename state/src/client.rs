@@ -37,7 +37,10 @@ impl KafkaSettings {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("linger.ms", "1");
+            .set("linger.ms", "1")
+            // The Java client's partitioner: a key lands on the same partition whichever
+            // client produced it, so topics stay co-partitioned with Java producers too.
+            .set("partitioner", "murmur2_random");
         config
     }
 
@@ -47,7 +50,9 @@ impl KafkaSettings {
         let mut config = self.idempotent_producer();
         config
             .set("transactional.id", transactional_id)
-            .set("transaction.timeout.ms", "60000");
+            // Short enough that a partition whose previous owner died mid-transaction is not
+            // blocked for long (read_committed readers wait for the transaction to end).
+            .set("transaction.timeout.ms", "10000");
         config
     }
 

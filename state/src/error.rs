@@ -11,6 +11,8 @@ pub enum Error {
     Topic { topic: String, message: String },
     #[error("a blocking Kafka call could not finish: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("state store: {0}")]
+    Store(String),
 }
 
 impl Error {
@@ -33,7 +35,7 @@ impl Error {
                 )
             }),
             Self::Topic { .. } => false,
-            Self::Join(_) => false,
+            Self::Join(_) | Self::Store(_) => false,
         }
     }
 }

@@ -1,11 +1,22 @@
-//! The stream-processing runtime's foundation: Kafka client configuration and topic
-//! administration shared by every role of the platform. It knows nothing about telecom.
+//! The stream-processing runtime: exactly-once partition tasks with RocksDB state, changelogs,
+//! restore, wall-clock timers, global tables and dead letters, on Apache Kafka. It knows
+//! nothing about telecom; domain processors implement [`Processor`].
 //!
-//! The exactly-once partition-task runtime (RocksDB stores, changelogs, restore, timers,
-//! dead letters) grows here; see `DESIGN.md` section 5.
+//! Start one with [`runtime::start`]; see `runtime` for the commit protocol and `store` for
+//! how state is kept. Also here: Kafka client settings ([`client`]) and topic administration
+//! ([`admin`]) used by every role.
 
 pub mod admin;
 pub mod client;
 mod error;
+mod failpoint;
+pub mod global;
+pub mod metrics;
+pub mod processor;
+mod restore;
+pub mod runtime;
+pub mod store;
 
 pub use error::{Error, Result};
+pub use processor::{Context, Output, ProcessError, Processor, ProcessorFactory, Record};
+pub use runtime::{RuntimeConfig, RuntimeHandle, start};

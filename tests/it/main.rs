@@ -4,6 +4,7 @@
 mod ingress;
 mod kafka_transactions;
 mod registry_contract;
+mod runtime_eos;
 mod registry_persistence;
 mod tenant_view;
 mod wire_format;

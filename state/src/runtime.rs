@@ -1,0 +1,853 @@
+//! The exactly-once processing loop.
+//!
+//! One consumer (read_committed, in the application's consumer group) and one transactional
+//! producer per runtime instance, on a dedicated thread, because every rdkafka transaction call
+//! blocks. A *task* per input partition number owns the processor instance and the RocksDB
+//! state of that partition (co-partitioned input topics share a task).
+//!
+//! A transaction covers everything since the last commit: the processors' outputs, dead
+//! letters, the changelog records of every key written, and the consumed offsets
+//! (`send_offsets_to_transaction` with the group metadata, which fences zombies after a
+//! rebalance). Order at commit:
+//!
+//! 1. produce the changelog records of the transaction's writes;
+//! 2. send the input offsets to the transaction; commit it;
+//! 3. only then apply the writes to RocksDB, with the changelog offset they reflect, in one
+//!    atomic batch.
+//!
+//! A crash before step 2 completes loses nothing: the transaction aborts and RocksDB never saw
+//! its writes. A crash after it loses at most the batch of step 3, which the changelog replay
+//! at the next start restores. No state is ever wiped.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, Statistics, TopicPartitionList};
+
+use crate::admin::{TopicSpec, ensure_topics};
+use crate::client::KafkaSettings;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::global::{self, GlobalTableSpec, GlobalTables};
+use crate::metrics::Metrics;
+use crate::processor::{Context, Output, ProcessError, ProcessorFactory, Record};
+use crate::restore::Restorer;
+use crate::store::{TaskDb, Writes};
+
+/// Header carrying a command's unique id; records with one are processed at most once.
+pub const COMMAND_ID_HEADER: &str = "command-id";
+/// The internal store remembering processed command ids.
+pub const COMMAND_IDS_STORE: &str = "command-ids";
+
+/// How retryable failures are retried before the record is dead-lettered.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+}
+
+/// Everything a runtime instance needs to know.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Names the consumer group, the changelog topics and the state folder.
+    pub application_id: String,
+    /// Stable per instance across restarts: it makes the `transactional.id`, which fences a
+    /// previous incarnation of this instance.
+    pub instance_id: String,
+    pub kafka: KafkaSettings,
+    /// Co-partitioned input topics (same partition count).
+    pub input_topics: Vec<String>,
+    /// Store names; each gets a column family and a `<application>-<store>-changelog` topic.
+    pub stores: Vec<String>,
+    pub state_dir: PathBuf,
+    /// Commit at least this often while records flow (interactive latency).
+    pub commit_interval: Duration,
+    /// ... or after this many records, whichever comes first.
+    pub commit_max_records: usize,
+    pub punctuate_interval: Option<Duration>,
+    pub retry: RetryPolicy,
+    pub global_tables: Vec<GlobalTableSpec>,
+    /// Skip records whose `command-id` header was already processed.
+    pub deduplicate_commands: bool,
+}
+
+impl RuntimeConfig {
+    /// A configuration with the defaults: commit every 100 ms or 1000 records, 3 attempts
+    /// for retryable failures, command de-duplication on.
+    pub fn new(
+        application_id: impl Into<String>,
+        instance_id: impl Into<String>,
+        kafka: KafkaSettings,
+        input_topics: Vec<String>,
+        stores: Vec<String>,
+        state_dir: PathBuf,
+    ) -> Self {
+        Self {
+            application_id: application_id.into(),
+            instance_id: instance_id.into(),
+            kafka,
+            input_topics,
+            stores,
+            state_dir,
+            commit_interval: Duration::from_millis(100),
+            commit_max_records: 1000,
+            punctuate_interval: None,
+            retry: RetryPolicy {
+                attempts: 3,
+                initial_backoff: Duration::from_millis(50),
+            },
+            global_tables: Vec::new(),
+            deduplicate_commands: true,
+        }
+    }
+
+    /// The changelog topic of a store.
+    pub fn changelog_topic(&self, store: &str) -> String {
+        format!("{}-{store}-changelog", self.application_id)
+    }
+
+    /// Every store including the runtime's own.
+    fn all_stores(&self) -> Vec<String> {
+        let mut stores = self.stores.clone();
+        if self.deduplicate_commands {
+            stores.push(COMMAND_IDS_STORE.to_owned());
+        }
+        stores
+    }
+}
+
+/// The dead-letter topic of an input topic.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// A running runtime instance.
+#[derive(Debug)]
+pub struct RuntimeHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<()>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl RuntimeHandle {
+    /// The instance's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Asks the loop to commit, close its tasks and stop.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Whether the loop has ended (stopped, or failed).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops (if not yet) and waits for the loop to end.
+    ///
+    /// # Errors
+    /// The loop ended with a fatal error.
+    pub fn join(mut self) -> Result<()> {
+        self.stop();
+        match self.thread.take() {
+            Some(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(Error::Store("the runtime thread panicked".to_owned()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RuntimeHandle {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Creates the changelog and dead-letter topics, then starts the loop on its own thread once
+/// the producer is initialised, the global tables have caught up and the consumer subscribed.
+///
+/// # Errors
+/// Topics cannot be created or read, or the producer cannot initialise transactions.
+pub async fn start(config: RuntimeConfig, factory: ProcessorFactory) -> Result<RuntimeHandle> {
+    let partitions = input_partitions(&config).await?;
+    let mut specs: Vec<TopicSpec> = config
+        .all_stores()
+        .iter()
+        .map(|s| TopicSpec::compacted(config.changelog_topic(s), partitions))
+        .collect();
+    specs.extend(config.input_topics.iter().map(|t| TopicSpec::new(dead_letter_topic(t), partitions)));
+    ensure_topics(&config.kafka, &specs).await?;
+
+    let metrics = Arc::new(Metrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let thread_metrics = metrics.clone();
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("runtime-{}", config.application_id))
+        .spawn(move || {
+            let setup = Loop::new(config, factory, thread_metrics);
+            match setup {
+                Ok(mut looped) => {
+                    let _ = ready_tx.send(Ok(()));
+                    looped.run(&thread_stop)
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let _ = ready_tx.send(Err(e));
+                    Err(Error::Store(message))
+                }
+            }
+        })
+        .map_err(|e| Error::Store(format!("cannot start the runtime thread: {e}")))?;
+    ready_rx
+        .await
+        .map_err(|_| Error::Store("the runtime thread ended during start-up".to_owned()))??;
+    Ok(RuntimeHandle {
+        stop,
+        thread: Some(thread),
+        metrics,
+    })
+}
+
+async fn input_partitions(config: &RuntimeConfig) -> Result<i32> {
+    let kafka = config.kafka.clone();
+    let topics = config.input_topics.clone();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = kafka.client_config().create()?;
+        let mut counts = HashSet::new();
+        for topic in &topics {
+            let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            let count = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
+            if count == 0 {
+                return Err(Error::Topic {
+                    topic: topic.clone(),
+                    message: "input topic does not exist".to_owned(),
+                });
+            }
+            counts.insert(count);
+        }
+        match counts.len() {
+            1 => Ok(counts.into_iter().next().expect("one count")),
+            0 => Err(Error::Store("no input topic configured".to_owned())),
+            _ => Err(Error::Store(format!(
+                "input topics {topics:?} are not co-partitioned (partition counts {counts:?})"
+            ))),
+        }
+    })
+    .await?
+}
+
+// --- producer context: changelog offsets from delivery reports ---------------------------
+
+/// Tracks, per changelog partition, the highest offset acknowledged in the open transaction,
+/// and the first delivery failure.
+#[derive(Default)]
+struct TxnProducerContext {
+    changelog_offsets: Mutex<HashMap<(String, i32), i64>>,
+    failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for TxnProducerContext {}
+
+impl ProducerContext for TxnProducerContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(message) if message.topic().ends_with("-changelog") => {
+                let mut offsets = self.changelog_offsets.lock().expect("offsets lock");
+                let entry = offsets
+                    .entry((message.topic().to_owned(), message.partition()))
+                    .or_insert(-1);
+                *entry = (*entry).max(message.offset());
+            }
+            Ok(_) => {}
+            Err((e, message)) => {
+                let mut failure = self.failure.lock().expect("failure lock");
+                failure.get_or_insert_with(|| format!("delivery to {} failed: {e}", message.topic()));
+            }
+        }
+    }
+}
+
+// --- tasks and the engine -----------------------------------------------------------------
+
+struct Task {
+    processor: Box<dyn crate::processor::Processor>,
+    db: TaskDb,
+    /// Writes of the open transaction, not yet in RocksDB.
+    pending: Writes,
+    /// Next offset to consume per input topic, for the open transaction.
+    consumed: HashMap<String, i64>,
+}
+
+/// What the loop and the rebalance callbacks share (both run on the loop's thread; the
+/// mutex only satisfies the callback's `Sync` bound).
+struct Engine {
+    config: RuntimeConfig,
+    factory: ProcessorFactory,
+    store_ids: HashMap<String, usize>,
+    stores: Vec<String>,
+    producer: BaseProducer<TxnProducerContext>,
+    restorer: Restorer,
+    tasks: BTreeMap<i32, Task>,
+    globals: Arc<GlobalTables>,
+    metrics: Arc<Metrics>,
+    txn_open: bool,
+    txn_records: usize,
+    txn_started: Instant,
+    last_punctuation: Instant,
+    /// A rebalance callback failed in a way the loop must act on.
+    fatal: Option<Error>,
+    /// After an abort, consumer positions must go back to the committed offsets.
+    rewind: bool,
+}
+
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Engine {
+    fn begin_if_needed(&mut self) -> Result<()> {
+        if !self.txn_open {
+            self.producer.begin_transaction()?;
+            self.txn_open = true;
+            self.txn_records = 0;
+            self.txn_started = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn send(&self, output: &Output) -> Result<()> {
+        let mut headers = OwnedHeaders::new_with_capacity(output.headers.len());
+        for (name, value) in &output.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: Some(value.as_slice()),
+            });
+        }
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&output.topic).headers(headers);
+        if let Some(key) = &output.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(value) = &output.value {
+            record = record.payload(value.as_slice());
+        }
+        if let Some(partition) = output.partition {
+            record = record.partition(partition);
+        }
+        self.send_record(record)
+    }
+
+    fn send_record<'a>(&self, mut record: BaseRecord<'a, [u8], [u8]>) -> Result<()> {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    self.producer.poll(Duration::from_millis(50));
+                    record = back;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Processes one input record inside the open transaction.
+    fn handle(&mut self, message: &BorrowedMessage<'_>) -> Result<()> {
+        self.begin_if_needed()?;
+        let partition = message.partition();
+        let headers: Vec<(String, Vec<u8>)> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let record = Record {
+            topic: message.topic(),
+            partition,
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
+            key: message.key(),
+            value: message.payload(),
+            headers: &headers,
+        };
+        let Some(task) = self.tasks.get_mut(&partition) else {
+            // Cannot happen while assignments and tasks are kept in step; never drop silently.
+            return Err(Error::Store(format!("no task for partition {partition}")));
+        };
+        Metrics::add(&self.metrics.records, 1);
+        self.txn_records += 1;
+        task.consumed.insert(record.topic.to_owned(), record.offset + 1);
+
+        let dedup_store = self
+            .config
+            .deduplicate_commands
+            .then(|| self.store_ids[COMMAND_IDS_STORE]);
+        let command_id = record.header(COMMAND_ID_HEADER).map(<[u8]>::to_vec);
+        if let (Some(store), Some(id)) = (dedup_store, &command_id) {
+            let seen = match task.pending.lookup(store, id) {
+                Some(value) => value.is_some(),
+                None => task.db.get(store, id)?.is_some(),
+            };
+            if seen {
+                Metrics::add(&self.metrics.duplicates, 1);
+                return Ok(());
+            }
+        }
+
+        let mut writes = Writes::new(self.stores.len());
+        let mut outputs = Vec::new();
+        let mut attempt = 0;
+        let outcome = loop {
+            writes.clear();
+            outputs.clear();
+            let mut ctx = Context {
+                partition,
+                store_ids: &self.store_ids,
+                db: &task.db,
+                pending: &task.pending,
+                writes: &mut writes,
+                outputs: &mut outputs,
+                globals: &self.globals,
+            };
+            match task.processor.process(&mut ctx, &record) {
+                Ok(()) => break Ok(()),
+                Err(ProcessError::Retryable(e)) if attempt + 1 < self.config.retry.attempts => {
+                    Metrics::add(&self.metrics.retries, 1);
+                    std::thread::sleep(self.config.retry.initial_backoff * 2u32.pow(attempt));
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "Retrying a record.");
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                if let (Some(store), Some(id)) = (dedup_store, command_id) {
+                    writes.put(store, id, record.timestamp_ms.to_be_bytes().to_vec());
+                }
+                task.pending.absorb(&mut writes);
+                for output in &outputs {
+                    self.send(output)?;
+                }
+            }
+            Err(e) => {
+                Metrics::add(&self.metrics.dead_letters, 1);
+                tracing::warn!(
+                    topic = record.topic,
+                    partition,
+                    offset = record.offset,
+                    error = %e,
+                    "Dead-lettering a record."
+                );
+                let mut dead = Output {
+                    topic: dead_letter_topic(record.topic),
+                    partition: None,
+                    key: record.key.map(<[u8]>::to_vec),
+                    value: record.value.map(<[u8]>::to_vec),
+                    headers: headers.clone(),
+                };
+                dead.headers.extend([
+                    ("dlq.error".to_owned(), e.to_string().into_bytes()),
+                    ("dlq.topic".to_owned(), record.topic.as_bytes().to_vec()),
+                    ("dlq.partition".to_owned(), partition.to_string().into_bytes()),
+                    ("dlq.offset".to_owned(), record.offset.to_string().into_bytes()),
+                    ("dlq.application".to_owned(), self.config.application_id.clone().into_bytes()),
+                ]);
+                self.send(&dead)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn punctuate_if_due(&mut self) -> Result<()> {
+        let Some(interval) = self.config.punctuate_interval else {
+            return Ok(());
+        };
+        if self.last_punctuation.elapsed() < interval || self.tasks.is_empty() {
+            return Ok(());
+        }
+        self.last_punctuation = Instant::now();
+        self.begin_if_needed()?;
+        let now = SystemTime::now();
+        let partitions: Vec<i32> = self.tasks.keys().copied().collect();
+        for partition in partitions {
+            let mut writes = Writes::new(self.stores.len());
+            let mut outputs = Vec::new();
+            let task = self.tasks.get_mut(&partition).expect("listed task");
+            let mut ctx = Context {
+                partition,
+                store_ids: &self.store_ids,
+                db: &task.db,
+                pending: &task.pending,
+                writes: &mut writes,
+                outputs: &mut outputs,
+                globals: &self.globals,
+            };
+            match task.processor.punctuate(&mut ctx, now) {
+                Ok(()) => {
+                    task.pending.absorb(&mut writes);
+                    self.txn_records += outputs.len();
+                    for output in &outputs {
+                        self.send(output)?;
+                    }
+                }
+                Err(e) => tracing::warn!(partition, error = %e, "Punctuation failed; retrying next interval."),
+            }
+        }
+        Ok(())
+    }
+
+    fn commit_due(&self) -> bool {
+        self.txn_open
+            && (self.txn_records >= self.config.commit_max_records
+                || self.txn_started.elapsed() >= self.config.commit_interval)
+    }
+
+    /// Commits the open transaction (see the module docs for the order), or aborts it when the
+    /// broker says it must be aborted.
+    ///
+    /// # Errors
+    /// A fatal producer error (fenced by a newer incarnation): the instance must stop.
+    fn commit(&mut self, group: Option<&ConsumerGroupMetadata>) -> Result<()> {
+        if !self.txn_open {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match self.try_commit(group) {
+            Ok(()) => {
+                self.txn_open = false;
+                self.metrics.record_commit(started.elapsed().as_micros() as u64);
+                Ok(())
+            }
+            Err(Error::Kafka(KafkaError::Transaction(e))) if e.txn_requires_abort() => {
+                tracing::warn!(error = %e, "Transaction must be aborted.");
+                self.abort()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn try_commit(&mut self, group: Option<&ConsumerGroupMetadata>) -> Result<()> {
+        self.producer.context().changelog_offsets.lock().expect("offsets lock").clear();
+        for (partition, task) in &self.tasks {
+            for (store, name) in self.stores.iter().enumerate() {
+                let topic = self.config.changelog_topic(name);
+                for (key, value) in task.pending.store(store) {
+                    let mut record: BaseRecord<'_, [u8], [u8]> =
+                        BaseRecord::to(&topic).partition(*partition).key(key.as_slice());
+                    if let Some(value) = value {
+                        record = record.payload(value.as_slice());
+                    }
+                    self.send_record(record)?;
+                }
+            }
+        }
+        let mut offsets = TopicPartitionList::new();
+        for (partition, task) in &self.tasks {
+            for (topic, offset) in &task.consumed {
+                offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+            }
+        }
+        if offsets.count() > 0 {
+            let group = group.ok_or_else(|| Error::Store("no consumer group metadata to commit offsets with".to_owned()))?;
+            self.producer.send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)?;
+        }
+        failpoint::hit("before-commit");
+        self.producer.commit_transaction(TXN_TIMEOUT)?;
+        failpoint::hit("after-commit");
+        if let Some(failure) = self.producer.context().failure.lock().expect("failure lock").take() {
+            // A committed transaction with a failed delivery cannot happen; refuse to guess.
+            return Err(Error::Store(failure));
+        }
+
+        let acknowledged = std::mem::take(&mut *self.producer.context().changelog_offsets.lock().expect("offsets lock"));
+        for (partition, task) in &mut self.tasks {
+            let store_offsets: Vec<(usize, i64)> = self
+                .stores
+                .iter()
+                .enumerate()
+                .filter_map(|(store, name)| {
+                    acknowledged
+                        .get(&(self.config.changelog_topic(name), *partition))
+                        .map(|offset| (store, offset + 1))
+                })
+                .collect();
+            if !task.pending.is_empty() || !store_offsets.is_empty() {
+                task.db.apply(&task.pending, &store_offsets)?;
+            }
+            task.pending.clear();
+            task.consumed.clear();
+        }
+        failpoint::hit("after-apply");
+        Ok(())
+    }
+
+    fn abort(&mut self) -> Result<()> {
+        self.producer.abort_transaction(TXN_TIMEOUT)?;
+        self.producer.context().failure.lock().expect("failure lock").take();
+        for task in self.tasks.values_mut() {
+            task.pending.clear();
+            task.consumed.clear();
+        }
+        self.txn_open = false;
+        self.rewind = true;
+        Metrics::add(&self.metrics.aborts, 1);
+        Ok(())
+    }
+
+    fn open_task(&mut self, partition: i32) -> Result<()> {
+        if self.tasks.contains_key(&partition) {
+            return Ok(());
+        }
+        let path = self
+            .config
+            .state_dir
+            .join(&self.config.application_id)
+            .join(partition.to_string());
+        let db = TaskDb::open(&path, &self.stores)?;
+        let started = Instant::now();
+        let mut restored = 0;
+        for (store, name) in self.stores.iter().enumerate() {
+            restored += self
+                .restorer
+                .restore(&db, store, &self.config.changelog_topic(name), partition, &self.metrics)?;
+        }
+        Metrics::add(&self.metrics.restored_tasks, 1);
+        Metrics::add(&self.metrics.restore_micros, started.elapsed().as_micros() as u64);
+        if restored > 0 {
+            tracing::info!(partition, restored, elapsed_ms = started.elapsed().as_millis() as u64, "Restored task state.");
+        }
+        self.tasks.insert(
+            partition,
+            Task {
+                processor: (self.factory)(partition),
+                db,
+                pending: Writes::new(self.stores.len()),
+                consumed: HashMap::new(),
+            },
+        );
+        self.metrics.tasks.store(self.tasks.len() as i64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn close_task(&mut self, partition: i32) {
+        if let Some(task) = self.tasks.remove(&partition)
+            && let Err(e) = task.db.flush()
+        {
+            tracing::warn!(partition, error = %e, "Flushing task state on close failed; the changelog will restore it.");
+        }
+        self.metrics.tasks.store(self.tasks.len() as i64, Ordering::Relaxed);
+    }
+}
+
+// --- consumer context: rebalances -----------------------------------------------------------
+
+struct RuntimeContext {
+    engine: Mutex<Option<Engine>>,
+    input_topics: HashSet<String>,
+    metrics: Arc<Metrics>,
+}
+
+impl RuntimeContext {
+    fn engine(&self) -> MutexGuard<'_, Option<Engine>> {
+        self.engine.lock().expect("engine lock")
+    }
+}
+
+impl ClientContext for RuntimeContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .iter()
+            .filter(|(topic, _)| self.input_topics.contains(*topic))
+            .flat_map(|(_, t)| t.partitions.values())
+            .map(|p| p.consumer_lag.max(0))
+            .sum();
+        self.metrics.consumer_lag.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl ConsumerContext for RuntimeContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let mut guard = self.engine();
+            let Some(engine) = guard.as_mut() else { return };
+            // Commit what was processed before the partitions go to another instance.
+            let group = consumer.group_metadata();
+            if let Err(e) = engine.commit(group.as_ref()) {
+                tracing::error!(error = %e, "Commit on revocation failed.");
+                engine.fatal.get_or_insert(e);
+            }
+            let revoked: HashSet<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+            for partition in revoked {
+                engine.close_task(partition);
+            }
+            tracing::info!(tasks = engine.tasks.len(), "Partitions revoked.");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                let mut guard = self.engine();
+                let Some(engine) = guard.as_mut() else { return };
+                let assigned: std::collections::BTreeSet<i32> =
+                    partitions.elements().iter().map(|e| e.partition()).collect();
+                for partition in assigned {
+                    if let Err(e) = engine.open_task(partition) {
+                        tracing::error!(partition, error = %e, "Opening a task failed.");
+                        engine.fatal.get_or_insert(e);
+                    }
+                }
+                tracing::info!(tasks = engine.tasks.len(), "Partitions assigned.");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::error!(error = %e, "Rebalance error."),
+        }
+    }
+}
+
+// --- the loop ---------------------------------------------------------------------------------
+
+struct Loop {
+    consumer: BaseConsumer<RuntimeContext>,
+    _globals: Option<global::GlobalFollower>,
+}
+
+impl Loop {
+    fn new(config: RuntimeConfig, factory: ProcessorFactory, metrics: Arc<Metrics>) -> Result<Self> {
+        let stores = config.all_stores();
+        let store_ids = stores.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+        let transactional_id = format!("{}-{}", config.application_id, config.instance_id);
+        let producer: BaseProducer<TxnProducerContext> = config
+            .kafka
+            .transactional_producer(&transactional_id)
+            .create_with_context(TxnProducerContext::default())?;
+        // Fences the previous incarnation of this instance and aborts its open transaction,
+        // before any changelog is read: its records must not be half-visible to the restore.
+        producer.init_transactions(TXN_TIMEOUT)?;
+        let (globals, follower) = global::start(&config.kafka, &config.global_tables, Duration::from_secs(60))?;
+        let restorer = Restorer::new(&config.kafka)?;
+
+        let context = RuntimeContext {
+            engine: Mutex::new(None),
+            input_topics: config.input_topics.iter().cloned().collect(),
+            metrics: metrics.clone(),
+        };
+        let consumer: BaseConsumer<RuntimeContext> = config
+            .kafka
+            .read_committed_consumer(&config.application_id)
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1500")
+            .set("statistics.interval.ms", "5000")
+            .set("partition.assignment.strategy", "range")
+            .create_with_context(context)?;
+        let topics: Vec<&str> = config.input_topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        *consumer.context().engine() = Some(Engine {
+            factory,
+            store_ids,
+            stores,
+            producer,
+            restorer,
+            tasks: BTreeMap::new(),
+            globals,
+            metrics,
+            txn_open: false,
+            txn_records: 0,
+            txn_started: Instant::now(),
+            last_punctuation: Instant::now(),
+            fatal: None,
+            rewind: false,
+            config,
+        });
+        Ok(Self {
+            consumer,
+            _globals: follower,
+        })
+    }
+
+    fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        let result = self.run_until(stop);
+        // Commit and close cleanly; on a fatal error, abort (nothing is lost: the transaction
+        // never committed) and leave the rest to the next incarnation.
+        let mut guard = self.consumer.context().engine();
+        if let Some(engine) = guard.as_mut() {
+            if result.is_ok() {
+                let group = self.consumer.group_metadata();
+                if let Err(e) = engine.commit(group.as_ref()) {
+                    tracing::error!(error = %e, "Final commit failed.");
+                }
+            }
+            let partitions: Vec<i32> = engine.tasks.keys().copied().collect();
+            for partition in partitions {
+                engine.close_task(partition);
+            }
+        }
+        drop(guard);
+        self.consumer.unsubscribe();
+        result
+    }
+
+    fn run_until(&mut self, stop: &AtomicBool) -> Result<()> {
+        while !stop.load(Ordering::Acquire) {
+            let message = self.consumer.poll(Duration::from_millis(20));
+            let mut guard = self.consumer.context().engine();
+            let engine = guard.as_mut().expect("engine is set before the loop");
+            if let Some(e) = engine.fatal.take() {
+                return Err(e);
+            }
+            match message {
+                Some(Ok(message)) => engine.handle(&message)?,
+                Some(Err(e)) => tracing::warn!(error = %e, "Consumer error."),
+                None => {}
+            }
+            engine.punctuate_if_due()?;
+            if engine.commit_due() {
+                let group = self.consumer.group_metadata();
+                engine.commit(group.as_ref())?;
+            }
+            engine.producer.poll(Duration::ZERO);
+            if engine.rewind {
+                engine.rewind = false;
+                drop(guard);
+                self.rewind_to_committed()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After an abort, consume again from the last committed offsets.
+    fn rewind_to_committed(&self) -> Result<()> {
+        let assignment = self.consumer.assignment()?;
+        let committed = self.consumer.committed_offsets(assignment, Duration::from_secs(10))?;
+        for element in committed.elements() {
+            let offset = match element.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            self.consumer
+                .seek(element.topic(), element.partition(), offset, Duration::from_secs(10))?;
+        }
+        tracing::info!("Rewound to the committed offsets after an abort.");
+        Ok(())
+    }
+}

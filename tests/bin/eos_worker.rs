@@ -1,0 +1,86 @@
+//! A stateful processor in a child process, for the runtime's crash, rebalance, restore and
+//! dead-letter tests: per-key running totals with one output per input.
+//!
+//! Input: key = account, value = `"<input id>:<amount>"` (or anything else: dead-lettered).
+//! Output (to `$OUTPUT`): key = account, value = `"<input id>:<total after it>"`.
+//! Store `totals`: account → total (i64, big-endian).
+//!
+//! Environment: `KAFKA_BOOTSTRAP_SERVERS`, `APP_ID`, `INSTANCE_ID`, `INPUT`, `OUTPUT`,
+//! `STATE_DIR`, optional `DELAY_MS` (per record, to stretch the stream so kills land
+//! mid-stream) and `TCOM_FAILPOINT`. Stops gracefully on SIGTERM and prints its metrics as
+//! one JSON line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tcom_state::client::KafkaSettings;
+use tcom_state::{Context, Output, ProcessError, Processor, Record, RuntimeConfig};
+
+struct RunningTotals {
+    output: String,
+    delay: Duration,
+}
+
+impl Processor for RunningTotals {
+    fn process(&mut self, ctx: &mut Context<'_>, record: &Record<'_>) -> Result<(), ProcessError> {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        let key = record.key.ok_or_else(|| ProcessError::Permanent("no key".into()))?;
+        let value = std::str::from_utf8(record.value.unwrap_or_default())
+            .map_err(|_| ProcessError::Permanent("value is not UTF-8".into()))?;
+        let (id, amount) = value
+            .split_once(':')
+            .and_then(|(id, amount)| Some((id, amount.parse::<i64>().ok()?)))
+            .ok_or_else(|| ProcessError::Permanent(format!("malformed value {value:?}")))?;
+        let total = ctx
+            .get("totals", key)?
+            .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
+            .unwrap_or(0)
+            + amount;
+        ctx.put("totals", key.to_vec(), total.to_be_bytes().to_vec())?;
+        ctx.emit(Output::new(self.output.clone(), key.to_vec(), format!("{id}:{total}")));
+        Ok(())
+    }
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set"))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let output = var("OUTPUT");
+    let delay = Duration::from_millis(std::env::var("DELAY_MS").ok().and_then(|d| d.parse().ok()).unwrap_or(0));
+    let config = RuntimeConfig::new(
+        var("APP_ID"),
+        var("INSTANCE_ID"),
+        KafkaSettings::new(var("KAFKA_BOOTSTRAP_SERVERS")),
+        vec![var("INPUT")],
+        vec!["totals".to_owned()],
+        var("STATE_DIR").into(),
+    );
+    let factory: tcom_state::ProcessorFactory = Arc::new(move |_| {
+        Box::new(RunningTotals {
+            output: output.clone(),
+            delay,
+        })
+    });
+    let handle = tcom_state::start(config, factory).await.expect("runtime starts");
+    eprintln!("worker started");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let metrics = handle.metrics().clone();
+    tokio::task::spawn_blocking(move || handle.join()).await.unwrap().expect("clean stop");
+    use std::sync::atomic::Ordering::Relaxed;
+    println!(
+        "{{\"records\":{},\"dead_letters\":{},\"restored_records\":{},\"commits\":{}}}",
+        metrics.records.load(Relaxed),
+        metrics.dead_letters.load(Relaxed),
+        metrics.restored_records.load(Relaxed),
+        metrics.commits.load(Relaxed),
+    );
+}

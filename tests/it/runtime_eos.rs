@@ -1,0 +1,377 @@
+//! The exactly-once runtime under crashes, rebalances, lost local state and poison records,
+//! on the real broker. A child process (`eos_worker`) keeps per-key running totals and emits
+//! one output per input; every test checks, per key, that the outputs are exactly the running
+//! sums of the inputs in order — a lost, duplicated or double-applied input breaks the sums.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use tcom_state::admin::{TopicSpec, ensure_topics};
+use tcom_tests::{stack, unique};
+
+const PARTITIONS: i32 = 4;
+
+struct Scenario {
+    app: String,
+    input: String,
+    output: String,
+    root: PathBuf,
+}
+
+impl Scenario {
+    async fn new(name: &str) -> Self {
+        let scenario = Self {
+            app: unique(name),
+            input: unique(&format!("{name}-in")),
+            output: unique(&format!("{name}-out")),
+            root: std::env::temp_dir().join(unique("tcom-eos")),
+        };
+        ensure_topics(
+            &stack().kafka_settings(),
+            &[TopicSpec::new(&scenario.input, PARTITIONS), TopicSpec::new(&scenario.output, PARTITIONS)],
+        )
+        .await
+        .unwrap();
+        scenario
+    }
+
+    fn state_dir(&self, instance: &str) -> PathBuf {
+        self.root.join(instance)
+    }
+
+    fn worker(&self, instance: &str, extra: &[(&str, &str)]) -> Worker {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_eos_worker"));
+        command
+            .env("KAFKA_BOOTSTRAP_SERVERS", stack().kafka)
+            .env("APP_ID", &self.app)
+            .env("INSTANCE_ID", instance)
+            .env("INPUT", &self.input)
+            .env("OUTPUT", &self.output)
+            .env("STATE_DIR", self.state_dir(instance))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        Worker {
+            child: command.spawn().expect("eos_worker starts"),
+        }
+    }
+
+    fn changelog(&self) -> String {
+        format!("{}-totals-changelog", self.app)
+    }
+}
+
+struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops gracefully (SIGTERM) and returns the metrics line it printed.
+    fn terminate(mut self) -> serde_json::Value {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let output = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        assert!(output.status.success(), "worker did not stop cleanly: {:?}", output.status);
+        let line = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(line.trim().lines().last().unwrap_or("{}")).unwrap()
+    }
+
+    /// Waits for the worker to end on its own (a failpoint aborts it).
+    fn wait_for_crash(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(!status.success(), "the failpoint should abort the worker");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        panic!("the worker did not reach its failpoint within {timeout:?}");
+    }
+}
+
+/// One input: account key, input id, amount.
+type Input = (String, u32, i64);
+
+fn inputs(count: u32, keys: u32) -> Vec<Input> {
+    (0..count).map(|i| (format!("acct-{}", i % keys), i, i64::from(i % 7) + 1)).collect()
+}
+
+async fn produce(topic: &str, inputs: &[Input], pace: Option<Duration>) {
+    let producer: FutureProducer = stack().kafka_settings().idempotent_producer().create().unwrap();
+    for (key, id, amount) in inputs {
+        let value = format!("{id}:{amount}");
+        producer
+            .send(FutureRecord::to(topic).key(key).payload(&value), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        if let Some(pace) = pace {
+            tokio::time::sleep(pace).await;
+        }
+    }
+}
+
+impl Read {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Read {
+    partition: i32,
+    offset: i64,
+    key: String,
+    value: Option<Vec<u8>>,
+    headers: HashMap<String, String>,
+}
+
+/// Every committed record of a topic, in (partition, offset) order.
+fn read_committed(topic: &str) -> Vec<Read> {
+    let consumer: BaseConsumer = stack()
+        .kafka_settings()
+        .client_config()
+        .set("group.id", unique("verify"))
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in metadata.topics()[0].partitions() {
+        let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap();
+        assignment.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        ends.insert(p.id(), high);
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => records.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {
+                let position = consumer.position().unwrap();
+                let done = ends.iter().all(|(p, high)| {
+                    position
+                        .find_partition(topic, *p)
+                        .and_then(|tp| tp.offset().to_raw())
+                        .is_some_and(|pos| pos >= *high)
+                        || *high == 0
+                });
+                if done {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "reading {topic} timed out");
+            }
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+}
+
+/// Waits until the output holds an output for every input id (or more: the check after says).
+async fn wait_for_outputs(topic: &str, count: usize, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let topic = topic.to_owned();
+        let seen = tokio::task::spawn_blocking(move || read_committed(&topic).len()).await.unwrap();
+        if seen >= count {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {seen} of {count} outputs after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Per key, the outputs must be the running sums of the inputs, in input order, each input
+/// exactly once; the changelog's last value per key must be the final sum.
+async fn assert_exactly_once(scenario: &Scenario, inputs: &[Input]) {
+    let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for (key, id, amount) in inputs {
+        let total = totals.entry(key.clone()).or_default();
+        *total += amount;
+        expected.entry(key.clone()).or_default().push(format!("{id}:{total}"));
+    }
+    let (output, changelog) = (scenario.output.clone(), scenario.changelog());
+    let (outputs, changelog) = tokio::task::spawn_blocking(move || (read_committed(&output), read_committed(&changelog)))
+        .await
+        .unwrap();
+    let mut actual: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for record in outputs {
+        actual.entry(record.key.clone()).or_default().push(record.text());
+    }
+    for (key, want) in &expected {
+        let got = actual.get(key).cloned().unwrap_or_default();
+        assert_eq!(got.len(), want.len(), "{key}: {} outputs for {} inputs", got.len(), want.len());
+        assert_eq!(&got, want, "{key}: outputs are not the running sums of its inputs");
+    }
+    assert_eq!(actual.len(), expected.len(), "outputs for keys that had no input");
+
+    let mut final_state: BTreeMap<String, i64> = BTreeMap::new();
+    for record in changelog {
+        let value = record.value.expect("totals are never deleted");
+        let bytes: [u8; 8] = value
+            .as_slice()
+            .try_into()
+            .unwrap_or_else(|_| panic!("changelog value for {} is not 8 bytes", record.key));
+        final_state.insert(record.key, i64::from_be_bytes(bytes));
+    }
+    assert_eq!(final_state, totals, "the changelog's final state differs from the sums");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_input_is_applied_exactly_once_across_kills_and_crashes_during_commit() {
+    let scenario = Scenario::new("crash").await;
+    // Keys spread over all partitions. With 2 ms per record the stream takes about 6 s of
+    // processing, so every kill and failpoint below lands mid-stream.
+    let inputs = inputs(3000, 12);
+    produce(&scenario.input, &inputs, None).await;
+    let slow = [("DELAY_MS", "2")];
+
+    // SIGKILL at several points in time while the stream is being processed.
+    for pause_ms in [2500u64, 4000, 3000] {
+        let worker = scenario.worker("w1", &slow);
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        worker.kill();
+    }
+    // Crashes inside the commit: before it, between it and the RocksDB write, after the write.
+    for failpoint in ["before-commit:3", "after-commit:2", "after-apply:4"] {
+        let worker = scenario.worker("w1", &[("DELAY_MS", "2"), ("TCOM_FAILPOINT", failpoint)]);
+        worker.wait_for_crash(Duration::from_secs(60));
+    }
+    let before_final_run = {
+        let output = scenario.output.clone();
+        tokio::task::spawn_blocking(move || read_committed(&output).len()).await.unwrap()
+    };
+    let worker = scenario.worker("w1", &[]);
+    wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(90)).await;
+    let metrics = worker.terminate();
+    assert!(
+        before_final_run > 0 && metrics["records"].as_u64().unwrap() > 0,
+        "the crashes should have interrupted a stream in progress ({before_final_run} outputs before the final run, {metrics})"
+    );
+
+    assert_exactly_once(&scenario, &inputs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_joining_and_leaving_mid_stream_changes_nothing() {
+    let scenario = Scenario::new("rebalance").await;
+    let inputs = inputs(1500, 16);
+    let producer = {
+        let (topic, inputs) = (scenario.input.clone(), inputs.clone());
+        tokio::spawn(async move { produce(&topic, &inputs, Some(Duration::from_millis(6))).await })
+    };
+    let first = scenario.worker("a", &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = scenario.worker("b", &[]);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let second_metrics = second.terminate();
+    producer.await.unwrap();
+    wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(90)).await;
+    first.terminate();
+
+    assert!(
+        second_metrics["records"].as_u64().unwrap() > 0,
+        "the second instance never got partitions, so the test proved nothing: {second_metrics}"
+    );
+    assert_exactly_once(&scenario, &inputs).await;
+}
+
+fn dump_state(dir: &Path, app: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join(app)).unwrap() {
+        let path = entry.unwrap().path();
+        for (k, v) in tcom_state::store::dump_store(&path, "totals").unwrap() {
+            assert!(all.insert(k, v).is_none(), "a key in two tasks");
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_state_folder_is_restored_from_the_changelog() {
+    let scenario = Scenario::new("restore").await;
+    let inputs = inputs(800, 40);
+    produce(&scenario.input, &inputs, None).await;
+    let worker = scenario.worker("w1", &[]);
+    wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(60)).await;
+    worker.terminate();
+    let before = dump_state(&scenario.state_dir("w1"), &scenario.app);
+    assert_eq!(before.len(), 40);
+
+    std::fs::remove_dir_all(scenario.state_dir("w1")).unwrap();
+    let worker = scenario.worker("w1", &[]);
+    // Restoring happens on assignment; give the group time to assign.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let metrics = worker.terminate();
+    assert!(metrics["restored_records"].as_u64().unwrap() >= 40, "{metrics}");
+    assert_eq!(dump_state(&scenario.state_dir("w1"), &scenario.app), before);
+    // And processing continues from the restored state.
+    assert_exactly_once(&scenario, &inputs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_is_dead_lettered_and_the_partition_moves_on() {
+    let scenario = Scenario::new("poison").await;
+    let producer: FutureProducer = stack().kafka_settings().idempotent_producer().create().unwrap();
+    for value in ["1:5", "poison", "2:7"] {
+        producer
+            .send(FutureRecord::to(&scenario.input).key("acct").payload(value), Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let worker = scenario.worker("w1", &[]);
+    wait_for_outputs(&scenario.output, 2, Duration::from_secs(60)).await;
+    let metrics = worker.terminate();
+    assert_eq!(metrics["dead_letters"], 1, "{metrics}");
+
+    let (output, dlq) = (scenario.output.clone(), format!("{}.dlq", scenario.input));
+    let (outputs, dead) = tokio::task::spawn_blocking(move || (read_committed(&output), read_committed(&dlq)))
+        .await
+        .unwrap();
+    let values: Vec<_> = outputs.iter().map(Read::text).collect();
+    assert_eq!(values, vec!["1:5", "2:12"], "the record after the poison one was processed");
+    assert_eq!(dead.len(), 1);
+    let dead = &dead[0];
+    assert_eq!(dead.text(), "poison");
+    assert_eq!(dead.headers["dlq.topic"], scenario.input);
+    assert_eq!(dead.headers["dlq.offset"], "1");
+    assert!(dead.headers["dlq.error"].contains("malformed"), "{:?}", dead.headers);
+}
