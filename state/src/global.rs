@@ -32,12 +32,19 @@ pub struct GlobalTables {
 impl GlobalTables {
     /// The value of a key in a table; `None` for unknown tables and keys.
     pub fn get(&self, table: &str, key: &[u8]) -> Option<Arc<[u8]>> {
-        self.tables.get(table)?.read().expect("table lock").get(key).cloned()
+        self.tables
+            .get(table)?
+            .read()
+            .expect("table lock")
+            .get(key)
+            .cloned()
     }
 
     /// Number of entries in a table.
     pub fn len(&self, table: &str) -> usize {
-        self.tables.get(table).map_or(0, |t| t.read().expect("table lock").len())
+        self.tables
+            .get(table)
+            .map_or(0, |t| t.read().expect("table lock").len())
     }
 }
 
@@ -84,7 +91,12 @@ pub(crate) fn start(
         tables.tables.insert(spec.name.clone(), table.clone());
         by_topic.insert(spec.topic.clone(), table);
         let metadata = consumer.fetch_metadata(Some(&spec.topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions()).map(|p| p.id()).collect();
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions())
+            .map(|p| p.id())
+            .collect();
         if partitions.is_empty() {
             return Err(Error::Topic {
                 topic: spec.topic.clone(),
@@ -115,7 +127,11 @@ pub(crate) fn start(
     while !remaining.is_empty() {
         if Instant::now() > deadline {
             return Err(Error::Topic {
-                topic: remaining.keys().next().map(|(t, _)| t.clone()).unwrap_or_default(),
+                topic: remaining
+                    .keys()
+                    .next()
+                    .map(|(t, _)| t.clone())
+                    .unwrap_or_default(),
                 message: format!("global table not caught up within {timeout:?}"),
             });
         }
@@ -123,7 +139,10 @@ pub(crate) fn start(
             Some(Ok(message)) => {
                 apply(&message);
                 let key = (message.topic().to_owned(), message.partition());
-                if remaining.get(&key).is_some_and(|high| message.offset() + 1 >= *high) {
+                if remaining
+                    .get(&key)
+                    .is_some_and(|high| message.offset() + 1 >= *high)
+                {
                     remaining.remove(&key);
                 }
             }

@@ -48,27 +48,66 @@ impl Metrics {
     /// The metrics in the Prometheus text format, labelled with the application id.
     pub fn render_prometheus(&self, application: &str) -> String {
         let counters = [
-            ("tcom_runtime_records_total", "Input records processed", self.records.load(Ordering::Relaxed)),
-            ("tcom_runtime_duplicates_total", "Records skipped as duplicate commands", self.duplicates.load(Ordering::Relaxed)),
-            ("tcom_runtime_dead_letters_total", "Records sent to a dead-letter topic", self.dead_letters.load(Ordering::Relaxed)),
-            ("tcom_runtime_retries_total", "Retries of retryable failures", self.retries.load(Ordering::Relaxed)),
-            ("tcom_runtime_commits_total", "Transactions committed", self.commits.load(Ordering::Relaxed)),
-            ("tcom_runtime_aborts_total", "Transactions aborted", self.aborts.load(Ordering::Relaxed)),
+            (
+                "tcom_runtime_records_total",
+                "Input records processed",
+                self.records.load(Ordering::Relaxed),
+            ),
+            (
+                "tcom_runtime_duplicates_total",
+                "Records skipped as duplicate commands",
+                self.duplicates.load(Ordering::Relaxed),
+            ),
+            (
+                "tcom_runtime_dead_letters_total",
+                "Records sent to a dead-letter topic",
+                self.dead_letters.load(Ordering::Relaxed),
+            ),
+            (
+                "tcom_runtime_retries_total",
+                "Retries of retryable failures",
+                self.retries.load(Ordering::Relaxed),
+            ),
+            (
+                "tcom_runtime_commits_total",
+                "Transactions committed",
+                self.commits.load(Ordering::Relaxed),
+            ),
+            (
+                "tcom_runtime_aborts_total",
+                "Transactions aborted",
+                self.aborts.load(Ordering::Relaxed),
+            ),
             ("tcom_runtime_commit_seconds_sum", "Total commit latency", 0),
-            ("tcom_runtime_restored_records_total", "Changelog records restored", self.restored_records.load(Ordering::Relaxed)),
+            (
+                "tcom_runtime_restored_records_total",
+                "Changelog records restored",
+                self.restored_records.load(Ordering::Relaxed),
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in counters {
             let value = if name == "tcom_runtime_commit_seconds_sum" {
-                format!("{}", self.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6)
+                format!(
+                    "{}",
+                    self.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6
+                )
             } else {
                 value.to_string()
             };
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{{application=\"{application}\"}} {value}\n"));
         }
         for (name, help, value) in [
-            ("tcom_runtime_tasks", "Tasks owned", self.tasks.load(Ordering::Relaxed)),
-            ("tcom_runtime_consumer_lag", "Input records not yet consumed", self.consumer_lag.load(Ordering::Relaxed)),
+            (
+                "tcom_runtime_tasks",
+                "Tasks owned",
+                self.tasks.load(Ordering::Relaxed),
+            ),
+            (
+                "tcom_runtime_consumer_lag",
+                "Input records not yet consumed",
+                self.consumer_lag.load(Ordering::Relaxed),
+            ),
         ] {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{application=\"{application}\"}} {value}\n"));
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::global::GlobalTables;
-use crate::store::{LayeredView, TaskDb, Writes};
+use crate::store::{Entries, LayeredView, TaskDb, Writes};
 
 /// An input record, borrowed from the consumer.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +27,10 @@ pub struct Record<'a> {
 impl Record<'_> {
     /// The first header with this name.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
     }
 }
 
@@ -44,7 +47,11 @@ pub struct Output {
 
 impl Output {
     /// A keyed record with a value.
-    pub fn new(topic: impl Into<String>, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+    pub fn new(
+        topic: impl Into<String>,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
         Self {
             topic: topic.into(),
             partition: None,
@@ -109,7 +116,9 @@ pub struct Context<'a> {
 
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("partition", &self.partition).finish_non_exhaustive()
+        f.debug_struct("Context")
+            .field("partition", &self.partition)
+            .finish_non_exhaustive()
     }
 }
 
@@ -140,14 +149,22 @@ impl Context<'_> {
     /// An undeclared store (permanent) or a RocksDB failure (retryable).
     pub fn get(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>, ProcessError> {
         let id = self.store(store)?;
-        self.view().get(id, key).map_err(|e| ProcessError::Retryable(e.to_string()))
+        self.view()
+            .get(id, key)
+            .map_err(|e| ProcessError::Retryable(e.to_string()))
     }
 
     /// Entries with `start <= key < end`, at most `limit`, in key order.
     ///
     /// # Errors
     /// As for [`Context::get`].
-    pub fn range(&self, store: &str, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProcessError> {
+    pub fn range(
+        &self,
+        store: &str,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Entries, ProcessError> {
         let id = self.store(store)?;
         self.view()
             .range(id, start, end, limit)
@@ -158,7 +175,12 @@ impl Context<'_> {
     ///
     /// # Errors
     /// An undeclared store.
-    pub fn put(&mut self, store: &str, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Result<(), ProcessError> {
+    pub fn put(
+        &mut self,
+        store: &str,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<(), ProcessError> {
         let id = self.store(store)?;
         self.writes.put(id, key.into(), value.into());
         Ok(())

@@ -40,8 +40,17 @@ impl Restorer {
     ///
     /// # Errors
     /// The changelog cannot be read, or RocksDB cannot be written.
-    pub(crate) fn restore(&self, db: &TaskDb, store: usize, topic: &str, partition: i32, metrics: &Metrics) -> Result<u64> {
-        let (low, high) = self.consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+    pub(crate) fn restore(
+        &self,
+        db: &TaskDb,
+        store: usize,
+        topic: &str,
+        partition: i32,
+        metrics: &Metrics,
+    ) -> Result<u64> {
+        let (low, high) =
+            self.consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))?;
         let from = db.changelog_offset(store)?.unwrap_or(0).max(low);
         if from >= high {
             return Ok(0);
@@ -84,7 +93,9 @@ impl Restorer {
                     if progress.elapsed() > STALL {
                         break Err(Error::Topic {
                             topic: topic.to_owned(),
-                            message: format!("restore of partition {partition} stalled at offset {at} of {high}"),
+                            message: format!(
+                                "restore of partition {partition} stalled at offset {at} of {high}"
+                            ),
                         });
                     }
                 }

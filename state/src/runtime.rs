@@ -27,7 +27,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -191,7 +193,12 @@ pub async fn start(config: RuntimeConfig, factory: ProcessorFactory) -> Result<R
         .iter()
         .map(|s| TopicSpec::compacted(config.changelog_topic(s), partitions))
         .collect();
-    specs.extend(config.input_topics.iter().map(|t| TopicSpec::new(dead_letter_topic(t), partitions)));
+    specs.extend(
+        config
+            .input_topics
+            .iter()
+            .map(|t| TopicSpec::new(dead_letter_topic(t), partitions)),
+    );
     ensure_topics(&config.kafka, &specs).await?;
 
     let metrics = Arc::new(Metrics::default());
@@ -234,7 +241,10 @@ async fn input_partitions(config: &RuntimeConfig) -> Result<i32> {
         let mut counts = HashSet::new();
         for topic in &topics {
             let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-            let count = metadata.topics().first().map_or(0, |t| t.partitions().len() as i32);
+            let count = metadata
+                .topics()
+                .first()
+                .map_or(0, |t| t.partitions().len() as i32);
             if count == 0 {
                 return Err(Error::Topic {
                     topic: topic.clone(),
@@ -281,7 +291,8 @@ impl ProducerContext for TxnProducerContext {
             Ok(_) => {}
             Err((e, message)) => {
                 let mut failure = self.failure.lock().expect("failure lock");
-                failure.get_or_insert_with(|| format!("delivery to {} failed: {e}", message.topic()));
+                failure
+                    .get_or_insert_with(|| format!("delivery to {} failed: {e}", message.topic()));
             }
         }
     }
@@ -375,7 +386,12 @@ impl Engine {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -394,7 +410,8 @@ impl Engine {
         };
         Metrics::add(&self.metrics.records, 1);
         self.txn_records += 1;
-        task.consumed.insert(record.topic.to_owned(), record.offset + 1);
+        task.consumed
+            .insert(record.topic.to_owned(), record.offset + 1);
 
         let dedup_store = self
             .config
@@ -467,9 +484,18 @@ impl Engine {
                 dead.headers.extend([
                     ("dlq.error".to_owned(), e.to_string().into_bytes()),
                     ("dlq.topic".to_owned(), record.topic.as_bytes().to_vec()),
-                    ("dlq.partition".to_owned(), partition.to_string().into_bytes()),
-                    ("dlq.offset".to_owned(), record.offset.to_string().into_bytes()),
-                    ("dlq.application".to_owned(), self.config.application_id.clone().into_bytes()),
+                    (
+                        "dlq.partition".to_owned(),
+                        partition.to_string().into_bytes(),
+                    ),
+                    (
+                        "dlq.offset".to_owned(),
+                        record.offset.to_string().into_bytes(),
+                    ),
+                    (
+                        "dlq.application".to_owned(),
+                        self.config.application_id.clone().into_bytes(),
+                    ),
                 ]);
                 self.send(&dead)?;
             }
@@ -509,7 +535,9 @@ impl Engine {
                         self.send(output)?;
                     }
                 }
-                Err(e) => tracing::warn!(partition, error = %e, "Punctuation failed; retrying next interval."),
+                Err(e) => {
+                    tracing::warn!(partition, error = %e, "Punctuation failed; retrying next interval.")
+                }
             }
         }
         Ok(())
@@ -534,7 +562,8 @@ impl Engine {
         match self.try_commit(group) {
             Ok(()) => {
                 self.txn_open = false;
-                self.metrics.record_commit(started.elapsed().as_micros() as u64);
+                self.metrics
+                    .record_commit(started.elapsed().as_micros() as u64);
                 Ok(())
             }
             Err(Error::Kafka(KafkaError::Transaction(e))) if e.txn_requires_abort() => {
@@ -546,13 +575,19 @@ impl Engine {
     }
 
     fn try_commit(&mut self, group: Option<&ConsumerGroupMetadata>) -> Result<()> {
-        self.producer.context().changelog_offsets.lock().expect("offsets lock").clear();
+        self.producer
+            .context()
+            .changelog_offsets
+            .lock()
+            .expect("offsets lock")
+            .clear();
         for (partition, task) in &self.tasks {
             for (store, name) in self.stores.iter().enumerate() {
                 let topic = self.config.changelog_topic(name);
                 for (key, value) in task.pending.store(store) {
-                    let mut record: BaseRecord<'_, [u8], [u8]> =
-                        BaseRecord::to(&topic).partition(*partition).key(key.as_slice());
+                    let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topic)
+                        .partition(*partition)
+                        .key(key.as_slice());
                     if let Some(value) = value {
                         record = record.payload(value.as_slice());
                     }
@@ -567,18 +602,35 @@ impl Engine {
             }
         }
         if offsets.count() > 0 {
-            let group = group.ok_or_else(|| Error::Store("no consumer group metadata to commit offsets with".to_owned()))?;
-            self.producer.send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)?;
+            let group = group.ok_or_else(|| {
+                Error::Store("no consumer group metadata to commit offsets with".to_owned())
+            })?;
+            self.producer
+                .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)?;
         }
         failpoint::hit("before-commit");
         self.producer.commit_transaction(TXN_TIMEOUT)?;
         failpoint::hit("after-commit");
-        if let Some(failure) = self.producer.context().failure.lock().expect("failure lock").take() {
+        if let Some(failure) = self
+            .producer
+            .context()
+            .failure
+            .lock()
+            .expect("failure lock")
+            .take()
+        {
             // A committed transaction with a failed delivery cannot happen; refuse to guess.
             return Err(Error::Store(failure));
         }
 
-        let acknowledged = std::mem::take(&mut *self.producer.context().changelog_offsets.lock().expect("offsets lock"));
+        let acknowledged = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .changelog_offsets
+                .lock()
+                .expect("offsets lock"),
+        );
         for (partition, task) in &mut self.tasks {
             let store_offsets: Vec<(usize, i64)> = self
                 .stores
@@ -602,7 +654,12 @@ impl Engine {
 
     fn abort(&mut self) -> Result<()> {
         self.producer.abort_transaction(TXN_TIMEOUT)?;
-        self.producer.context().failure.lock().expect("failure lock").take();
+        self.producer
+            .context()
+            .failure
+            .lock()
+            .expect("failure lock")
+            .take();
         for task in self.tasks.values_mut() {
             task.pending.clear();
             task.consumed.clear();
@@ -626,14 +683,26 @@ impl Engine {
         let started = Instant::now();
         let mut restored = 0;
         for (store, name) in self.stores.iter().enumerate() {
-            restored += self
-                .restorer
-                .restore(&db, store, &self.config.changelog_topic(name), partition, &self.metrics)?;
+            restored += self.restorer.restore(
+                &db,
+                store,
+                &self.config.changelog_topic(name),
+                partition,
+                &self.metrics,
+            )?;
         }
         Metrics::add(&self.metrics.restored_tasks, 1);
-        Metrics::add(&self.metrics.restore_micros, started.elapsed().as_micros() as u64);
+        Metrics::add(
+            &self.metrics.restore_micros,
+            started.elapsed().as_micros() as u64,
+        );
         if restored > 0 {
-            tracing::info!(partition, restored, elapsed_ms = started.elapsed().as_millis() as u64, "Restored task state.");
+            tracing::info!(
+                partition,
+                restored,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Restored task state."
+            );
         }
         self.tasks.insert(
             partition,
@@ -644,7 +713,9 @@ impl Engine {
                 consumed: HashMap::new(),
             },
         );
-        self.metrics.tasks.store(self.tasks.len() as i64, Ordering::Relaxed);
+        self.metrics
+            .tasks
+            .store(self.tasks.len() as i64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -654,7 +725,9 @@ impl Engine {
         {
             tracing::warn!(partition, error = %e, "Flushing task state on close failed; the changelog will restore it.");
         }
-        self.metrics.tasks.store(self.tasks.len() as i64, Ordering::Relaxed);
+        self.metrics
+            .tasks
+            .store(self.tasks.len() as i64, Ordering::Relaxed);
     }
 }
 
@@ -696,7 +769,11 @@ impl ConsumerContext for RuntimeContext {
                 tracing::error!(error = %e, "Commit on revocation failed.");
                 engine.fatal.get_or_insert(e);
             }
-            let revoked: HashSet<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+            let revoked: HashSet<i32> = partitions
+                .elements()
+                .iter()
+                .map(|e| e.partition())
+                .collect();
             for partition in revoked {
                 engine.close_task(partition);
             }
@@ -709,8 +786,11 @@ impl ConsumerContext for RuntimeContext {
             Rebalance::Assign(partitions) => {
                 let mut guard = self.engine();
                 let Some(engine) = guard.as_mut() else { return };
-                let assigned: std::collections::BTreeSet<i32> =
-                    partitions.elements().iter().map(|e| e.partition()).collect();
+                let assigned: std::collections::BTreeSet<i32> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| e.partition())
+                    .collect();
                 for partition in assigned {
                     if let Err(e) = engine.open_task(partition) {
                         tracing::error!(partition, error = %e, "Opening a task failed.");
@@ -733,9 +813,17 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(config: RuntimeConfig, factory: ProcessorFactory, metrics: Arc<Metrics>) -> Result<Self> {
+    fn new(
+        config: RuntimeConfig,
+        factory: ProcessorFactory,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
         let stores = config.all_stores();
-        let store_ids = stores.iter().enumerate().map(|(i, s)| (s.clone(), i)).collect();
+        let store_ids = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect();
         let transactional_id = format!("{}-{}", config.application_id, config.instance_id);
         let producer: BaseProducer<TxnProducerContext> = config
             .kafka
@@ -744,7 +832,11 @@ impl Loop {
         // Fences the previous incarnation of this instance and aborts its open transaction,
         // before any changelog is read: its records must not be half-visible to the restore.
         producer.init_transactions(TXN_TIMEOUT)?;
-        let (globals, follower) = global::start(&config.kafka, &config.global_tables, Duration::from_secs(60))?;
+        let (globals, follower) = global::start(
+            &config.kafka,
+            &config.global_tables,
+            Duration::from_secs(60),
+        )?;
         let restorer = Restorer::new(&config.kafka)?;
 
         let context = RuntimeContext {
@@ -838,14 +930,20 @@ impl Loop {
     /// After an abort, consume again from the last committed offsets.
     fn rewind_to_committed(&self) -> Result<()> {
         let assignment = self.consumer.assignment()?;
-        let committed = self.consumer.committed_offsets(assignment, Duration::from_secs(10))?;
+        let committed = self
+            .consumer
+            .committed_offsets(assignment, Duration::from_secs(10))?;
         for element in committed.elements() {
             let offset = match element.offset() {
                 Offset::Offset(o) => Offset::Offset(o),
                 _ => Offset::Beginning,
             };
-            self.consumer
-                .seek(element.topic(), element.partition(), offset, Duration::from_secs(10))?;
+            self.consumer.seek(
+                element.topic(),
+                element.partition(),
+                offset,
+                Duration::from_secs(10),
+            )?;
         }
         tracing::info!("Rewound to the committed offsets after an abort.");
         Ok(())

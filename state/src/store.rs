@@ -17,6 +17,9 @@ use crate::error::{Error, Result};
 
 const META_CF: &str = "__meta";
 
+/// Key–value pairs, in key order.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Pending writes: per store, key → new value (`None` deletes).
 #[derive(Debug, Clone, Default)]
 pub struct Writes {
@@ -90,7 +93,10 @@ pub struct TaskDb {
 
 impl std::fmt::Debug for TaskDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskDb").field("path", &self.path).field("stores", &self.stores).finish()
+        f.debug_struct("TaskDb")
+            .field("path", &self.path)
+            .field("stores", &self.stores)
+            .finish()
     }
 }
 
@@ -104,7 +110,8 @@ impl TaskDb {
     /// # Errors
     /// RocksDB cannot open the folder (permissions, corruption, another process holds it).
     pub fn open(path: &Path, stores: &[String]) -> Result<Self> {
-        std::fs::create_dir_all(path).map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
+        std::fs::create_dir_all(path)
+            .map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -115,7 +122,8 @@ impl TaskDb {
             .map(|s| ColumnFamilyDescriptor::new(s, Options::default()))
             .collect();
         families.push(ColumnFamilyDescriptor::new(META_CF, Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, families).map_err(|e| db_error(path, e))?;
+        let db =
+            DB::open_cf_descriptors(&options, path, families).map_err(|e| db_error(path, e))?;
         Ok(Self {
             db,
             stores: stores.to_vec(),
@@ -130,7 +138,9 @@ impl TaskDb {
     }
 
     fn meta(&self) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(META_CF).expect("meta column family exists")
+        self.db
+            .cf_handle(META_CF)
+            .expect("meta column family exists")
     }
 
     /// A committed value.
@@ -138,14 +148,16 @@ impl TaskDb {
     /// # Errors
     /// RocksDB read failure.
     pub fn get(&self, store: usize, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.db.get_cf(self.cf(store), key).map_err(|e| db_error(&self.path, e))
+        self.db
+            .get_cf(self.cf(store), key)
+            .map_err(|e| db_error(&self.path, e))
     }
 
     /// Committed entries with `start <= key < end`, at most `limit`, in key order.
     ///
     /// # Errors
     /// RocksDB read failure.
-    pub fn range(&self, store: usize, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn range(&self, store: usize, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(store),
@@ -170,7 +182,9 @@ impl TaskDb {
             .db
             .get_cf(self.meta(), self.stores[store].as_bytes())
             .map_err(|e| db_error(&self.path, e))?;
-        Ok(raw.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(i64::from_be_bytes))
+        Ok(raw
+            .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map(i64::from_be_bytes))
     }
 
     /// Writes `writes` and, for the stores named in `offsets`, their new changelog offset, in
@@ -190,7 +204,11 @@ impl TaskDb {
             }
         }
         for (store, offset) in offsets {
-            batch.put_cf(self.meta(), self.stores[*store].as_bytes(), offset.to_be_bytes());
+            batch.put_cf(
+                self.meta(),
+                self.stores[*store].as_bytes(),
+                offset.to_be_bytes(),
+            );
         }
         self.write(batch)
     }
@@ -199,7 +217,12 @@ impl TaskDb {
     ///
     /// # Errors
     /// RocksDB write failure.
-    pub fn apply_restored(&self, store: usize, records: &[(Vec<u8>, Option<Vec<u8>>)], next_offset: i64) -> Result<()> {
+    pub fn apply_restored(
+        &self,
+        store: usize,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+        next_offset: i64,
+    ) -> Result<()> {
         let mut batch = WriteBatch::default();
         let cf = self.cf(store);
         for (key, value) in records {
@@ -208,14 +231,20 @@ impl TaskDb {
                 None => batch.delete_cf(cf, key),
             }
         }
-        batch.put_cf(self.meta(), self.stores[store].as_bytes(), next_offset.to_be_bytes());
+        batch.put_cf(
+            self.meta(),
+            self.stores[store].as_bytes(),
+            next_offset.to_be_bytes(),
+        );
         self.write(batch)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
         let mut options = WriteOptions::default();
         options.disable_wal(true);
-        self.db.write_opt(batch, &options).map_err(|e| db_error(&self.path, e))
+        self.db
+            .write_opt(batch, &options)
+            .map_err(|e| db_error(&self.path, e))
     }
 
     /// Flushes memtables to disk, so a clean shutdown leaves nothing to replay.
@@ -224,16 +253,20 @@ impl TaskDb {
     /// RocksDB flush failure.
     pub fn flush(&self) -> Result<()> {
         for store in 0..self.stores.len() {
-            self.db.flush_cf(self.cf(store)).map_err(|e| db_error(&self.path, e))?;
+            self.db
+                .flush_cf(self.cf(store))
+                .map_err(|e| db_error(&self.path, e))?;
         }
-        self.db.flush_cf(self.meta()).map_err(|e| db_error(&self.path, e))
+        self.db
+            .flush_cf(self.meta())
+            .map_err(|e| db_error(&self.path, e))
     }
 
     /// Every committed entry of a store, in key order (for tools and tests).
     ///
     /// # Errors
     /// RocksDB read failure.
-    pub fn entries(&self, store: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn entries(&self, store: usize) -> Result<Entries> {
         self.db
             .iterator_cf(self.cf(store), IteratorMode::Start)
             .map(|item| {
@@ -249,14 +282,18 @@ impl TaskDb {
 ///
 /// # Errors
 /// The folder is not a task database, or has no such store.
-pub fn dump_store(path: &Path, store: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn dump_store(path: &Path, store: &str) -> Result<Entries> {
     let families = DB::list_cf(&Options::default(), path).map_err(|e| db_error(path, e))?;
-    let db = DB::open_cf_for_read_only(&Options::default(), path, &families, false).map_err(|e| db_error(path, e))?;
+    let db = DB::open_cf_for_read_only(&Options::default(), path, &families, false)
+        .map_err(|e| db_error(path, e))?;
     let cf = db
         .cf_handle(store)
         .ok_or_else(|| Error::Store(format!("{}: no store {store:?}", path.display())))?;
     db.iterator_cf(cf, IteratorMode::Start)
-        .map(|item| item.map(|(k, v)| (k.into_vec(), v.into_vec())).map_err(|e| db_error(path, e)))
+        .map(|item| {
+            item.map(|(k, v)| (k.into_vec(), v.into_vec()))
+                .map_err(|e| db_error(path, e))
+        })
         .collect()
 }
 
@@ -288,10 +325,11 @@ impl LayeredView<'_> {
     ///
     /// # Errors
     /// RocksDB read failure.
-    pub fn range(&self, store: usize, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn range(&self, store: usize, start: &[u8], end: &[u8], limit: usize) -> Result<Entries> {
         // Deleted keys may hide committed ones: read enough committed entries to fill `limit`
         // after the deletions are taken out.
-        let deletions = self.pending.range(store, start, end).count() + self.top.range(store, start, end).count();
+        let deletions = self.pending.range(store, start, end).count()
+            + self.top.range(store, start, end).count();
         let mut merged: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
             .db
             .range(store, start, end, limit.saturating_add(deletions))?
@@ -316,8 +354,15 @@ mod tests {
     use super::*;
 
     fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tcom-store-{}", std::process::id()))
-            .join(format!("{:?}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let dir = std::env::temp_dir()
+            .join(format!("tcom-store-{}", std::process::id()))
+            .join(format!(
+                "{:?}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -339,12 +384,21 @@ mod tests {
         let mut top = Writes::new(1);
         top.put(0, b"bb".to_vec(), b"top".to_vec());
         top.delete(0, b"a".to_vec());
-        let view = LayeredView { db: &db, pending: &pending, top: &top };
+        let view = LayeredView {
+            db: &db,
+            pending: &pending,
+            top: &top,
+        };
 
         assert_eq!(view.get(0, b"a").unwrap(), None);
         assert_eq!(view.get(0, b"b").unwrap(), Some(b"pending".to_vec()));
         assert_eq!(view.get(0, b"d").unwrap(), Some(b"db".to_vec()));
-        let keys: Vec<Vec<u8>> = view.range(0, b"a", b"z", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<Vec<u8>> = view
+            .range(0, b"a", b"z", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec![b"b".to_vec(), b"bb".to_vec(), b"d".to_vec()]);
         // The limit applies after deletions.
         assert_eq!(view.range(0, b"a", b"z", 2).unwrap().len(), 2);
@@ -356,7 +410,12 @@ mod tests {
         let dir = temp_dir();
         {
             let db = TaskDb::open(&dir, &["s".to_owned(), "t".to_owned()]).unwrap();
-            db.apply_restored(1, &[(b"k".to_vec(), Some(b"v".to_vec())), (b"x".to_vec(), None)], 7).unwrap();
+            db.apply_restored(
+                1,
+                &[(b"k".to_vec(), Some(b"v".to_vec())), (b"x".to_vec(), None)],
+                7,
+            )
+            .unwrap();
             db.flush().unwrap();
         }
         let db = TaskDb::open(&dir, &["s".to_owned(), "t".to_owned()]).unwrap();

@@ -26,7 +26,9 @@ impl Processor for RunningTotals {
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
-        let key = record.key.ok_or_else(|| ProcessError::Permanent("no key".into()))?;
+        let key = record
+            .key
+            .ok_or_else(|| ProcessError::Permanent("no key".into()))?;
         let value = std::str::from_utf8(record.value.unwrap_or_default())
             .map_err(|_| ProcessError::Permanent("value is not UTF-8".into()))?;
         let (id, amount) = value
@@ -39,7 +41,11 @@ impl Processor for RunningTotals {
             .unwrap_or(0)
             + amount;
         ctx.put("totals", key.to_vec(), total.to_be_bytes().to_vec())?;
-        ctx.emit(Output::new(self.output.clone(), key.to_vec(), format!("{id}:{total}")));
+        ctx.emit(Output::new(
+            self.output.clone(),
+            key.to_vec(),
+            format!("{id}:{total}"),
+        ));
         Ok(())
     }
 }
@@ -51,7 +57,12 @@ fn var(name: &str) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let output = var("OUTPUT");
-    let delay = Duration::from_millis(std::env::var("DELAY_MS").ok().and_then(|d| d.parse().ok()).unwrap_or(0));
+    let delay = Duration::from_millis(
+        std::env::var("DELAY_MS")
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0),
+    );
     let config = RuntimeConfig::new(
         var("APP_ID"),
         var("INSTANCE_ID"),
@@ -66,15 +77,21 @@ async fn main() {
             delay,
         })
     });
-    let handle = tcom_state::start(config, factory).await.expect("runtime starts");
+    let handle = tcom_state::start(config, factory)
+        .await
+        .expect("runtime starts");
     eprintln!("worker started");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     let metrics = handle.metrics().clone();
-    tokio::task::spawn_blocking(move || handle.join()).await.unwrap().expect("clean stop");
+    tokio::task::spawn_blocking(move || handle.join())
+        .await
+        .unwrap()
+        .expect("clean stop");
     use std::sync::atomic::Ordering::Relaxed;
     println!(
         "{{\"records\":{},\"dead_letters\":{},\"restored_records\":{},\"commits\":{}}}",

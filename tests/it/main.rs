@@ -4,7 +4,8 @@
 mod ingress;
 mod kafka_transactions;
 mod registry_contract;
-mod runtime_eos;
 mod registry_persistence;
+mod runtime_eos;
+mod runtime_features;
 mod tenant_view;
 mod wire_format;

@@ -35,7 +35,10 @@ impl Scenario {
         };
         ensure_topics(
             &stack().kafka_settings(),
-            &[TopicSpec::new(&scenario.input, PARTITIONS), TopicSpec::new(&scenario.output, PARTITIONS)],
+            &[
+                TopicSpec::new(&scenario.input, PARTITIONS),
+                TopicSpec::new(&scenario.output, PARTITIONS),
+            ],
         )
         .await
         .unwrap();
@@ -88,7 +91,11 @@ impl Worker {
         let output = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
             .wait_with_output()
             .unwrap();
-        assert!(output.status.success(), "worker did not stop cleanly: {:?}", output.status);
+        assert!(
+            output.status.success(),
+            "worker did not stop cleanly: {:?}",
+            output.status
+        );
         let line = String::from_utf8_lossy(&output.stdout);
         serde_json::from_str(line.trim().lines().last().unwrap_or("{}")).unwrap()
     }
@@ -112,15 +119,24 @@ impl Worker {
 type Input = (String, u32, i64);
 
 fn inputs(count: u32, keys: u32) -> Vec<Input> {
-    (0..count).map(|i| (format!("acct-{}", i % keys), i, i64::from(i % 7) + 1)).collect()
+    (0..count)
+        .map(|i| (format!("acct-{}", i % keys), i, i64::from(i % 7) + 1))
+        .collect()
 }
 
 async fn produce(topic: &str, inputs: &[Input], pace: Option<Duration>) {
-    let producer: FutureProducer = stack().kafka_settings().idempotent_producer().create().unwrap();
+    let producer: FutureProducer = stack()
+        .kafka_settings()
+        .idempotent_producer()
+        .create()
+        .unwrap();
     for (key, id, amount) in inputs {
         let value = format!("{id}:{amount}");
         producer
-            .send(FutureRecord::to(topic).key(key).payload(&value), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(topic).key(key).payload(&value),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)
             .unwrap();
@@ -155,12 +171,18 @@ fn read_committed(topic: &str) -> Vec<Read> {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
     let mut assignment = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for p in metadata.topics()[0].partitions() {
-        let (_, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap();
-        assignment.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .unwrap();
+        assignment
+            .add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
         ends.insert(p.id(), high);
     }
     consumer.assign(&assignment).unwrap();
@@ -177,7 +199,13 @@ fn read_committed(topic: &str) -> Vec<Read> {
                     .headers()
                     .map(|h| {
                         h.iter()
-                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -208,11 +236,16 @@ async fn wait_for_outputs(topic: &str, count: usize, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
         let topic = topic.to_owned();
-        let seen = tokio::task::spawn_blocking(move || read_committed(&topic).len()).await.unwrap();
+        let seen = tokio::task::spawn_blocking(move || read_committed(&topic).len())
+            .await
+            .unwrap();
         if seen >= count {
             return;
         }
-        assert!(Instant::now() < deadline, "only {seen} of {count} outputs after {timeout:?}");
+        assert!(
+            Instant::now() < deadline,
+            "only {seen} of {count} outputs after {timeout:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -225,22 +258,42 @@ async fn assert_exactly_once(scenario: &Scenario, inputs: &[Input]) {
     for (key, id, amount) in inputs {
         let total = totals.entry(key.clone()).or_default();
         *total += amount;
-        expected.entry(key.clone()).or_default().push(format!("{id}:{total}"));
+        expected
+            .entry(key.clone())
+            .or_default()
+            .push(format!("{id}:{total}"));
     }
     let (output, changelog) = (scenario.output.clone(), scenario.changelog());
-    let (outputs, changelog) = tokio::task::spawn_blocking(move || (read_committed(&output), read_committed(&changelog)))
-        .await
-        .unwrap();
+    let (outputs, changelog) =
+        tokio::task::spawn_blocking(move || (read_committed(&output), read_committed(&changelog)))
+            .await
+            .unwrap();
     let mut actual: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for record in outputs {
-        actual.entry(record.key.clone()).or_default().push(record.text());
+        actual
+            .entry(record.key.clone())
+            .or_default()
+            .push(record.text());
     }
     for (key, want) in &expected {
         let got = actual.get(key).cloned().unwrap_or_default();
-        assert_eq!(got.len(), want.len(), "{key}: {} outputs for {} inputs", got.len(), want.len());
-        assert_eq!(&got, want, "{key}: outputs are not the running sums of its inputs");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{key}: {} outputs for {} inputs",
+            got.len(),
+            want.len()
+        );
+        assert_eq!(
+            &got, want,
+            "{key}: outputs are not the running sums of its inputs"
+        );
     }
-    assert_eq!(actual.len(), expected.len(), "outputs for keys that had no input");
+    assert_eq!(
+        actual.len(),
+        expected.len(),
+        "outputs for keys that had no input"
+    );
 
     let mut final_state: BTreeMap<String, i64> = BTreeMap::new();
     for record in changelog {
@@ -251,7 +304,10 @@ async fn assert_exactly_once(scenario: &Scenario, inputs: &[Input]) {
             .unwrap_or_else(|_| panic!("changelog value for {} is not 8 bytes", record.key));
         final_state.insert(record.key, i64::from_be_bytes(bytes));
     }
-    assert_eq!(final_state, totals, "the changelog's final state differs from the sums");
+    assert_eq!(
+        final_state, totals,
+        "the changelog's final state differs from the sums"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -276,7 +332,9 @@ async fn every_input_is_applied_exactly_once_across_kills_and_crashes_during_com
     }
     let before_final_run = {
         let output = scenario.output.clone();
-        tokio::task::spawn_blocking(move || read_committed(&output).len()).await.unwrap()
+        tokio::task::spawn_blocking(move || read_committed(&output).len())
+            .await
+            .unwrap()
     };
     let worker = scenario.worker("w1", &[]);
     wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(90)).await;
@@ -340,7 +398,10 @@ async fn a_deleted_state_folder_is_restored_from_the_changelog() {
     // Restoring happens on assignment; give the group time to assign.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let metrics = worker.terminate();
-    assert!(metrics["restored_records"].as_u64().unwrap() >= 40, "{metrics}");
+    assert!(
+        metrics["restored_records"].as_u64().unwrap() >= 40,
+        "{metrics}"
+    );
     assert_eq!(dump_state(&scenario.state_dir("w1"), &scenario.app), before);
     // And processing continues from the restored state.
     assert_exactly_once(&scenario, &inputs).await;
@@ -349,10 +410,17 @@ async fn a_deleted_state_folder_is_restored_from_the_changelog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_record_is_dead_lettered_and_the_partition_moves_on() {
     let scenario = Scenario::new("poison").await;
-    let producer: FutureProducer = stack().kafka_settings().idempotent_producer().create().unwrap();
+    let producer: FutureProducer = stack()
+        .kafka_settings()
+        .idempotent_producer()
+        .create()
+        .unwrap();
     for value in ["1:5", "poison", "2:7"] {
         producer
-            .send(FutureRecord::to(&scenario.input).key("acct").payload(value), Duration::from_secs(10))
+            .send(
+                FutureRecord::to(&scenario.input).key("acct").payload(value),
+                Duration::from_secs(10),
+            )
             .await
             .map_err(|(e, _)| e)
             .unwrap();
@@ -363,15 +431,24 @@ async fn a_poison_record_is_dead_lettered_and_the_partition_moves_on() {
     assert_eq!(metrics["dead_letters"], 1, "{metrics}");
 
     let (output, dlq) = (scenario.output.clone(), format!("{}.dlq", scenario.input));
-    let (outputs, dead) = tokio::task::spawn_blocking(move || (read_committed(&output), read_committed(&dlq)))
-        .await
-        .unwrap();
+    let (outputs, dead) =
+        tokio::task::spawn_blocking(move || (read_committed(&output), read_committed(&dlq)))
+            .await
+            .unwrap();
     let values: Vec<_> = outputs.iter().map(Read::text).collect();
-    assert_eq!(values, vec!["1:5", "2:12"], "the record after the poison one was processed");
+    assert_eq!(
+        values,
+        vec!["1:5", "2:12"],
+        "the record after the poison one was processed"
+    );
     assert_eq!(dead.len(), 1);
     let dead = &dead[0];
     assert_eq!(dead.text(), "poison");
     assert_eq!(dead.headers["dlq.topic"], scenario.input);
     assert_eq!(dead.headers["dlq.offset"], "1");
-    assert!(dead.headers["dlq.error"].contains("malformed"), "{:?}", dead.headers);
+    assert!(
+        dead.headers["dlq.error"].contains("malformed"),
+        "{:?}",
+        dead.headers
+    );
 }

@@ -41,7 +41,11 @@ impl Processor for RunningTotals {
             + amount;
         ctx.put("totals", key.to_vec(), total.to_be_bytes().to_vec())?;
         // The input value carries its produce time; pass it on for the latency measurement.
-        ctx.emit(Output::new(self.output.clone(), key.to_vec(), value.to_vec()));
+        ctx.emit(Output::new(
+            self.output.clone(),
+            key.to_vec(),
+            value.to_vec(),
+        ));
         Ok(())
     }
 }
@@ -100,7 +104,12 @@ fn paced(kafka: KafkaSettings, topic: String, rate: u64, seconds: u64, keys: usi
 }
 
 /// Reads committed outputs and records, per output, now minus the produce time in its value.
-fn measure_latency(kafka: &KafkaSettings, topic: &str, expected: usize, stop: &AtomicBool) -> Latencies {
+fn measure_latency(
+    kafka: &KafkaSettings,
+    topic: &str,
+    expected: usize,
+    stop: &AtomicBool,
+) -> Latencies {
     let consumer: BaseConsumer = kafka
         .client_config()
         .set("group.id", unique("latency"))
@@ -111,7 +120,9 @@ fn measure_latency(kafka: &KafkaSettings, topic: &str, expected: usize, stop: &A
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
     }
     consumer.assign(&assignment).expect("assign");
     let mut latencies = Latencies::default();
@@ -131,12 +142,26 @@ fn measure_latency(kafka: &KafkaSettings, topic: &str, expected: usize, stop: &A
 }
 
 /// The ceiling: consume → transactional produce, no state, the same commit policy.
-fn plain_loop(kafka: KafkaSettings, input: String, output: String, processed: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+fn plain_loop(
+    kafka: KafkaSettings,
+    input: String,
+    output: String,
+    processed: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) {
     let group = unique("plain");
-    let consumer: BaseConsumer = kafka.read_committed_consumer(&group).create().expect("consumer");
+    let consumer: BaseConsumer = kafka
+        .read_committed_consumer(&group)
+        .create()
+        .expect("consumer");
     consumer.subscribe(&[&input]).expect("subscribe");
-    let producer: BaseProducer = kafka.transactional_producer(&unique("plain-txn")).create().expect("producer");
-    producer.init_transactions(Duration::from_secs(30)).expect("init");
+    let producer: BaseProducer = kafka
+        .transactional_producer(&unique("plain-txn"))
+        .create()
+        .expect("producer");
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init");
     let mut open = false;
     let mut since = Instant::now();
     let mut in_txn = 0usize;
@@ -144,11 +169,16 @@ fn plain_loop(kafka: KafkaSettings, input: String, output: String, processed: Ar
     let commit = |producer: &BaseProducer, offsets: &mut HashMap<i32, i64>| {
         let mut tpl = TopicPartitionList::new();
         for (p, o) in offsets.drain() {
-            tpl.add_partition_offset(&input, p, Offset::Offset(o)).expect("tpl");
+            tpl.add_partition_offset(&input, p, Offset::Offset(o))
+                .expect("tpl");
         }
         let group = consumer.group_metadata().expect("group metadata");
-        producer.send_offsets_to_transaction(&tpl, &group, Duration::from_secs(30)).expect("offsets");
-        producer.commit_transaction(Duration::from_secs(30)).expect("commit");
+        producer
+            .send_offsets_to_transaction(&tpl, &group, Duration::from_secs(30))
+            .expect("offsets");
+        producer
+            .commit_transaction(Duration::from_secs(30))
+            .expect("commit");
     };
     while !stop.load(Ordering::Relaxed) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(20)) {
@@ -157,7 +187,9 @@ fn plain_loop(kafka: KafkaSettings, input: String, output: String, processed: Ar
                 open = true;
                 since = Instant::now();
             }
-            let mut record = BaseRecord::to(&output).key(m.key().unwrap_or_default()).payload(m.payload().unwrap_or_default());
+            let mut record = BaseRecord::to(&output)
+                .key(m.key().unwrap_or_default())
+                .payload(m.payload().unwrap_or_default());
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -197,14 +229,29 @@ fn time_to(counter: &AtomicU64, target: u64) -> Duration {
 }
 
 async fn topics(kafka: &KafkaSettings, name: &str) -> (String, String) {
-    let (input, output) = (unique(&format!("{name}-in")), unique(&format!("{name}-out")));
-    ensure_topics(kafka, &[TopicSpec::new(&input, PARTITIONS), TopicSpec::new(&output, PARTITIONS)])
-        .await
-        .expect("topics");
+    let (input, output) = (
+        unique(&format!("{name}-in")),
+        unique(&format!("{name}-out")),
+    );
+    ensure_topics(
+        kafka,
+        &[
+            TopicSpec::new(&input, PARTITIONS),
+            TopicSpec::new(&output, PARTITIONS),
+        ],
+    )
+    .await
+    .expect("topics");
     (input, output)
 }
 
-async fn start_runtime(kafka: &KafkaSettings, app: &str, input: &str, output: &str, state: &std::path::Path) -> tcom_state::RuntimeHandle {
+async fn start_runtime(
+    kafka: &KafkaSettings,
+    app: &str,
+    input: &str,
+    output: &str,
+    state: &std::path::Path,
+) -> tcom_state::RuntimeHandle {
     let mut config = RuntimeConfig::new(
         app,
         "bench-1",
@@ -216,9 +263,16 @@ async fn start_runtime(kafka: &KafkaSettings, app: &str, input: &str, output: &s
     config.commit_interval = COMMIT_INTERVAL;
     config.commit_max_records = COMMIT_MAX_RECORDS;
     let output = output.to_owned();
-    tcom_state::start(config, Arc::new(move |_| Box::new(RunningTotals { output: output.clone() })))
-        .await
-        .expect("runtime starts")
+    tcom_state::start(
+        config,
+        Arc::new(move |_| {
+            Box::new(RunningTotals {
+                output: output.clone(),
+            })
+        }),
+    )
+    .await
+    .expect("runtime starts")
 }
 
 /// Counts what the runtime has processed *and committed*.
@@ -247,8 +301,16 @@ fn committed_counter(handle: &tcom_state::RuntimeHandle) -> (Arc<AtomicU64>, Arc
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -257,9 +319,14 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let records: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let keys: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let kafka = KafkaSettings::new(std::env::var("KAFKA_BOOTSTRAP_SERVERS").expect("KAFKA_BOOTSTRAP_SERVERS (source .stack/env)"));
+    let kafka = KafkaSettings::new(
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+            .expect("KAFKA_BOOTSTRAP_SERVERS (source .stack/env)"),
+    );
     let state_root = std::env::temp_dir().join(unique("state"));
-    println!("runtime-bench: {records} records, {keys} keys, {PARTITIONS} partitions, commit every {COMMIT_INTERVAL:?} or {COMMIT_MAX_RECORDS} records");
+    println!(
+        "runtime-bench: {records} records, {keys} keys, {PARTITIONS} partitions, commit every {COMMIT_INTERVAL:?} or {COMMIT_MAX_RECORDS} records"
+    );
 
     // --- throughput: plain loop ---
     let (input, output) = topics(&kafka, "plain").await;
@@ -267,7 +334,13 @@ async fn main() {
     let processed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let plain = {
-        let (k, i, o, p, s) = (kafka.clone(), input.clone(), output.clone(), processed.clone(), stop.clone());
+        let (k, i, o, p, s) = (
+            kafka.clone(),
+            input.clone(),
+            output.clone(),
+            processed.clone(),
+            stop.clone(),
+        );
         std::thread::spawn(move || plain_loop(k, i, o, p, s))
     };
     let plain_time = time_to(&processed, records as u64);
@@ -278,24 +351,41 @@ async fn main() {
     // --- throughput: stateful runtime ---
     let (input, output) = topics(&kafka, "stateful").await;
     preload(&kafka, &input, records, keys);
-    let handle = start_runtime(&kafka, &unique("stateful"), &input, &output, &state_root.join("throughput")).await;
+    let handle = start_runtime(
+        &kafka,
+        &unique("stateful"),
+        &input,
+        &output,
+        &state_root.join("throughput"),
+    )
+    .await;
     let (committed, stop_counter) = committed_counter(&handle);
-    let stateful_time = tokio::task::spawn_blocking(move || time_to(&committed, records as u64)).await.unwrap();
+    let stateful_time = tokio::task::spawn_blocking(move || time_to(&committed, records as u64))
+        .await
+        .unwrap();
     stop_counter.store(true, Ordering::Relaxed);
-    tokio::task::spawn_blocking(move || handle.join()).await.unwrap().expect("runtime stops");
+    tokio::task::spawn_blocking(move || handle.join())
+        .await
+        .unwrap()
+        .expect("runtime stops");
     let stateful_rate = records as f64 / stateful_time.as_secs_f64();
 
     println!();
     println!("throughput (records/s, preloaded input, until all committed)");
     println!("  plain consume->transactional produce : {plain_rate:>10.0}");
-    println!("  stateful runtime (RocksDB + changelog): {stateful_rate:>10.0}  ratio {:.2}", stateful_rate / plain_rate);
+    println!(
+        "  stateful runtime (RocksDB + changelog): {stateful_rate:>10.0}  ratio {:.2}",
+        stateful_rate / plain_rate
+    );
 
     // --- latency at a fixed rate, both ---
     let rate = 2000u64;
     let seconds = 10u64;
     let expected = (rate * seconds) as usize;
     println!();
-    println!("end-to-end latency at {rate} records/s for {seconds}s (produce -> readable by a read_committed consumer)");
+    println!(
+        "end-to-end latency at {rate} records/s for {seconds}s (produce -> readable by a read_committed consumer)"
+    );
     for mode in ["plain", "stateful"] {
         let (input, output) = topics(&kafka, &format!("lat-{mode}")).await;
         let stop = Arc::new(AtomicBool::new(false));
@@ -303,12 +393,27 @@ async fn main() {
         let mut runtime = None;
         let mut plain = None;
         if mode == "plain" {
-            let (k, i, o, p, s) = (kafka.clone(), input.clone(), output.clone(), processed.clone(), stop.clone());
+            let (k, i, o, p, s) = (
+                kafka.clone(),
+                input.clone(),
+                output.clone(),
+                processed.clone(),
+                stop.clone(),
+            );
             plain = Some(std::thread::spawn(move || plain_loop(k, i, o, p, s)));
             // Let the group assign before traffic starts.
             tokio::time::sleep(Duration::from_secs(4)).await;
         } else {
-            runtime = Some(start_runtime(&kafka, &unique("lat"), &input, &output, &state_root.join("latency")).await);
+            runtime = Some(
+                start_runtime(
+                    &kafka,
+                    &unique("lat"),
+                    &input,
+                    &output,
+                    &state_root.join("latency"),
+                )
+                .await,
+            );
             tokio::time::sleep(Duration::from_secs(4)).await;
         }
         let producer = {
@@ -316,14 +421,20 @@ async fn main() {
             std::thread::spawn(move || paced(k, i, rate, seconds, keys))
         };
         let (k, o, s) = (kafka.clone(), output.clone(), stop.clone());
-        let mut latencies = tokio::task::spawn_blocking(move || measure_latency(&k, &o, expected, &s)).await.unwrap();
+        let mut latencies =
+            tokio::task::spawn_blocking(move || measure_latency(&k, &o, expected, &s))
+                .await
+                .unwrap();
         producer.join().expect("producer");
         stop.store(true, Ordering::Relaxed);
         if let Some(p) = plain {
             p.join().expect("plain loop");
         }
         if let Some(r) = runtime {
-            tokio::task::spawn_blocking(move || r.join()).await.unwrap().expect("runtime stops");
+            tokio::task::spawn_blocking(move || r.join())
+                .await
+                .unwrap()
+                .expect("runtime stops");
         }
         println!(
             "  {mode:<8} n={:<6} p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
@@ -339,7 +450,9 @@ async fn main() {
     let app = unique("restore");
     let (input, output) = topics(&kafka, "restore").await;
     let changelog = format!("{app}-totals-changelog");
-    ensure_topics(&kafka, &[TopicSpec::compacted(&changelog, PARTITIONS)]).await.expect("changelog");
+    ensure_topics(&kafka, &[TopicSpec::compacted(&changelog, PARTITIONS)])
+        .await
+        .expect("changelog");
     {
         let producer: BaseProducer = kafka
             .client_config()
@@ -370,11 +483,17 @@ async fn main() {
     let metrics = handle.metrics().clone();
     while metrics.restored_records.load(Ordering::Relaxed) < restore_records as u64 {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(started.elapsed() < Duration::from_secs(300), "restore did not finish");
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "restore did not finish"
+        );
     }
     let with_join = started.elapsed();
     let restoring = Duration::from_micros(metrics.restore_micros.load(Ordering::Relaxed));
-    tokio::task::spawn_blocking(move || handle.join()).await.unwrap().expect("runtime stops");
+    tokio::task::spawn_blocking(move || handle.join())
+        .await
+        .unwrap()
+        .expect("runtime stops");
     println!();
     println!(
         "restore: {restore_records} changelog records in {:.2}s of restoring = {:.0} records/s ({:.2}s from start including the group join)",
