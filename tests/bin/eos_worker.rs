@@ -1,7 +1,8 @@
 //! A stateful processor in a child process, for the runtime's crash, rebalance, restore and
 //! dead-letter tests: per-key running totals with one output per input.
 //!
-//! Input: key = account, value = `"<input id>:<amount>"` (or anything else: dead-lettered).
+//! Input: key = account, value = `"<input id>:<amount>"` (or anything else: dead-lettered;
+//! an id starting with `flaky` fails once with a retryable error, `stuck` always does).
 //! Output (to `$OUTPUT`): key = account, value = `"<input id>:<total after it>"`.
 //! Store `totals`: account → total (i64, big-endian).
 //!
@@ -19,6 +20,8 @@ use tcom_state::{Context, Output, ProcessError, Processor, Record, RuntimeConfig
 struct RunningTotals {
     output: String,
     delay: Duration,
+    /// Offsets of `flaky…` inputs that already failed once.
+    failed_once: std::collections::HashSet<i64>,
 }
 
 impl Processor for RunningTotals {
@@ -35,6 +38,14 @@ impl Processor for RunningTotals {
             .split_once(':')
             .and_then(|(id, amount)| Some((id, amount.parse::<i64>().ok()?)))
             .ok_or_else(|| ProcessError::Permanent(format!("malformed value {value:?}")))?;
+        // `flaky…` inputs fail once with a retryable error, `stuck…` ones every time.
+        if id.starts_with("stuck")
+            || (id.starts_with("flaky") && self.failed_once.insert(record.offset))
+        {
+            return Err(ProcessError::Retryable(format!(
+                "{id} is not available yet"
+            )));
+        }
         let total = ctx
             .get("totals", key)?
             .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
@@ -75,6 +86,7 @@ async fn main() {
         Box::new(RunningTotals {
             output: output.clone(),
             delay,
+            failed_once: Default::default(),
         })
     });
     let handle = tcom_state::start(config, factory)
@@ -94,9 +106,10 @@ async fn main() {
         .expect("clean stop");
     use std::sync::atomic::Ordering::Relaxed;
     println!(
-        "{{\"records\":{},\"dead_letters\":{},\"restored_records\":{},\"commits\":{}}}",
+        "{{\"records\":{},\"dead_letters\":{},\"retries\":{},\"restored_records\":{},\"commits\":{}}}",
         metrics.records.load(Relaxed),
         metrics.dead_letters.load(Relaxed),
+        metrics.retries.load(Relaxed),
         metrics.restored_records.load(Relaxed),
         metrics.commits.load(Relaxed),
     );

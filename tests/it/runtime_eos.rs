@@ -415,7 +415,7 @@ async fn a_poison_record_is_dead_lettered_and_the_partition_moves_on() {
         .idempotent_producer()
         .create()
         .unwrap();
-    for value in ["1:5", "poison", "2:7"] {
+    for value in ["1:5", "poison", "flaky-2:7", "stuck-3:1", "4:1"] {
         producer
             .send(
                 FutureRecord::to(&scenario.input).key("acct").payload(value),
@@ -426,9 +426,12 @@ async fn a_poison_record_is_dead_lettered_and_the_partition_moves_on() {
             .unwrap();
     }
     let worker = scenario.worker("w1", &[]);
-    wait_for_outputs(&scenario.output, 2, Duration::from_secs(60)).await;
+    wait_for_outputs(&scenario.output, 3, Duration::from_secs(60)).await;
     let metrics = worker.terminate();
-    assert_eq!(metrics["dead_letters"], 1, "{metrics}");
+    // The poison record at once; the stuck one after its retries ran out.
+    assert_eq!(metrics["dead_letters"], 2, "{metrics}");
+    // flaky-2 once, stuck-3 twice (three attempts).
+    assert_eq!(metrics["retries"], 3, "{metrics}");
 
     let (output, dlq) = (scenario.output.clone(), format!("{}.dlq", scenario.input));
     let (outputs, dead) =
@@ -438,10 +441,16 @@ async fn a_poison_record_is_dead_lettered_and_the_partition_moves_on() {
     let values: Vec<_> = outputs.iter().map(Read::text).collect();
     assert_eq!(
         values,
-        vec!["1:5", "2:12"],
-        "the record after the poison one was processed"
+        vec!["1:5", "flaky-2:12", "4:13"],
+        "records after the bad ones were processed"
     );
-    assert_eq!(dead.len(), 1);
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[1].text(), "stuck-3:1");
+    assert!(
+        dead[1].headers["dlq.error"].contains("not available"),
+        "{:?}",
+        dead[1].headers
+    );
     let dead = &dead[0];
     assert_eq!(dead.text(), "poison");
     assert_eq!(dead.headers["dlq.topic"], scenario.input);
