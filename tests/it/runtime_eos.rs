@@ -313,9 +313,9 @@ async fn assert_exactly_once(scenario: &Scenario, inputs: &[Input]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_input_is_applied_exactly_once_across_kills_and_crashes_during_commit() {
     let scenario = Scenario::new("crash").await;
-    // Keys spread over all partitions. With 2 ms per record the stream takes about 6 s of
+    // Keys spread over all partitions. With 2 ms per record the stream takes about 8 s of
     // processing, so every kill and failpoint below lands mid-stream.
-    let inputs = inputs(3000, 12);
+    let inputs = inputs(4000, 12);
     produce(&scenario.input, &inputs, None).await;
     let slow = [("DELAY_MS", "2")];
 
