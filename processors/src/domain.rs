@@ -1,6 +1,7 @@
 //! Pure domain logic: value types with parsing constructors, rules, pricing. No I/O.
 
 pub mod msisdn;
+pub mod pricing;
 pub mod tenant_id;
 
 pub use msisdn::{Msisdn, MsisdnError};
