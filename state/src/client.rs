@@ -65,7 +65,10 @@ impl KafkaSettings {
             .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // Interactive latency: do not let the broker hold a fetch for long when little data
+            // is waiting (the default is 500 ms).
+            .set("fetch.wait.max.ms", "10");
         config
     }
 }

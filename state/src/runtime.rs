@@ -43,7 +43,7 @@ use crate::failpoint;
 use crate::global::{self, GlobalTableSpec, GlobalTables};
 use crate::metrics::Metrics;
 use crate::processor::{Context, Output, ProcessError, ProcessorFactory, Record};
-use crate::restore::Restorer;
+use crate::restore::{Restorer, Target};
 use crate::store::{TaskDb, Writes};
 
 /// Header carrying a command's unique id; records with one are processed at most once.
@@ -298,6 +298,17 @@ impl ProducerContext for TxnProducerContext {
     }
 }
 
+/// Waits until every produced record is acknowledged, serving delivery reports as they come.
+///
+/// rdkafka's own flush (called by `commit_transaction`) polls in 100 ms slices and so adds up
+/// to 100 ms to every commit; draining in 1 ms slices first leaves it nothing to wait for.
+pub fn drain<C: ProducerContext>(producer: &BaseProducer<C>, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(1));
+    }
+}
+
 // --- tasks and the engine -----------------------------------------------------------------
 
 struct Task {
@@ -329,6 +340,8 @@ struct Engine {
     fatal: Option<Error>,
     /// After an abort, consumer positions must go back to the committed offsets.
     rewind: bool,
+    scratch_writes: Writes,
+    scratch_outputs: Vec<Output>,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -345,14 +358,18 @@ impl Engine {
     }
 
     fn send(&self, output: &Output) -> Result<()> {
-        let mut headers = OwnedHeaders::new_with_capacity(output.headers.len());
-        for (name, value) in &output.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(value.as_slice()),
-            });
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&output.topic);
+        // librdkafka allocates a header list per record: only build one when there are headers.
+        if !output.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(output.headers.len());
+            for (name, value) in &output.headers {
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(value.as_slice()),
+                });
+            }
+            record = record.headers(headers);
         }
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&output.topic).headers(headers);
         if let Some(key) = &output.key {
             record = record.key(key.as_slice());
         }
@@ -429,8 +446,9 @@ impl Engine {
             }
         }
 
-        let mut writes = Writes::new(self.stores.len());
-        let mut outputs = Vec::new();
+        // Buffers reused across records: no allocation per record for the bookkeeping.
+        let writes = &mut self.scratch_writes;
+        let outputs = &mut self.scratch_outputs;
         let mut attempt = 0;
         let outcome = loop {
             writes.clear();
@@ -440,8 +458,8 @@ impl Engine {
                 store_ids: &self.store_ids,
                 db: &task.db,
                 pending: &task.pending,
-                writes: &mut writes,
-                outputs: &mut outputs,
+                writes,
+                outputs,
                 globals: &self.globals,
             };
             match task.processor.process(&mut ctx, &record) {
@@ -460,8 +478,8 @@ impl Engine {
                 if let (Some(store), Some(id)) = (dedup_store, command_id) {
                     writes.put(store, id, record.timestamp_ms.to_be_bytes().to_vec());
                 }
-                task.pending.absorb(&mut writes);
-                for output in &outputs {
+                task.pending.absorb(writes);
+                for output in &self.scratch_outputs {
                     self.send(output)?;
                 }
             }
@@ -609,6 +627,7 @@ impl Engine {
                 .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)?;
         }
         failpoint::hit("before-commit");
+        drain(&self.producer, TXN_TIMEOUT);
         self.producer.commit_transaction(TXN_TIMEOUT)?;
         failpoint::hit("after-commit");
         if let Some(failure) = self
@@ -670,49 +689,59 @@ impl Engine {
         Ok(())
     }
 
-    fn open_task(&mut self, partition: i32) -> Result<()> {
-        if self.tasks.contains_key(&partition) {
-            return Ok(());
-        }
-        let path = self
-            .config
-            .state_dir
-            .join(&self.config.application_id)
-            .join(partition.to_string());
-        let db = TaskDb::open(&path, &self.stores)?;
+    /// Opens the tasks of newly assigned partitions and restores all their stores in one
+    /// pass before any of them processes a record.
+    fn open_tasks(&mut self, partitions: &std::collections::BTreeSet<i32>) -> Result<()> {
         let started = Instant::now();
-        let mut restored = 0;
-        for (store, name) in self.stores.iter().enumerate() {
-            restored += self.restorer.restore(
-                &db,
-                store,
-                &self.config.changelog_topic(name),
-                partition,
-                &self.metrics,
-            )?;
+        let mut opened = Vec::new();
+        for partition in partitions {
+            if self.tasks.contains_key(partition) {
+                continue;
+            }
+            let path = self
+                .config
+                .state_dir
+                .join(&self.config.application_id)
+                .join(partition.to_string());
+            opened.push((*partition, TaskDb::open(&path, &self.stores)?));
         }
-        Metrics::add(&self.metrics.restored_tasks, 1);
+        let mut targets = Vec::with_capacity(opened.len() * self.stores.len());
+        for (partition, db) in &opened {
+            for (store, name) in self.stores.iter().enumerate() {
+                targets.push(Target {
+                    db,
+                    store,
+                    topic: self.config.changelog_topic(name),
+                    partition: *partition,
+                });
+            }
+        }
+        let restored = self.restorer.restore(&targets, &self.metrics)?;
+        drop(targets);
+        Metrics::add(&self.metrics.restored_tasks, opened.len() as u64);
         Metrics::add(
             &self.metrics.restore_micros,
             started.elapsed().as_micros() as u64,
         );
         if restored > 0 {
             tracing::info!(
-                partition,
+                tasks = opened.len(),
                 restored,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "Restored task state."
             );
         }
-        self.tasks.insert(
-            partition,
-            Task {
-                processor: (self.factory)(partition),
-                db,
-                pending: Writes::new(self.stores.len()),
-                consumed: HashMap::new(),
-            },
-        );
+        for (partition, db) in opened {
+            self.tasks.insert(
+                partition,
+                Task {
+                    processor: (self.factory)(partition),
+                    db,
+                    pending: Writes::new(self.stores.len()),
+                    consumed: HashMap::new(),
+                },
+            );
+        }
         self.metrics
             .tasks
             .store(self.tasks.len() as i64, Ordering::Relaxed);
@@ -791,11 +820,9 @@ impl ConsumerContext for RuntimeContext {
                     .iter()
                     .map(|e| e.partition())
                     .collect();
-                for partition in assigned {
-                    if let Err(e) = engine.open_task(partition) {
-                        tracing::error!(partition, error = %e, "Opening a task failed.");
-                        engine.fatal.get_or_insert(e);
-                    }
+                if let Err(e) = engine.open_tasks(&assigned) {
+                    tracing::error!(error = %e, "Opening tasks failed.");
+                    engine.fatal.get_or_insert(e);
                 }
                 tracing::info!(tasks = engine.tasks.len(), "Partitions assigned.");
             }
@@ -819,6 +846,7 @@ impl Loop {
         metrics: Arc<Metrics>,
     ) -> Result<Self> {
         let stores = config.all_stores();
+        let stores_len = stores.len();
         let store_ids = stores
             .iter()
             .enumerate()
@@ -869,6 +897,8 @@ impl Loop {
             last_punctuation: Instant::now(),
             fatal: None,
             rewind: false,
+            scratch_writes: Writes::new(stores_len),
+            scratch_outputs: Vec::new(),
             config,
         });
         Ok(Self {

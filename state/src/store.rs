@@ -50,7 +50,11 @@ impl Writes {
     /// Moves every write of `other` on top of these.
     pub fn absorb(&mut self, other: &mut Writes) {
         for (mine, theirs) in self.stores.iter_mut().zip(other.stores.iter_mut()) {
-            mine.append(theirs);
+            // Not `BTreeMap::append`: it rebuilds the whole map (O(n + m)), and `other` holds
+            // one record's few writes while `self` holds a whole transaction's.
+            while let Some((key, value)) = theirs.pop_first() {
+                mine.insert(key, value);
+            }
         }
     }
 
@@ -213,24 +217,31 @@ impl TaskDb {
         self.write(batch)
     }
 
-    /// Applies a batch of restored changelog records for one store, with the offset reached.
+    /// Adds a restored changelog record to `batch` (no copy of key or value).
+    pub fn restore_into(
+        &self,
+        batch: &mut WriteBatch,
+        store: usize,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) {
+        let cf = self.cf(store);
+        match value {
+            Some(v) => batch.put_cf(cf, key, v),
+            None => batch.delete_cf(cf, key),
+        }
+    }
+
+    /// Writes a batch of restored records with the changelog offset it reaches.
     ///
     /// # Errors
     /// RocksDB write failure.
-    pub fn apply_restored(
+    pub fn commit_restored(
         &self,
+        mut batch: WriteBatch,
         store: usize,
-        records: &[(Vec<u8>, Option<Vec<u8>>)],
         next_offset: i64,
     ) -> Result<()> {
-        let mut batch = WriteBatch::default();
-        let cf = self.cf(store);
-        for (key, value) in records {
-            match value {
-                Some(v) => batch.put_cf(cf, key, v),
-                None => batch.delete_cf(cf, key),
-            }
-        }
         batch.put_cf(
             self.meta(),
             self.stores[store].as_bytes(),
@@ -410,12 +421,10 @@ mod tests {
         let dir = temp_dir();
         {
             let db = TaskDb::open(&dir, &["s".to_owned(), "t".to_owned()]).unwrap();
-            db.apply_restored(
-                1,
-                &[(b"k".to_vec(), Some(b"v".to_vec())), (b"x".to_vec(), None)],
-                7,
-            )
-            .unwrap();
+            let mut batch = WriteBatch::default();
+            db.restore_into(&mut batch, 1, b"k", Some(b"v"));
+            db.restore_into(&mut batch, 1, b"x", None);
+            db.commit_restored(batch, 1, 7).unwrap();
             db.flush().unwrap();
         }
         let db = TaskDb::open(&dir, &["s".to_owned(), "t".to_owned()]).unwrap();

@@ -176,6 +176,7 @@ fn plain_loop(
         producer
             .send_offsets_to_transaction(&tpl, &group, Duration::from_secs(30))
             .expect("offsets");
+        tcom_state::runtime::drain(producer, Duration::from_secs(30));
         producer
             .commit_transaction(Duration::from_secs(30))
             .expect("commit");
@@ -364,6 +365,13 @@ async fn main() {
         .await
         .unwrap();
     stop_counter.store(true, Ordering::Relaxed);
+    let m = handle.metrics().clone();
+    let commits = m.commits.load(Ordering::Relaxed).max(1);
+    let commit_note = format!(
+        "{commits} commits, mean {:.1} ms, max {:.1} ms",
+        m.commit_micros_total.load(Ordering::Relaxed) as f64 / commits as f64 / 1e3,
+        m.commit_micros_max.load(Ordering::Relaxed) as f64 / 1e3
+    );
     tokio::task::spawn_blocking(move || handle.join())
         .await
         .unwrap()
@@ -374,7 +382,7 @@ async fn main() {
     println!("throughput (records/s, preloaded input, until all committed)");
     println!("  plain consume->transactional produce : {plain_rate:>10.0}");
     println!(
-        "  stateful runtime (RocksDB + changelog): {stateful_rate:>10.0}  ratio {:.2}",
+        "  stateful runtime (RocksDB + changelog): {stateful_rate:>10.0}  ratio {:.2}  ({commit_note})",
         stateful_rate / plain_rate
     );
 

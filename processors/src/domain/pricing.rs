@@ -183,10 +183,8 @@ pub fn vat_share(gross: Minor, rate_basis_points: u32) -> Minor {
 fn applies(campaign: &Campaign, ctx: &PricingContext) -> bool {
     let in_window =
         campaign.valid_from <= ctx.now && campaign.valid_until.is_none_or(|end| ctx.now < end);
-    let channel =
-        campaign.channels.is_empty() || campaign.channels.iter().any(|c| *c == ctx.channel);
-    let segment =
-        campaign.segments.is_empty() || campaign.segments.iter().any(|s| *s == ctx.segment);
+    let channel = campaign.channels.is_empty() || campaign.channels.contains(&ctx.channel);
+    let segment = campaign.segments.is_empty() || campaign.segments.contains(&ctx.segment);
     let binding = campaign
         .requires_binding_months
         .is_none_or(|months| ctx.binding_months >= months);
