@@ -54,6 +54,18 @@ fn unique(prefix: &str) -> String {
     format!("bench-{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
+/// Sends a record, waiting for room when the producer's queue is full.
+fn send_waiting<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>)
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    while let Err((_, back)) = producer.send(record) {
+        producer.poll(Duration::from_millis(10));
+        record = back;
+    }
+}
+
 fn preload(kafka: &KafkaSettings, topic: &str, records: usize, keys: usize) {
     let producer: BaseProducer = kafka
         .client_config()
@@ -66,16 +78,8 @@ fn preload(kafka: &KafkaSettings, topic: &str, records: usize, keys: usize) {
     for i in 0..records {
         let key = format!("k{}", i % keys);
         let value = format!("{}:x", now_us());
-        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    producer.poll(Duration::from_millis(10));
-                    record = back;
-                }
-            }
-        }
+        let record = BaseRecord::to(topic).key(&key).payload(&value);
+        send_waiting(&producer, record);
     }
     producer.flush(Duration::from_secs(60)).expect("flush");
 }
@@ -188,18 +192,10 @@ fn plain_loop(
                 open = true;
                 since = Instant::now();
             }
-            let mut record = BaseRecord::to(&output)
+            let record = BaseRecord::to(&output)
                 .key(m.key().unwrap_or_default())
                 .payload(m.payload().unwrap_or_default());
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = back;
-                    }
-                }
-            }
+            send_waiting(&producer, record);
             offsets.insert(m.partition(), m.offset() + 1);
             in_txn += 1;
         }
@@ -470,19 +466,11 @@ async fn main() {
             .expect("producer");
         for i in 0..restore_records {
             let key = format!("key-{i}");
-            let mut record = BaseRecord::to(&changelog)
+            let record = BaseRecord::to(&changelog)
                 .partition((i % PARTITIONS as usize) as i32)
                 .key(&key)
                 .payload(&[0u8, 0, 0, 0, 0, 0, 0, 1][..]);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = back;
-                    }
-                }
-            }
+            send_waiting(&producer, record);
         }
         producer.flush(Duration::from_secs(60)).expect("flush");
     }
