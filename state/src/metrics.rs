@@ -47,70 +47,100 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format, labelled with the application id.
     pub fn render_prometheus(&self, application: &str) -> String {
-        let counters = [
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
+        let gauge = |g: &AtomicI64| g.load(Ordering::Relaxed).to_string();
+        let commit_seconds = self.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6;
+        let series = [
             (
                 "tcom_runtime_records_total",
+                "counter",
                 "Input records processed",
-                self.records.load(Ordering::Relaxed),
+                count(&self.records),
             ),
             (
                 "tcom_runtime_duplicates_total",
+                "counter",
                 "Records skipped as duplicate commands",
-                self.duplicates.load(Ordering::Relaxed),
+                count(&self.duplicates),
             ),
             (
                 "tcom_runtime_dead_letters_total",
+                "counter",
                 "Records sent to a dead-letter topic",
-                self.dead_letters.load(Ordering::Relaxed),
+                count(&self.dead_letters),
             ),
             (
                 "tcom_runtime_retries_total",
+                "counter",
                 "Retries of retryable failures",
-                self.retries.load(Ordering::Relaxed),
+                count(&self.retries),
             ),
             (
                 "tcom_runtime_commits_total",
+                "counter",
                 "Transactions committed",
-                self.commits.load(Ordering::Relaxed),
+                count(&self.commits),
+            ),
+            (
+                "tcom_runtime_commit_seconds_total",
+                "counter",
+                "Time spent committing",
+                commit_seconds.to_string(),
             ),
             (
                 "tcom_runtime_aborts_total",
+                "counter",
                 "Transactions aborted",
-                self.aborts.load(Ordering::Relaxed),
+                count(&self.aborts),
             ),
-            ("tcom_runtime_commit_seconds_sum", "Total commit latency", 0),
             (
                 "tcom_runtime_restored_records_total",
+                "counter",
                 "Changelog records restored",
-                self.restored_records.load(Ordering::Relaxed),
+                count(&self.restored_records),
             ),
-        ];
-        let mut out = String::new();
-        for (name, help, value) in counters {
-            let value = if name == "tcom_runtime_commit_seconds_sum" {
-                format!(
-                    "{}",
-                    self.commit_micros_total.load(Ordering::Relaxed) as f64 / 1e6
-                )
-            } else {
-                value.to_string()
-            };
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name}{{application=\"{application}\"}} {value}\n"));
-        }
-        for (name, help, value) in [
             (
                 "tcom_runtime_tasks",
+                "gauge",
                 "Tasks owned",
-                self.tasks.load(Ordering::Relaxed),
+                gauge(&self.tasks),
             ),
             (
                 "tcom_runtime_consumer_lag",
+                "gauge",
                 "Input records not yet consumed",
-                self.consumer_lag.load(Ordering::Relaxed),
+                gauge(&self.consumer_lag),
             ),
-        ] {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{application=\"{application}\"}} {value}\n"));
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in series {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{application=\"{application}\"}} {value}\n"
+            ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_has_every_series_with_its_value() {
+        let metrics = Metrics::default();
+        Metrics::add(&metrics.records, 5);
+        metrics.record_commit(1_500_000);
+        metrics.consumer_lag.store(7, Ordering::Relaxed);
+        let text = metrics.render_prometheus("basket");
+        assert!(
+            text.contains("tcom_runtime_records_total{application=\"basket\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tcom_runtime_commit_seconds_total{application=\"basket\"} 1.5\n"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE tcom_runtime_consumer_lag gauge\ntcom_runtime_consumer_lag{application=\"basket\"} 7\n"), "{text}");
     }
 }
