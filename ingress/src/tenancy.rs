@@ -99,13 +99,8 @@ impl TenantDirectory {
     }
 
     /// Number of tenants known.
-    pub async fn len(&self) -> usize {
+    async fn len(&self) -> usize {
         self.state.read().await.by_id.len()
-    }
-
-    /// Whether no tenant is known.
-    pub async fn is_empty(&self) -> bool {
-        self.len().await == 0
     }
 }
 

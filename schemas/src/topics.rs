@@ -76,8 +76,3 @@ pub const ALL: &[TopicDecl] = &[
         retention: Retention::Stream,
     },
 ];
-
-/// The record key of a tenant-scoped entity.
-pub fn tenant_key(tenant: &str, entity: &str) -> String {
-    format!("{tenant}:{entity}")
-}

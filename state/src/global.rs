@@ -39,13 +39,6 @@ impl GlobalTables {
             .get(key)
             .cloned()
     }
-
-    /// Number of entries in a table.
-    pub fn len(&self, table: &str) -> usize {
-        self.tables
-            .get(table)
-            .map_or(0, |t| t.read().expect("table lock").len())
-    }
 }
 
 /// Follows the global topics on a background thread.

@@ -342,6 +342,8 @@ struct Engine {
     rewind: bool,
     scratch_writes: Writes,
     scratch_outputs: Vec<Output>,
+    /// The command-id store's index, looked up once rather than per record.
+    dedup_store: Option<usize>,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -430,10 +432,7 @@ impl Engine {
         task.consumed
             .insert(record.topic.to_owned(), record.offset + 1);
 
-        let dedup_store = self
-            .config
-            .deduplicate_commands
-            .then(|| self.store_ids[COMMAND_IDS_STORE]);
+        let dedup_store = self.dedup_store;
         let command_id = record.header(COMMAND_ID_HEADER).map(<[u8]>::to_vec);
         if let (Some(store), Some(id)) = (dedup_store, &command_id) {
             let seen = match task.pending.lookup(store, id) {
@@ -847,6 +846,7 @@ impl Loop {
     ) -> Result<Self> {
         let stores = config.all_stores();
         let stores_len = stores.len();
+        let dedup_store = stores.iter().position(|s| s == COMMAND_IDS_STORE);
         let store_ids = stores
             .iter()
             .enumerate()
@@ -899,6 +899,7 @@ impl Loop {
             rewind: false,
             scratch_writes: Writes::new(stores_len),
             scratch_outputs: Vec::new(),
+            dedup_store,
             config,
         });
         Ok(Self {

@@ -63,11 +63,6 @@ impl Writes {
         self.stores.iter().all(BTreeMap::is_empty)
     }
 
-    /// Number of keys written.
-    pub fn len(&self) -> usize {
-        self.stores.iter().map(BTreeMap::len).sum()
-    }
-
     /// The writes of one store, in key order.
     pub fn store(&self, store: usize) -> &BTreeMap<Vec<u8>, Option<Vec<u8>>> {
         &self.stores[store]
@@ -272,20 +267,6 @@ impl TaskDb {
             .flush_cf(self.meta())
             .map_err(|e| db_error(&self.path, e))
     }
-
-    /// Every committed entry of a store, in key order (for tools and tests).
-    ///
-    /// # Errors
-    /// RocksDB read failure.
-    pub fn entries(&self, store: usize) -> Result<Entries> {
-        self.db
-            .iterator_cf(self.cf(store), IteratorMode::Start)
-            .map(|item| {
-                item.map(|(k, v)| (k.into_vec(), v.into_vec()))
-                    .map_err(|e| db_error(&self.path, e))
-            })
-            .collect()
-    }
 }
 
 /// Every entry of `store` in the task database at `path`, for tools and tests: opens the
@@ -427,10 +408,15 @@ mod tests {
             db.commit_restored(batch, 1, 7).unwrap();
             db.flush().unwrap();
         }
-        let db = TaskDb::open(&dir, &["s".to_owned(), "t".to_owned()]).unwrap();
-        assert_eq!(db.get(1, b"k").unwrap(), Some(b"v".to_vec()));
-        assert_eq!(db.changelog_offset(1).unwrap(), Some(7));
-        assert_eq!(db.changelog_offset(0).unwrap(), None);
-        assert_eq!(db.entries(1).unwrap().len(), 1);
+        {
+            let db = TaskDb::open(&dir, &["s".to_owned(), "t".to_owned()]).unwrap();
+            assert_eq!(db.get(1, b"k").unwrap(), Some(b"v".to_vec()));
+            assert_eq!(db.changelog_offset(1).unwrap(), Some(7));
+            assert_eq!(db.changelog_offset(0).unwrap(), None);
+        }
+        assert_eq!(
+            dump_store(&dir, "t").unwrap(),
+            vec![(b"k".to_vec(), b"v".to_vec())]
+        );
     }
 }

@@ -20,69 +20,80 @@ async fn start(topic: &str) -> (String, tokio::task::JoinHandle<()>) {
     (url, handle)
 }
 
+/// Sends a request, requires a success status and returns the JSON body.
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> Value {
+    let mut request = http.request(method, &url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn a_restarted_registry_remembers_everything() {
+    use reqwest::Method;
     let topic = unique("_schemas-test");
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let schema = json!({"type": "record", "name": "P", "fields": [{"name": "x", "type": "long"}]})
         .to_string();
 
     let (url, first) = start(&topic).await;
-    let registered: Value = http
-        .post(format!("{url}/subjects/kept-value/versions"))
-        .json(&json!({"schema": schema}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = call(
+        &http,
+        Method::POST,
+        format!("{url}/subjects/kept-value/versions"),
+        Some(json!({"schema": schema})),
+    )
+    .await;
     let id = registered["id"].as_i64().unwrap();
-    http.put(format!("{url}/config/kept-value"))
-        .json(&json!({"compatibility": "FULL_TRANSITIVE"}))
-        .send()
-        .await
-        .unwrap();
-    http.post(format!("{url}/subjects/gone-value/versions"))
-        .json(&json!({"schema": schema}))
-        .send()
-        .await
-        .unwrap();
-    http.delete(format!("{url}/subjects/gone-value"))
-        .send()
-        .await
-        .unwrap();
+    call(
+        &http,
+        Method::PUT,
+        format!("{url}/config/kept-value"),
+        Some(json!({"compatibility": "FULL_TRANSITIVE"})),
+    )
+    .await;
+    call(
+        &http,
+        Method::POST,
+        format!("{url}/subjects/gone-value/versions"),
+        Some(json!({"schema": schema})),
+    )
+    .await;
+    call(
+        &http,
+        Method::DELETE,
+        format!("{url}/subjects/gone-value"),
+        None,
+    )
+    .await;
     first.abort();
     let _ = first.await;
 
     let (url, _second) = start(&topic).await;
-    let latest: Value = http
-        .get(format!("{url}/subjects/kept-value/versions/latest"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let latest = call(
+        &http,
+        Method::GET,
+        format!("{url}/subjects/kept-value/versions/latest"),
+        None,
+    )
+    .await;
     assert_eq!(latest["id"].as_i64(), Some(id));
     assert_eq!(latest["version"], json!(1));
-    let config: Value = http
-        .get(format!("{url}/config/kept-value"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = call(&http, Method::GET, format!("{url}/config/kept-value"), None).await;
     assert_eq!(config, json!({"compatibilityLevel": "FULL_TRANSITIVE"}));
-    let subjects: Value = http
-        .get(format!("{url}/subjects"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let subjects = call(&http, Method::GET, format!("{url}/subjects"), None).await;
     assert_eq!(
         subjects,
         json!(["kept-value"]),
@@ -90,14 +101,12 @@ async fn a_restarted_registry_remembers_everything() {
     );
     // A new schema gets the next id, not a reused one.
     let other = json!({"type": "record", "name": "Q", "fields": []}).to_string();
-    let next: Value = http
-        .post(format!("{url}/subjects/other-value/versions"))
-        .json(&json!({"schema": other}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let next = call(
+        &http,
+        Method::POST,
+        format!("{url}/subjects/other-value/versions"),
+        Some(json!({"schema": other})),
+    )
+    .await;
     assert_eq!(next["id"].as_i64(), Some(id + 1));
 }
