@@ -1,8 +1,13 @@
 //! Pure domain logic: value types with parsing constructors, rules, pricing. No I/O.
 
+pub mod catalog_rules;
+pub mod hostname;
 pub mod msisdn;
 pub mod pricing;
 pub mod tenant_id;
+pub mod tenant_rules;
+pub mod violation;
 
 pub use msisdn::{Msisdn, MsisdnError};
 pub use tenant_id::{TenantId, TenantIdError};
+pub use violation::Violation;

@@ -59,6 +59,43 @@ pub struct OfferingDefinition {
     pub sim_types: Vec<SimType>,
     #[serde(default)]
     pub add_ons: Vec<AddOnRelation>,
+    #[serde(default)]
+    pub kind: OfferingKind,
+    /// Empty: every segment of the tenant.
+    #[serde(default)]
+    pub eligible_segments: Vec<String>,
+    #[serde(default)]
+    pub placements: Vec<ChannelPlacement>,
+}
+
+/// Whether an offering is sold on its own or only with a plan that lists it as an add-on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OfferingKind {
+    #[default]
+    Plan,
+    AddOn,
+}
+
+/// How an offering appears in one sales channel; no placement, not sold there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPlacement {
+    pub channel: String,
+    #[serde(default = "visible_by_default")]
+    pub visible: bool,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub sort_order: i32,
+    /// Replaces the recurring list price in this channel.
+    #[serde(default)]
+    pub monthly_price_minor: Option<i64>,
+}
+
+fn visible_by_default() -> bool {
+    true
 }
 
 /// An offering as kept whole in the compacted `catalog.offerings` topic.

@@ -104,12 +104,14 @@ impl ContractInfo {
 
 /// Every contract of the platform.
 pub fn all() -> Vec<ContractInfo> {
-    use crate::{basket, catalog, msisdn, tenant};
+    use crate::{basket, campaign, catalog, msisdn, tenant};
     vec![
         ContractInfo::of::<tenant::Tenant>(),
         ContractInfo::of::<tenant::TenantCommand>(),
         ContractInfo::of::<catalog::ProductOffering>(),
         ContractInfo::of::<catalog::CatalogCommand>(),
+        ContractInfo::of::<campaign::Campaign>(),
+        ContractInfo::of::<campaign::CampaignCommand>(),
         ContractInfo::of::<basket::BasketCommand>(),
         ContractInfo::of::<basket::BasketEvent>(),
         ContractInfo::of::<msisdn::MsisdnCommand>(),

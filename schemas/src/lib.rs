@@ -8,6 +8,7 @@
 //! schema change cannot read data written with them (see `compat/README.md`).
 
 pub mod basket;
+pub mod campaign;
 pub mod catalog;
 pub mod contract;
 mod error;
@@ -26,6 +27,8 @@ contract!(tenant::Tenant, "tenants");
 contract!(tenant::TenantCommand, "tenant.commands");
 contract!(catalog::ProductOffering, "catalog.offerings");
 contract!(catalog::CatalogCommand, "catalog.commands");
+contract!(campaign::Campaign, "catalog.campaigns");
+contract!(campaign::CampaignCommand, "campaign.commands");
 contract!(basket::BasketCommand, "basket.commands");
 contract!(basket::BasketEvent, "basket.events");
 contract!(msisdn::MsisdnCommand, "msisdn.commands");

@@ -43,6 +43,22 @@ pub struct TenantSettings {
     pub theme: BTreeMap<String, String>,
     #[serde(default)]
     pub payment: Option<PaymentSettings>,
+    #[serde(default)]
+    pub content: Option<ContentSettings>,
+}
+
+/// Where a tenant's marketing content lives in Contentful: a space (and environment) per
+/// tenant. The delivery token is a reference to a secret held outside Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentSettings {
+    pub space_id: String,
+    #[serde(default = "default_environment")]
+    pub environment: String,
+    pub access_token_ref: String,
+}
+
+fn default_environment() -> String {
+    "master".to_owned()
 }
 
 /// A tenant as kept whole in the compacted `tenants` topic.

@@ -6,10 +6,22 @@
 
 /// Compacted: every tenant, whole.
 pub const TENANTS: &str = "tenants";
+/// Keyed by one constant ([`TENANT_COMMANDS_KEY`]): every tenant command lands on one
+/// partition, so domain uniqueness across tenants is decided in order, without locks. Tenant
+/// changes are rare; one partition is plenty.
 pub const TENANT_COMMANDS: &str = "tenant.commands";
+/// The key of every record on `tenant.commands`.
+pub const TENANT_COMMANDS_KEY: &str = "platform";
 /// Compacted: every offering, whole.
 pub const CATALOG_OFFERINGS: &str = "catalog.offerings";
+/// Keyed by tenant id alone: one task decides every change to a tenant's catalog in order.
 pub const CATALOG_COMMANDS: &str = "catalog.commands";
+/// Compacted: every campaign, whole.
+pub const CATALOG_CAMPAIGNS: &str = "catalog.campaigns";
+/// Keyed by tenant id, co-partitioned with `catalog.commands`.
+pub const CAMPAIGN_COMMANDS: &str = "campaign.commands";
+/// Webhook notifications from content sources (key: tenant id): wake the content connector.
+pub const CONTENT_NOTIFICATIONS: &str = "content.notifications";
 pub const BASKET_COMMANDS: &str = "basket.commands";
 pub const BASKET_EVENTS: &str = "basket.events";
 pub const MSISDN_COMMANDS: &str = "msisdn.commands";
@@ -53,6 +65,21 @@ pub const ALL: &[TopicDecl] = &[
     TopicDecl {
         name: CATALOG_COMMANDS,
         partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: CATALOG_CAMPAIGNS,
+        partitions: 6,
+        retention: Retention::Compacted,
+    },
+    TopicDecl {
+        name: CAMPAIGN_COMMANDS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: CONTENT_NOTIFICATIONS,
+        partitions: 3,
         retention: Retention::Stream,
     },
     TopicDecl {

@@ -8,6 +8,7 @@ use apache_avro::Schema;
 use tcom_registry::compat::{CompatibilityLevel, check};
 use tcom_schemas::Contract;
 use tcom_schemas::basket::*;
+use tcom_schemas::campaign::*;
 use tcom_schemas::catalog::*;
 use tcom_schemas::contract::all;
 use tcom_schemas::msisdn::*;
@@ -38,6 +39,11 @@ fn settings() -> TenantSettings {
             account_ref: "acct_1".into(),
             secret_ref: "vault://x".into(),
         }),
+        content: Some(ContentSettings {
+            space_id: "sp1".into(),
+            environment: "master".into(),
+            access_token_ref: "vault://cf/t1".into(),
+        }),
     }
 }
 
@@ -57,6 +63,7 @@ fn tenant_contracts_round_trip() {
         TenantCommandPayload::UpdateTenantSettings(UpdateTenantSettings {
             settings: TenantSettings {
                 payment: None,
+                content: None,
                 ..settings()
             },
         }),
@@ -101,6 +108,67 @@ fn definition() -> OfferingDefinition {
             min: 0,
             max: 4,
         }],
+        kind: OfferingKind::Plan,
+        eligible_segments: vec!["consumer".into()],
+        placements: vec![ChannelPlacement {
+            channel: "web".into(),
+            visible: true,
+            display_name: Some("Unlimited".into()),
+            description: None,
+            sort_order: 2,
+            monthly_price_minor: Some(17_900),
+        }],
+    }
+}
+
+fn campaign_definition() -> CampaignDefinition {
+    CampaignDefinition {
+        name: "Half price".into(),
+        priority: 10,
+        valid_from: 1,
+        valid_until: Some(2),
+        channels: vec!["web".into()],
+        segments: vec![],
+        offering_ids: vec!["o1".into()],
+        requires_binding_months: Some(6),
+        forbidden_binding_months: vec![0],
+        alterations: vec![PriceAlteration {
+            target: AlterationTarget::Recurring,
+            change: ChangeKind::PercentOff,
+            value: 5_000,
+            duration_months: Some(6),
+        }],
+        stop_after: true,
+        group: Some(CampaignGroup {
+            name: "welcome".into(),
+            kind: GroupKind::BestDeal,
+        }),
+    }
+}
+
+#[test]
+fn campaign_contracts_round_trip() {
+    round_trip(Campaign {
+        tenant_id: "t1".into(),
+        campaign_id: "c1".into(),
+        status: CampaignStatus::Ended,
+        definition: campaign_definition(),
+        version: 3,
+        updated_at: 4,
+    });
+    for payload in [
+        CampaignCommandPayload::UpsertCampaign(UpsertCampaign {
+            definition: campaign_definition(),
+        }),
+        CampaignCommandPayload::EndCampaign(EndCampaign { reason: None }),
+    ] {
+        round_trip(CampaignCommand {
+            command_id: "c".into(),
+            tenant_id: "t1".into(),
+            campaign_id: "c1".into(),
+            issued_at: 9,
+            payload,
+        });
     }
 }
 

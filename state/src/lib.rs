@@ -13,10 +13,12 @@ mod failpoint;
 pub mod global;
 pub mod metrics;
 pub mod processor;
+pub mod reply;
 mod restore;
 pub mod runtime;
 pub mod store;
 
 pub use error::{Error, Result};
 pub use processor::{Context, Output, ProcessError, Processor, ProcessorFactory, Record};
+pub use reply::{Reply, ReplyBody, ReplySink};
 pub use runtime::{RuntimeConfig, RuntimeHandle, start};

@@ -112,6 +112,7 @@ pub struct Context<'a> {
     pub(crate) writes: &'a mut Writes,
     pub(crate) outputs: &'a mut Vec<Output>,
     pub(crate) globals: &'a GlobalTables,
+    pub(crate) reply: &'a mut Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -199,6 +200,14 @@ impl Context<'_> {
     /// Produces a record in the current transaction.
     pub fn emit(&mut self, output: Output) {
         self.outputs.push(output);
+    }
+
+    /// Answers the command being processed (see [`crate::reply`]): published to its
+    /// `reply-to` after the transaction commits, and kept with its command id so a
+    /// re-delivered command gets the same answer. The last call wins; without a `reply-to`
+    /// header nothing is published.
+    pub fn reply(&mut self, body: impl Into<Vec<u8>>) {
+        *self.reply = Some(body.into());
     }
 
     /// A value of a global table (a compacted topic read whole by every instance).

@@ -43,6 +43,7 @@ use crate::failpoint;
 use crate::global::{self, GlobalTableSpec, GlobalTables};
 use crate::metrics::Metrics;
 use crate::processor::{Context, Output, ProcessError, ProcessorFactory, Record};
+use crate::reply::{REPLY_TO_HEADER, Reply, ReplyBody, ReplySink, split_seen};
 use crate::restore::{Restorer, Target};
 use crate::store::{TaskDb, Writes};
 
@@ -81,6 +82,8 @@ pub struct RuntimeConfig {
     pub global_tables: Vec<GlobalTableSpec>,
     /// Skip records whose `command-id` header was already processed.
     pub deduplicate_commands: bool,
+    /// Where replies to commands go after their transaction commits; `None`: nowhere.
+    pub reply_sink: Option<Arc<dyn ReplySink>>,
 }
 
 impl RuntimeConfig {
@@ -110,6 +113,7 @@ impl RuntimeConfig {
             },
             global_tables: Vec::new(),
             deduplicate_commands: true,
+            reply_sink: None,
         }
     }
 
@@ -342,6 +346,8 @@ struct Engine {
     rewind: bool,
     scratch_writes: Writes,
     scratch_outputs: Vec<Output>,
+    /// Replies of the open transaction, published once it commits.
+    txn_replies: Vec<Reply>,
     /// The command-id store's index, looked up once rather than per record.
     dedup_store: Option<usize>,
 }
@@ -434,13 +440,24 @@ impl Engine {
 
         let dedup_store = self.dedup_store;
         let command_id = record.header(COMMAND_ID_HEADER).map(<[u8]>::to_vec);
+        let reply_to = record
+            .header(REPLY_TO_HEADER)
+            .map(|r| String::from_utf8_lossy(r).into_owned());
         if let (Some(store), Some(id)) = (dedup_store, &command_id) {
             let seen = match task.pending.lookup(store, id) {
-                Some(value) => value.is_some(),
-                None => task.db.get(store, id)?.is_some(),
+                Some(value) => value.map(<[u8]>::to_vec),
+                None => task.db.get(store, id)?,
             };
-            if seen {
+            if let Some(seen) = seen {
                 Metrics::add(&self.metrics.duplicates, 1);
+                // Answer a re-delivered command with its first decision.
+                if let (Some(reply_to), Some(body)) = (reply_to, split_seen(&seen)) {
+                    self.txn_replies.push(Reply {
+                        reply_to,
+                        command_id: String::from_utf8_lossy(id).into_owned(),
+                        body: ReplyBody::Processed(body.to_vec()),
+                    });
+                }
                 return Ok(());
             }
         }
@@ -449,9 +466,11 @@ impl Engine {
         let writes = &mut self.scratch_writes;
         let outputs = &mut self.scratch_outputs;
         let mut attempt = 0;
+        let mut reply: Option<Vec<u8>>;
         let outcome = loop {
             writes.clear();
             outputs.clear();
+            reply = None;
             let mut ctx = Context {
                 partition,
                 store_ids: &self.store_ids,
@@ -460,6 +479,7 @@ impl Engine {
                 writes,
                 outputs,
                 globals: &self.globals,
+                reply: &mut reply,
             };
             match task.processor.process(&mut ctx, &record) {
                 Ok(()) => break Ok(()),
@@ -474,8 +494,17 @@ impl Engine {
         };
         match outcome {
             Ok(()) => {
-                if let (Some(store), Some(id)) = (dedup_store, command_id) {
-                    writes.put(store, id, record.timestamp_ms.to_be_bytes().to_vec());
+                if let (Some(store), Some(id)) = (dedup_store, &command_id) {
+                    let mut seen = record.timestamp_ms.to_be_bytes().to_vec();
+                    seen.extend_from_slice(reply.as_deref().unwrap_or_default());
+                    writes.put(store, id.clone(), seen);
+                }
+                if let (Some(reply_to), Some(id), Some(body)) = (reply_to, command_id, reply) {
+                    self.txn_replies.push(Reply {
+                        reply_to,
+                        command_id: String::from_utf8_lossy(&id).into_owned(),
+                        body: ReplyBody::Processed(body),
+                    });
                 }
                 task.pending.absorb(writes);
                 for output in &self.scratch_outputs {
@@ -515,6 +544,13 @@ impl Engine {
                     ),
                 ]);
                 self.send(&dead)?;
+                if let (Some(reply_to), Some(id)) = (reply_to, command_id) {
+                    self.txn_replies.push(Reply {
+                        reply_to,
+                        command_id: String::from_utf8_lossy(&id).into_owned(),
+                        body: ReplyBody::DeadLettered(e.to_string()),
+                    });
+                }
             }
         }
         Ok(())
@@ -534,6 +570,8 @@ impl Engine {
         for partition in partitions {
             let mut writes = Writes::new(self.stores.len());
             let mut outputs = Vec::new();
+            // Timers answer no command.
+            let mut no_reply = None;
             let task = self.tasks.get_mut(&partition).expect("listed task");
             let mut ctx = Context {
                 partition,
@@ -543,6 +581,7 @@ impl Engine {
                 writes: &mut writes,
                 outputs: &mut outputs,
                 globals: &self.globals,
+                reply: &mut no_reply,
             };
             match task.processor.punctuate(&mut ctx, now) {
                 Ok(()) => {
@@ -581,6 +620,12 @@ impl Engine {
                 self.txn_open = false;
                 self.metrics
                     .record_commit(started.elapsed().as_micros() as u64);
+                let replies = std::mem::take(&mut self.txn_replies);
+                if let Some(sink) = &self.config.reply_sink
+                    && !replies.is_empty()
+                {
+                    sink.publish(replies);
+                }
                 Ok(())
             }
             Err(Error::Kafka(KafkaError::Transaction(e))) if e.txn_requires_abort() => {
@@ -682,6 +727,8 @@ impl Engine {
             task.pending.clear();
             task.consumed.clear();
         }
+        // The commands will be processed again; their replies with them.
+        self.txn_replies.clear();
         self.txn_open = false;
         self.rewind = true;
         Metrics::add(&self.metrics.aborts, 1);
@@ -899,6 +946,7 @@ impl Loop {
             rewind: false,
             scratch_writes: Writes::new(stores_len),
             scratch_outputs: Vec::new(),
+            txn_replies: Vec::new(),
             dedup_store,
             config,
         });

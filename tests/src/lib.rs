@@ -112,6 +112,7 @@ pub fn tenant(id: &str, domains: &[String], version: i64) -> Tenant {
             channels: vec!["web".into()],
             theme: Default::default(),
             payment: None,
+            content: None,
         },
         version,
         updated_at: 1_795_305_600_000 + version,

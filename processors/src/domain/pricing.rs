@@ -71,6 +71,8 @@ pub struct Campaign {
     pub segments: Vec<String>,
     /// The shopper must have chosen at least this binding (months) for the campaign to apply.
     pub requires_binding_months: Option<u32>,
+    /// The campaign does not apply with these bindings (e.g. `[0]`: not without binding).
+    pub forbidden_binding_months: Vec<u32>,
     pub alterations: Vec<Alteration>,
     pub stop_after: bool,
     pub group: Option<(String, GroupKind)>,
@@ -187,7 +189,10 @@ fn applies(campaign: &Campaign, ctx: &PricingContext) -> bool {
     let segment = campaign.segments.is_empty() || campaign.segments.contains(&ctx.segment);
     let binding = campaign
         .requires_binding_months
-        .is_none_or(|months| ctx.binding_months >= months);
+        .is_none_or(|months| ctx.binding_months >= months)
+        && !campaign
+            .forbidden_binding_months
+            .contains(&ctx.binding_months);
     in_window && channel && segment && binding
 }
 
@@ -361,6 +366,7 @@ mod tests {
             channels: vec![],
             segments: vec![],
             requires_binding_months: None,
+            forbidden_binding_months: Vec::new(),
             alterations,
             stop_after: false,
             group: None,

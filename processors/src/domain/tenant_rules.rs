@@ -1,0 +1,311 @@
+//! What a platform operator may configure for a tenant.
+//!
+//! Binding caps are legal terms, not preferences: a consumer segment's cap may not exceed what
+//! the tenant's country allows (Denmark: 6 months, including binding through a promotion;
+//! EU/EEA and the UK: 24 months). Business segments are capped only by the operator's own
+//! setting.
+
+use tcom_schemas::tenant::TenantSettings;
+
+use super::hostname::normalise_host;
+use super::violation::{Violation, Violations};
+
+/// The sales channels the platform knows; a tenant picks some of them.
+pub const CHANNELS: &[&str] = &["web", "app", "partner-portal", "outbound-sales"];
+
+/// The segment name the consumer-protection caps apply to.
+pub const CONSUMER_SEGMENT: &str = "consumer";
+
+/// Payment providers the platform integrates with.
+pub const PAYMENT_PROVIDERS: &[&str] = &["stripe", "adyen"];
+
+/// The longest binding (months) the law of `country` allows for consumers, when known.
+pub fn legal_consumer_binding_cap(country: &str) -> Option<i32> {
+    const EU_EEA_UK: &[&str] = &[
+        "AT", "BE", "BG", "HR", "CY", "CZ", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV",
+        "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE", "IS", "LI", "NO", "GB",
+    ];
+    match country {
+        "DK" => Some(6),
+        c if EU_EEA_UK.contains(&c) => Some(24),
+        _ => None,
+    }
+}
+
+/// A reference to a secret held elsewhere (`vault://…`, `secret://…`, `env://…`), never a
+/// secret itself.
+fn is_secret_reference(text: &str) -> bool {
+    ["vault://", "secret://", "env://"]
+        .iter()
+        .any(|scheme| text.starts_with(scheme) && text.len() > scheme.len())
+}
+
+fn is_locale(text: &str) -> bool {
+    let mut parts = text.split('-');
+    let language = parts.next().unwrap_or_default();
+    let region = parts.next();
+    (2..=3).contains(&language.len())
+        && language.chars().all(|c| c.is_ascii_lowercase())
+        && region.is_none_or(|r| r.len() == 2 && r.chars().all(|c| c.is_ascii_uppercase()))
+        && parts.next().is_none()
+}
+
+fn is_upper_code(text: &str, len: usize) -> bool {
+    text.len() == len && text.chars().all(|c| c.is_ascii_uppercase())
+}
+
+/// Every violation in a tenant's settings, in field order; empty when they are valid.
+pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
+    let mut v = Violations::default();
+    let s = settings;
+    v.check(
+        !s.name.trim().is_empty() && s.name.len() <= 200,
+        "invalid-name",
+        "name",
+        || "a tenant has a name of 1 to 200 characters".into(),
+    );
+
+    v.check(!s.domains.is_empty(), "domain-required", "domains", || {
+        "a tenant needs at least one domain".into()
+    });
+    let mut seen = Vec::new();
+    for (i, domain) in s.domains.iter().enumerate() {
+        match normalise_host(domain) {
+            Some(normal) if normal == *domain && normal.contains('.') => {
+                v.check(
+                    !seen.contains(&normal),
+                    "duplicate-domain",
+                    format!("domains/{i}"),
+                    || format!("{domain} is listed twice"),
+                );
+                seen.push(normal);
+            }
+            _ => v.push(
+                "invalid-domain",
+                format!("domains/{i}"),
+                format!("{domain:?} is not a lower-case host name without port"),
+            ),
+        }
+    }
+
+    for (i, locale) in s.locales.iter().enumerate() {
+        v.check(
+            is_locale(locale),
+            "invalid-locale",
+            format!("locales/{i}"),
+            || format!("{locale:?} is not a locale such as da-DK"),
+        );
+    }
+    v.check(
+        s.locales.contains(&s.default_locale),
+        "invalid-default-locale",
+        "default_locale",
+        || format!("{} is not among the tenant's locales", s.default_locale),
+    );
+    v.check(
+        is_upper_code(&s.currency, 3),
+        "invalid-currency",
+        "currency",
+        || format!("{:?} is not an ISO 4217 code", s.currency),
+    );
+    v.check(
+        is_upper_code(&s.country, 2),
+        "invalid-country",
+        "country",
+        || format!("{:?} is not an ISO 3166-1 alpha-2 code", s.country),
+    );
+
+    v.check(
+        !s.segments.is_empty(),
+        "segment-required",
+        "segments",
+        || "a tenant sells to at least one customer segment".into(),
+    );
+    let legal_cap = legal_consumer_binding_cap(&s.country);
+    for (i, segment) in s.segments.iter().enumerate() {
+        let field = format!("segments/{i}");
+        v.check(
+            super::violation::is_valid_entity_id(&segment.name),
+            "invalid-segment",
+            format!("{field}/name"),
+            || format!("{:?} is not a valid segment name", segment.name),
+        );
+        v.check(
+            s.segments[..i].iter().all(|o| o.name != segment.name),
+            "duplicate-segment",
+            format!("{field}/name"),
+            || format!("segment {} is listed twice", segment.name),
+        );
+        v.check(
+            (0..=60).contains(&segment.max_binding_months),
+            "invalid-binding-cap",
+            format!("{field}/max_binding_months"),
+            || "a binding cap is 0 to 60 months".into(),
+        );
+        if segment.name == CONSUMER_SEGMENT
+            && let Some(cap) = legal_cap
+        {
+            v.check(
+                segment.max_binding_months <= cap,
+                "binding-cap-above-legal-maximum",
+                format!("{field}/max_binding_months"),
+                || {
+                    format!(
+                        "consumers in {} may be bound for at most {cap} months, not {}",
+                        s.country, segment.max_binding_months
+                    )
+                },
+            );
+        }
+    }
+
+    v.check(
+        !s.channels.is_empty(),
+        "channel-required",
+        "channels",
+        || "a tenant sells through at least one channel".into(),
+    );
+    for (i, channel) in s.channels.iter().enumerate() {
+        v.check(
+            CHANNELS.contains(&channel.as_str()),
+            "unknown-channel",
+            format!("channels/{i}"),
+            || format!("{channel:?} is not one of {}", CHANNELS.join(", ")),
+        );
+    }
+
+    for (key, value) in &s.theme {
+        v.check(
+            key.len() <= 64 && value.len() <= 1024,
+            "invalid-theme",
+            format!("theme/{key}"),
+            || "theme keys have at most 64 characters, values at most 1024".into(),
+        );
+    }
+
+    if let Some(payment) = &s.payment {
+        v.check(
+            PAYMENT_PROVIDERS.contains(&payment.provider.as_str()),
+            "unknown-payment-provider",
+            "payment/provider",
+            || {
+                format!(
+                    "{:?} is not one of {}",
+                    payment.provider,
+                    PAYMENT_PROVIDERS.join(", ")
+                )
+            },
+        );
+        v.check(
+            is_secret_reference(&payment.secret_ref),
+            "secret-not-a-reference",
+            "payment/secret_ref",
+            || "give a reference to the secret (vault://…, secret://…, env://…), never the secret itself".into(),
+        );
+    }
+    if let Some(content) = &s.content {
+        v.check(
+            !content.space_id.is_empty() && !content.environment.is_empty(),
+            "invalid-content-settings",
+            "content/space_id",
+            || "a content space needs an id and an environment".into(),
+        );
+        v.check(
+            is_secret_reference(&content.access_token_ref),
+            "secret-not-a-reference",
+            "content/access_token_ref",
+            || "give a reference to the token (vault://…, secret://…, env://…), never the token itself".into(),
+        );
+    }
+    v.into_vec()
+}
+
+/// The domains of `settings`, normalised (validated settings have them normalised already).
+pub fn normalised_domains(settings: &TenantSettings) -> Vec<String> {
+    settings
+        .domains
+        .iter()
+        .filter_map(|d| normalise_host(d))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use tcom_schemas::tenant::{CustomerSegment, PaymentSettings};
+
+    use super::*;
+
+    pub(crate) fn danish() -> TenantSettings {
+        TenantSettings {
+            name: "Nordlys".into(),
+            domains: vec!["nordlys.example".into()],
+            default_locale: "da-DK".into(),
+            locales: vec!["da-DK".into(), "en".into()],
+            currency: "DKK".into(),
+            country: "DK".into(),
+            segments: vec![CustomerSegment {
+                name: "consumer".into(),
+                max_binding_months: 6,
+            }],
+            channels: vec!["web".into()],
+            theme: Default::default(),
+            payment: Some(PaymentSettings {
+                provider: "stripe".into(),
+                account_ref: "acct_1".into(),
+                secret_ref: "vault://stripe/nordlys".into(),
+            }),
+            content: None,
+        }
+    }
+
+    fn codes(settings: &TenantSettings) -> Vec<String> {
+        validate_settings(settings)
+            .into_iter()
+            .map(|v| v.code)
+            .collect()
+    }
+
+    #[test]
+    fn valid_settings_pass() {
+        assert_eq!(codes(&danish()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_danish_consumer_cap_above_six_months_is_refused() {
+        let mut s = danish();
+        s.segments[0].max_binding_months = 12;
+        assert_eq!(codes(&s), ["binding-cap-above-legal-maximum"]);
+        s.country = "DE".into();
+        s.currency = "EUR".into();
+        assert_eq!(
+            codes(&s),
+            Vec::<String>::new(),
+            "12 months is fine in Germany"
+        );
+        s.segments[0].max_binding_months = 25;
+        assert_eq!(codes(&s), ["binding-cap-above-legal-maximum"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut s = danish();
+        s.domains = vec![
+            "Nordlys.example:80".into(),
+            "ok.example".into(),
+            "ok.example".into(),
+        ];
+        s.currency = "dkk".into();
+        s.channels = vec!["fax".into()];
+        s.payment.as_mut().unwrap().secret_ref = "sk_live_abc".into();
+        assert_eq!(
+            codes(&s),
+            [
+                "invalid-domain",
+                "duplicate-domain",
+                "invalid-currency",
+                "unknown-channel",
+                "secret-not-a-reference"
+            ]
+        );
+    }
+}
