@@ -7,6 +7,9 @@ use anyhow::Context;
 use tcom_ingress::{Application, Settings};
 use tcom_schemas::topics::{self, Retention};
 use tcom_state::admin::TopicSpec;
+use tcom_connectors::replies::RedisReplySink;
+use tcom_processors::BlockingCodec;
+use tcom_processors::deployment::Deployment;
 use tokio::sync::watch;
 
 /// A part of the platform that can run in its own process.
@@ -16,6 +19,8 @@ pub(crate) enum Role {
     Ingress,
     /// Views into PostgreSQL and calls to outside systems.
     Connectors,
+    /// The exactly-once domain processors (tenants, catalog).
+    Processors,
 }
 
 impl FromStr for Role {
@@ -25,8 +30,9 @@ impl FromStr for Role {
         match s.trim() {
             "ingress" => Ok(Self::Ingress),
             "connectors" => Ok(Self::Connectors),
+            "processors" => Ok(Self::Processors),
             other => Err(format!(
-                "unknown role {other:?}: expected ingress or connectors (the stream processors arrive with the runtime)"
+                "unknown role {other:?}: expected ingress, connectors or processors"
             )),
         }
     }
@@ -82,15 +88,42 @@ pub(crate) async fn run(
                 let codec = codec.clone();
                 let stop = stopped();
                 tasks.spawn(async move {
-                    tcom_connectors::tenant_view::run(
+                    tcom_connectors::views::run(
                         kafka,
-                        tcom_connectors::tenant_view::GROUP_ID.to_owned(),
+                        tcom_connectors::views::GROUP_ID.to_owned(),
                         pool,
                         codec,
                         stop,
                     )
                     .await
-                    .context("tenant view connector")
+                    .context("view connector")
+                });
+            }
+            Role::Processors => {
+                let deployment = Deployment {
+                    kafka: settings.kafka_settings(),
+                    state_dir: settings.processors.state_dir.clone(),
+                    instance_id: settings.processors.instance_id.clone(),
+                    codec: BlockingCodec::new(codec.clone(), tokio::runtime::Handle::current()),
+                    reply_sink: Some(Arc::new(
+                        RedisReplySink::new(&settings.redis.url).context("redis.url")?,
+                    )),
+                };
+                let handles = deployment
+                    .start_all()
+                    .await
+                    .context("starting the processors")?;
+                let stop = stopped();
+                tasks.spawn(async move {
+                    stop.await;
+                    tokio::task::spawn_blocking(move || {
+                        handles
+                            .into_iter()
+                            .try_for_each(tcom_state::RuntimeHandle::join)
+                    })
+                    .await
+                    .context("processors panicked")?
+                    .context("processors")
                 });
             }
         }

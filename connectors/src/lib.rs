@@ -6,5 +6,8 @@
 //! `app.tenant_id` first, so even a connector bug cannot put one tenant's row where another
 //! can read it.
 
+pub mod catalog_view;
 pub mod postgres;
+pub mod replies;
 pub mod tenant_view;
+pub mod views;

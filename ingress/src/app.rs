@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use rdkafka::consumer::BaseConsumer;
 use tcom_schemas::Codec;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -14,7 +14,11 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
+use crate::auth::AdminAuth;
+use crate::commands::CommandBus;
 use crate::health::{self, Dependencies};
+use crate::replies::ReplyRouter;
+use crate::{admin, catalog_read, platform};
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem};
 use crate::settings::Settings;
@@ -26,6 +30,9 @@ use crate::tenancy::{TenantDirectory, follow_tenants};
 pub struct AppState {
     pub tenants: Arc<TenantDirectory>,
     pub dependencies: Arc<Dependencies>,
+    pub auth: Arc<AdminAuth>,
+    pub commands: CommandBus,
+    pub webhook_secret: Arc<str>,
 }
 
 /// Errors while building the application.
@@ -48,6 +55,34 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             get(|| async { axum::Json(ApiDoc::openapi()) }),
         )
         .route("/v1/storefront/tenant", get(storefront::current_tenant))
+        .route("/v1/storefront/catalog", get(catalog_read::catalog))
+        .route("/v1/platform/tenants", post(platform::onboard))
+        .route("/v1/platform/tenants/{tenant_id}", get(platform::get_tenant))
+        .route(
+            "/v1/platform/tenants/{tenant_id}/settings",
+            put(platform::update_settings),
+        )
+        .route(
+            "/v1/platform/tenants/{tenant_id}/suspend",
+            post(platform::suspend),
+        )
+        .route("/v1/admin/offerings", get(admin::list_offerings))
+        .route("/v1/admin/offerings/{offering_id}", put(admin::put_offering))
+        .route(
+            "/v1/admin/offerings/{offering_id}/activate",
+            post(admin::activate_offering),
+        )
+        .route(
+            "/v1/admin/offerings/{offering_id}/retire",
+            post(admin::retire_offering),
+        )
+        .route("/v1/admin/campaigns", get(admin::list_campaigns))
+        .route("/v1/admin/campaigns/{campaign_id}", put(admin::put_campaign))
+        .route(
+            "/v1/admin/campaigns/{campaign_id}/end",
+            post(admin::end_campaign),
+        )
+
         .fallback(|| async { Problem::not_found() })
         .with_state(state)
         .layer(axum::middleware::map_response(problem::normalise_errors))
@@ -66,6 +101,7 @@ pub struct Application {
     router: Router,
     grace: Duration,
     follower: tokio::task::JoinHandle<()>,
+    reply_listener: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -81,7 +117,17 @@ impl Application {
                 .map_err(|e| BuildError::Setting(e.to_string()))?,
         );
         let tenants = Arc::new(TenantDirectory::default());
-        let follower = tokio::spawn(follow_tenants(tenants.clone(), kafka.clone(), codec));
+        let follower = tokio::spawn(follow_tenants(
+            tenants.clone(),
+            kafka.clone(),
+            codec.clone(),
+        ));
+        // A fresh id per process: replies for a previous incarnation's requests have nobody
+        // waiting anyway.
+        let replies = Arc::new(ReplyRouter::new(format!(
+            "ingress-{}",
+            uuid::Uuid::now_v7()
+        )));
         let probe: BaseConsumer = kafka
             .client_config()
             .create()
@@ -93,6 +139,18 @@ impl Application {
             .map_err(|e| BuildError::Setting(format!("database.url: {e}")))?;
         let redis = redis::Client::open(settings.redis.url.as_str())
             .map_err(|e| BuildError::Setting(format!("redis.url: {e}")))?;
+        let reply_listener = {
+            let replies = replies.clone();
+            let redis = redis.clone();
+            tokio::spawn(async move { replies.listen(redis).await })
+        };
+        let commands = CommandBus::new(
+            &kafka,
+            codec,
+            replies,
+            settings.commands.reply_timeout(),
+        )
+        .map_err(|e| BuildError::Setting(format!("kafka: {e}")))?;
         let dependencies = Arc::new(Dependencies {
             kafka: Arc::new(probe),
             postgres,
@@ -107,6 +165,9 @@ impl Application {
         let state = AppState {
             tenants,
             dependencies,
+            auth: Arc::new(AdminAuth::new(&settings.auth)),
+            commands,
+            webhook_secret: settings.content.webhook_secret.as_str().into(),
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await
@@ -116,6 +177,7 @@ impl Application {
             router: router(state, settings),
             grace: Duration::from_millis(settings.http.shutdown_grace_ms),
             follower,
+            reply_listener,
         })
     }
 
@@ -153,6 +215,7 @@ impl Application {
             }
         };
         self.follower.abort();
+        self.reply_listener.abort();
         result
     }
 }

@@ -5,10 +5,17 @@
 //! `application/problem+json` with a stable `code`; the OpenAPI document is at
 //! `/openapi.json`. Run it with `tcom run --roles ingress` (or `scripts/run-local`).
 
+pub mod admin;
 pub mod app;
+pub mod auth;
+pub mod catalog_read;
+pub mod command_api;
+pub mod commands;
 pub mod health;
 pub mod openapi;
+pub mod platform;
 pub mod problem;
+pub mod replies;
 pub mod settings;
 pub mod storefront;
 pub mod tenancy;

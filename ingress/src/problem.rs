@@ -21,6 +21,10 @@ pub struct Problem {
     pub detail: Option<String>,
     /// Stable code, e.g. `unknown_tenant`.
     pub code: String,
+    /// Every broken rule, when the request broke several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub violations: Vec<tcom_processors::domain::Violation>,
 }
 
 impl Problem {
@@ -32,6 +36,7 @@ impl Problem {
             status: status.as_u16(),
             detail: None,
             code: code.to_owned(),
+            violations: Vec::new(),
         }
     }
 
@@ -65,6 +70,30 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource")
     }
 
+    /// A dependency (Kafka, the registry, the database) is unavailable; retry later.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The platform cannot take this request right now; retry later",
+        )
+    }
+
+    /// No valid credentials.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "A valid bearer token is required",
+        )
+        .with_detail(detail)
+    }
+
+    /// Valid credentials that do not allow this.
+    pub fn forbidden(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, "Not allowed").with_detail(detail)
+    }
+
     /// Something failed inside; the cause is in the logs.
     pub fn internal() -> Self {
         Self::new(
@@ -83,6 +112,11 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }

@@ -16,6 +16,58 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub schema_registry: RegistrySettings,
     pub readiness: ReadinessSettings,
+    pub auth: AuthSettings,
+    pub commands: CommandSettings,
+    pub processors: ProcessorSettings,
+    pub content: ContentSettings,
+}
+
+/// How admin and platform-operator tokens are verified.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// HS256 secret shared with the identity provider that issues admin tokens.
+    pub admin_jwt_secret: String,
+    /// Required `iss` claim.
+    pub admin_issuer: String,
+    /// Required `aud` claim.
+    pub admin_audience: String,
+}
+
+/// Commands sent through Kafka with a synchronous reply.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommandSettings {
+    /// How long a request waits for the processor's reply before answering 202.
+    pub reply_timeout_ms: u64,
+}
+
+impl CommandSettings {
+    pub fn reply_timeout(&self) -> Duration {
+        Duration::from_millis(self.reply_timeout_ms)
+    }
+}
+
+/// The stream processors' runtime.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProcessorSettings {
+    /// Folder for RocksDB state (rebuilt from changelogs when lost).
+    pub state_dir: std::path::PathBuf,
+    /// Stable across restarts of this instance: it fences a previous incarnation.
+    pub instance_id: String,
+}
+
+/// Contentful (or its simulator) for the content connector and webhooks.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContentSettings {
+    /// Base URL of the Content Delivery API.
+    pub delivery_url: String,
+    /// Secret that verifies webhook signatures.
+    pub webhook_secret: String,
+    /// How often every tenant's space is synced even without webhooks.
+    pub poll_interval_ms: u64,
+    /// Tokens by reference (`access_token_ref` of a tenant's settings) for local runs;
+    /// production resolves references in its secret store.
+    #[serde(default)]
+    pub tokens: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -43,6 +43,11 @@ impl TenantDirectory {
         self.state.read().await.by_domain.get(&host).cloned()
     }
 
+    /// The tenant with this id, if any.
+    pub async fn get(&self, tenant_id: &str) -> Option<Arc<Tenant>> {
+        self.state.read().await.by_id.get(tenant_id).cloned()
+    }
+
     /// Applies one record of the tenants topic: a new version of a tenant, or its removal.
     pub async fn apply(&self, tenant_id: &str, tenant: Option<Tenant>) {
         let mut tables = self.state.write().await;

@@ -1,5 +1,15 @@
-//! Domain processors (catalog and tenants, basket, MSISDN, order) and the pure domain logic
-//! they use. Pure logic lives in [`domain`]: no I/O, unit-tested on its own; the processors
-//! that run it on the stream runtime arrive with it.
+//! Domain processors (tenants and catalog so far; basket, MSISDN and order follow) and the
+//! pure domain logic they use. Pure logic lives in [`domain`]: no I/O, unit-tested on its own.
+//! The processors run it on the stream runtime (`tcom-state`) and answer each command with an
+//! [`outcome::Outcome`].
 
+pub mod catalog;
+pub mod codec;
+pub mod deployment;
 pub mod domain;
+mod json_store;
+pub mod outcome;
+pub mod tenants;
+
+pub use codec::BlockingCodec;
+pub use outcome::{Outcome, Refusal};

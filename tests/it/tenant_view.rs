@@ -28,7 +28,7 @@ async fn tenants_are_materialized_and_visible_only_in_their_own_scope() {
     let (pool, _) = fresh_database().await;
     let codec = Arc::new(Codec::new(&stack.registry_url).unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let connector = tokio::spawn(tcom_connectors::tenant_view::run(
+    let connector = tokio::spawn(tcom_connectors::views::run(
         stack.kafka_settings(),
         unique("tenant-view-test"),
         pool.clone(),

@@ -32,7 +32,7 @@ fn check_segments(v: &mut Violations, tenant: &TenantSettings, segments: &[Strin
     for (i, segment) in segments.iter().enumerate() {
         v.check(
             tenant.segments.iter().any(|s| &s.name == segment),
-            "unknown-segment",
+            "unknown_segment",
             format!("{field}/{i}"),
             || format!("the tenant has no segment {segment:?}"),
         );
@@ -43,7 +43,7 @@ fn check_channels(v: &mut Violations, tenant: &TenantSettings, channels: &[&str]
     for (i, channel) in channels.iter().enumerate() {
         v.check(
             tenant.channels.iter().any(|c| c == channel),
-            "unknown-channel",
+            "unknown_channel",
             format!("{field}/{i}"),
             || format!("the tenant does not sell through {channel:?}"),
         );
@@ -61,37 +61,37 @@ pub fn validate_offering(
     let mut v = Violations::default();
     v.check(
         is_valid_entity_id(offering_id),
-        "invalid-id",
+        "invalid_id",
         "offering_id",
         || "an offering id has 1 to 64 lower-case letters, digits, '-', '_' or '.'".into(),
     );
     v.check(
         !def.name.trim().is_empty() && def.name.len() <= 200,
-        "invalid-name",
+        "invalid_name",
         "name",
         || "an offering has a name of 1 to 200 characters".into(),
     );
     v.check(
         is_valid_entity_id(&def.specification_id),
-        "invalid-specification",
+        "invalid_specification",
         "specification_id",
         || "an offering sells a product specification, named by a valid id".into(),
     );
 
-    v.check(!def.prices.is_empty(), "price-required", "prices", || {
+    v.check(!def.prices.is_empty(), "price_required", "prices", || {
         "an offering has at least one price component".into()
     });
     for (i, price) in def.prices.iter().enumerate() {
         let field = format!("prices/{i}");
         v.check(
             price.currency == tenant.currency,
-            "currency-mismatch",
+            "currency_mismatch",
             format!("{field}/currency"),
             || format!("prices are in {}, not {}", tenant.currency, price.currency),
         );
         v.check(
             price.amount_minor >= 0,
-            "negative-price",
+            "negative_price",
             format!("{field}/amount_minor"),
             || "a price is never negative".into(),
         );
@@ -99,14 +99,14 @@ pub fn validate_offering(
             def.prices[..i]
                 .iter()
                 .all(|o| o.price_type != price.price_type),
-            "duplicate-price-component",
+            "duplicate_price_component",
             format!("{field}/price_type"),
             || "an offering has at most one one-time and one recurring price".into(),
         );
         v.check(
             price.price_type == PriceType::OneTime
                 || price.recurring_period_months.is_none_or(|m| m == 1),
-            "unsupported-recurring-period",
+            "unsupported_recurring_period",
             format!("{field}/recurring_period_months"),
             || "recurring prices are monthly".into(),
         );
@@ -117,7 +117,7 @@ pub fn validate_offering(
         .any(|p| p.price_type == PriceType::Recurring);
     v.check(
         def.kind == OfferingKind::AddOn || has_recurring,
-        "recurring-price-required",
+        "recurring_price_required",
         "prices",
         || "a plan has a monthly price".into(),
     );
@@ -126,17 +126,17 @@ pub fn validate_offering(
     let cap = tightest_cap(tenant, &def.eligible_segments);
     for (i, months) in def.binding_months.iter().enumerate() {
         let field = format!("binding_months/{i}");
-        v.check(*months >= 0, "invalid-binding", field.clone(), || {
+        v.check(*months >= 0, "invalid_binding", field.clone(), || {
             "a binding term is 0 months or more".into()
         });
         v.check(
             !def.binding_months[..i].contains(months),
-            "duplicate-binding",
+            "duplicate_binding",
             field.clone(),
             || format!("{months} months is listed twice"),
         );
         if let Some((segment, cap)) = cap {
-            v.check(*months <= cap, "binding-exceeds-legal-cap", field, || {
+            v.check(*months <= cap, "binding_exceeds_legal_cap", field, || {
                 format!("{months} months binding exceeds the {cap}-month cap of segment {segment}")
             });
         }
@@ -145,7 +145,7 @@ pub fn validate_offering(
     if def.kind == OfferingKind::Plan {
         v.check(
             !def.sim_types.is_empty(),
-            "sim-type-required",
+            "sim_type_required",
             "sim_types",
             || "a plan offers pSIM, eSIM or both".into(),
         );
@@ -153,7 +153,7 @@ pub fn validate_offering(
     for (i, sim) in def.sim_types.iter().enumerate() {
         v.check(
             !def.sim_types[..i].contains(sim),
-            "duplicate-sim-type",
+            "duplicate_sim_type",
             format!("sim_types/{i}"),
             || "a SIM type is listed twice".into(),
         );
@@ -162,7 +162,7 @@ pub fn validate_offering(
     if def.kind == OfferingKind::AddOn {
         v.check(
             def.add_ons.is_empty(),
-            "add-on-with-add-ons",
+            "add_on_with_add_ons",
             "add_ons",
             || "an add-on cannot have add-ons of its own".into(),
         );
@@ -171,7 +171,7 @@ pub fn validate_offering(
         let field = format!("add_ons/{i}");
         v.check(
             0 <= relation.min && relation.min <= relation.max && relation.max <= 10,
-            "invalid-add-on-limits",
+            "invalid_add_on_limits",
             field.clone(),
             || "add-on limits need 0 <= min <= max <= 10".into(),
         );
@@ -179,19 +179,19 @@ pub fn validate_offering(
             def.add_ons[..i]
                 .iter()
                 .all(|o| o.offering_id != relation.offering_id),
-            "duplicate-add-on",
+            "duplicate_add_on",
             field.clone(),
             || format!("{} is listed twice", relation.offering_id),
         );
         match lookup(&relation.offering_id) {
             Some(known) if known.kind == OfferingKind::AddOn => {}
             Some(_) => v.push(
-                "not-an-add-on",
+                "not_an_add_on",
                 field,
                 format!("{} is a plan, not an add-on", relation.offering_id),
             ),
             None => v.push(
-                "unknown-add-on",
+                "unknown_add_on",
                 field,
                 format!("the catalog has no offering {}", relation.offering_id),
             ),
@@ -203,13 +203,13 @@ pub fn validate_offering(
     for (i, placement) in def.placements.iter().enumerate() {
         v.check(
             !channels[..i].contains(&placement.channel.as_str()),
-            "duplicate-placement",
+            "duplicate_placement",
             format!("placements/{i}/channel"),
             || format!("{} is placed twice", placement.channel),
         );
         v.check(
             placement.monthly_price_minor.is_none_or(|p| p >= 0),
-            "negative-price",
+            "negative_price",
             format!("placements/{i}/monthly_price_minor"),
             || "a price is never negative".into(),
         );
@@ -227,19 +227,19 @@ pub fn validate_campaign(
     let mut v = Violations::default();
     v.check(
         is_valid_entity_id(campaign_id),
-        "invalid-id",
+        "invalid_id",
         "campaign_id",
         || "a campaign id has 1 to 64 lower-case letters, digits, '-', '_' or '.'".into(),
     );
     v.check(
         !def.name.trim().is_empty() && def.name.len() <= 200,
-        "invalid-name",
+        "invalid_name",
         "name",
         || "a campaign has a name of 1 to 200 characters".into(),
     );
     v.check(
         def.valid_until.is_none_or(|end| end > def.valid_from),
-        "invalid-window",
+        "invalid_window",
         "valid_until",
         || "a campaign ends after it starts".into(),
     );
@@ -249,7 +249,7 @@ pub fn validate_campaign(
     for (i, id) in def.offering_ids.iter().enumerate() {
         v.check(
             lookup(id).is_some(),
-            "unknown-offering",
+            "unknown_offering",
             format!("offering_ids/{i}"),
             || format!("the catalog has no offering {id}"),
         );
@@ -257,7 +257,7 @@ pub fn validate_campaign(
 
     v.check(
         !def.alterations.is_empty(),
-        "alteration-required",
+        "alteration_required",
         "alterations",
         || "a campaign changes at least one price".into(),
     );
@@ -269,19 +269,19 @@ pub fn validate_campaign(
         };
         v.check(
             value_ok,
-            "invalid-alteration",
+            "invalid_alteration",
             format!("{field}/value"),
             || "a percentage is 1 to 10000 basis points; an amount is never negative".into(),
         );
         match (alteration.target, alteration.duration_months) {
             (AlterationTarget::OneTime, Some(_)) => v.push(
-                "duration-on-one-time-price",
+                "duration_on_one_time_price",
                 format!("{field}/duration_months"),
                 "only recurring prices are altered for a number of months",
             ),
             (AlterationTarget::Recurring, Some(months)) => v.check(
                 (1..=120).contains(&months),
-                "invalid-duration",
+                "invalid_duration",
                 format!("{field}/duration_months"),
                 || "a duration is 1 to 120 months".into(),
             ),
@@ -292,14 +292,14 @@ pub fn validate_campaign(
     if let Some(required) = def.requires_binding_months {
         v.check(
             required >= 0,
-            "invalid-binding",
+            "invalid_binding",
             "requires_binding_months",
             || "a binding term is 0 months or more".into(),
         );
         if let Some((segment, cap)) = tightest_cap(tenant, &def.segments) {
             v.check(
                 required <= cap,
-                "indirect-binding-exceeds-legal-cap",
+                "indirect_binding_exceeds_legal_cap",
                 "requires_binding_months",
                 || {
                     format!(
@@ -310,7 +310,7 @@ pub fn validate_campaign(
         }
         v.check(
             !def.forbidden_binding_months.contains(&required),
-            "contradictory-binding",
+            "contradictory_binding",
             "forbidden_binding_months",
             || format!("{required} months is both required and forbidden"),
         );
@@ -318,7 +318,7 @@ pub fn validate_campaign(
     if let Some(group) = &def.group {
         v.check(
             is_valid_entity_id(&group.name),
-            "invalid-group",
+            "invalid_group",
             "group/name",
             || "a group is named by a valid id".into(),
         );
@@ -497,7 +497,7 @@ mod tests {
     fn direct_binding_beyond_the_cap_of_any_eligible_segment_is_refused() {
         let mut def = plan();
         def.binding_months = vec![0, 12];
-        assert_eq!(offering_codes(&def), ["binding-exceeds-legal-cap"]);
+        assert_eq!(offering_codes(&def), ["binding_exceeds_legal_cap"]);
         // Sold to businesses only, 12 months is within their 36-month cap.
         def.eligible_segments = vec!["business".into()];
         assert_eq!(offering_codes(&def), Vec::<String>::new());
@@ -508,7 +508,7 @@ mod tests {
         let mut def = campaign();
         assert_eq!(campaign_codes(&def), Vec::<String>::new());
         def.requires_binding_months = Some(12);
-        assert_eq!(campaign_codes(&def), ["indirect-binding-exceeds-legal-cap"]);
+        assert_eq!(campaign_codes(&def), ["indirect_binding_exceeds_legal_cap"]);
         def.segments = vec!["business".into()];
         assert_eq!(campaign_codes(&def), Vec::<String>::new());
     }
@@ -534,12 +534,12 @@ mod tests {
         assert_eq!(
             offering_codes(&def),
             [
-                "currency-mismatch",
-                "sim-type-required",
-                "unknown-add-on",
-                "invalid-add-on-limits",
-                "not-an-add-on",
-                "unknown-channel"
+                "currency_mismatch",
+                "sim_type_required",
+                "unknown_add_on",
+                "invalid_add_on_limits",
+                "not_an_add_on",
+                "unknown_channel"
             ]
         );
     }
@@ -559,11 +559,11 @@ mod tests {
         assert_eq!(
             campaign_codes(&def),
             [
-                "invalid-window",
-                "unknown-offering",
-                "invalid-alteration",
-                "duration-on-one-time-price",
-                "contradictory-binding"
+                "invalid_window",
+                "unknown_offering",
+                "invalid_alteration",
+                "duration_on_one_time_price",
+                "contradictory_binding"
             ]
         );
     }

@@ -154,6 +154,20 @@ impl Quote {
     }
 }
 
+/// The standard VAT rate of a country in basis points, for the countries the platform sells
+/// in; `None` for others (the tenant must not show a VAT share it does not know).
+pub fn standard_vat_basis_points(country: &str) -> Option<u32> {
+    match country {
+        "DK" | "SE" | "NO" => Some(2_500),
+        "GB" | "FR" | "AT" => Some(2_000),
+        "DE" => Some(1_900),
+        "NL" | "ES" => Some(2_100),
+        "FI" => Some(2_550),
+        "IE" => Some(2_300),
+        _ => None,
+    }
+}
+
 /// Months compared when choosing the best deal; longer than any legal consumer binding.
 pub const BEST_DEAL_HORIZON_MONTHS: u32 = 24;
 

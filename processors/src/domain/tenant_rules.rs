@@ -60,12 +60,12 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
     let s = settings;
     v.check(
         !s.name.trim().is_empty() && s.name.len() <= 200,
-        "invalid-name",
+        "invalid_name",
         "name",
         || "a tenant has a name of 1 to 200 characters".into(),
     );
 
-    v.check(!s.domains.is_empty(), "domain-required", "domains", || {
+    v.check(!s.domains.is_empty(), "domain_required", "domains", || {
         "a tenant needs at least one domain".into()
     });
     let mut seen = Vec::new();
@@ -74,14 +74,14 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
             Some(normal) if normal == *domain && normal.contains('.') => {
                 v.check(
                     !seen.contains(&normal),
-                    "duplicate-domain",
+                    "duplicate_domain",
                     format!("domains/{i}"),
                     || format!("{domain} is listed twice"),
                 );
                 seen.push(normal);
             }
             _ => v.push(
-                "invalid-domain",
+                "invalid_domain",
                 format!("domains/{i}"),
                 format!("{domain:?} is not a lower-case host name without port"),
             ),
@@ -91,33 +91,33 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
     for (i, locale) in s.locales.iter().enumerate() {
         v.check(
             is_locale(locale),
-            "invalid-locale",
+            "invalid_locale",
             format!("locales/{i}"),
             || format!("{locale:?} is not a locale such as da-DK"),
         );
     }
     v.check(
         s.locales.contains(&s.default_locale),
-        "invalid-default-locale",
+        "invalid_default_locale",
         "default_locale",
         || format!("{} is not among the tenant's locales", s.default_locale),
     );
     v.check(
         is_upper_code(&s.currency, 3),
-        "invalid-currency",
+        "invalid_currency",
         "currency",
         || format!("{:?} is not an ISO 4217 code", s.currency),
     );
     v.check(
         is_upper_code(&s.country, 2),
-        "invalid-country",
+        "invalid_country",
         "country",
         || format!("{:?} is not an ISO 3166-1 alpha-2 code", s.country),
     );
 
     v.check(
         !s.segments.is_empty(),
-        "segment-required",
+        "segment_required",
         "segments",
         || "a tenant sells to at least one customer segment".into(),
     );
@@ -126,19 +126,19 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
         let field = format!("segments/{i}");
         v.check(
             super::violation::is_valid_entity_id(&segment.name),
-            "invalid-segment",
+            "invalid_segment",
             format!("{field}/name"),
             || format!("{:?} is not a valid segment name", segment.name),
         );
         v.check(
             s.segments[..i].iter().all(|o| o.name != segment.name),
-            "duplicate-segment",
+            "duplicate_segment",
             format!("{field}/name"),
             || format!("segment {} is listed twice", segment.name),
         );
         v.check(
             (0..=60).contains(&segment.max_binding_months),
-            "invalid-binding-cap",
+            "invalid_binding_cap",
             format!("{field}/max_binding_months"),
             || "a binding cap is 0 to 60 months".into(),
         );
@@ -147,7 +147,7 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
         {
             v.check(
                 segment.max_binding_months <= cap,
-                "binding-cap-above-legal-maximum",
+                "binding_cap_above_legal_maximum",
                 format!("{field}/max_binding_months"),
                 || {
                     format!(
@@ -161,14 +161,14 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
 
     v.check(
         !s.channels.is_empty(),
-        "channel-required",
+        "channel_required",
         "channels",
         || "a tenant sells through at least one channel".into(),
     );
     for (i, channel) in s.channels.iter().enumerate() {
         v.check(
             CHANNELS.contains(&channel.as_str()),
-            "unknown-channel",
+            "unknown_channel",
             format!("channels/{i}"),
             || format!("{channel:?} is not one of {}", CHANNELS.join(", ")),
         );
@@ -177,7 +177,7 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
     for (key, value) in &s.theme {
         v.check(
             key.len() <= 64 && value.len() <= 1024,
-            "invalid-theme",
+            "invalid_theme",
             format!("theme/{key}"),
             || "theme keys have at most 64 characters, values at most 1024".into(),
         );
@@ -186,7 +186,7 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
     if let Some(payment) = &s.payment {
         v.check(
             PAYMENT_PROVIDERS.contains(&payment.provider.as_str()),
-            "unknown-payment-provider",
+            "unknown_payment_provider",
             "payment/provider",
             || {
                 format!(
@@ -198,7 +198,7 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
         );
         v.check(
             is_secret_reference(&payment.secret_ref),
-            "secret-not-a-reference",
+            "secret_not_a_reference",
             "payment/secret_ref",
             || "give a reference to the secret (vault://…, secret://…, env://…), never the secret itself".into(),
         );
@@ -206,13 +206,13 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
     if let Some(content) = &s.content {
         v.check(
             !content.space_id.is_empty() && !content.environment.is_empty(),
-            "invalid-content-settings",
+            "invalid_content_settings",
             "content/space_id",
             || "a content space needs an id and an environment".into(),
         );
         v.check(
             is_secret_reference(&content.access_token_ref),
-            "secret-not-a-reference",
+            "secret_not_a_reference",
             "content/access_token_ref",
             || "give a reference to the token (vault://…, secret://…, env://…), never the token itself".into(),
         );
@@ -274,7 +274,7 @@ mod tests {
     fn a_danish_consumer_cap_above_six_months_is_refused() {
         let mut s = danish();
         s.segments[0].max_binding_months = 12;
-        assert_eq!(codes(&s), ["binding-cap-above-legal-maximum"]);
+        assert_eq!(codes(&s), ["binding_cap_above_legal_maximum"]);
         s.country = "DE".into();
         s.currency = "EUR".into();
         assert_eq!(
@@ -283,7 +283,7 @@ mod tests {
             "12 months is fine in Germany"
         );
         s.segments[0].max_binding_months = 25;
-        assert_eq!(codes(&s), ["binding-cap-above-legal-maximum"]);
+        assert_eq!(codes(&s), ["binding_cap_above_legal_maximum"]);
     }
 
     #[test]
@@ -300,11 +300,11 @@ mod tests {
         assert_eq!(
             codes(&s),
             [
-                "invalid-domain",
-                "duplicate-domain",
-                "invalid-currency",
-                "unknown-channel",
-                "secret-not-a-reference"
+                "invalid_domain",
+                "duplicate_domain",
+                "invalid_currency",
+                "unknown_channel",
+                "secret_not_a_reference"
             ]
         );
     }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One broken rule: a stable machine-readable `code` (kebab-case, part of the API contract),
+/// One broken rule: a stable machine-readable `code` (snake_case like every problem code of the API, part of its contract),
 /// the field it concerns (JSON-pointer-like, e.g. `definition/prices/0/currency`) and a
 /// sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn entity_ids_are_narrow() {
-        assert!(is_valid_entity_id("unlimited-5g"));
+        assert!(is_valid_entity_id("unlimited_5g"));
         assert!(is_valid_entity_id("2025.promo_1"));
         for bad in ["", "Upper", "-lead", "a:b", "a b", &"x".repeat(65)] {
             assert!(!is_valid_entity_id(bad), "{bad:?}");

@@ -1,0 +1,82 @@
+//! Publishes committed command replies on Redis pub/sub, where the waiting ingress instance
+//! listens (DESIGN section 6).
+
+use std::sync::Mutex;
+
+use tcom_processors::outcome::{Outcome, ReplyMessage, reply_channel};
+use tcom_state::{Reply, ReplyBody, ReplySink};
+
+/// A [`ReplySink`] on Redis. Publishing happens on the runtime's thread after commit, with a
+/// blocking connection kept open and re-opened after a failure.
+pub struct RedisReplySink {
+    client: redis::Client,
+    connection: Mutex<Option<redis::Connection>>,
+}
+
+impl std::fmt::Debug for RedisReplySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisReplySink").finish_non_exhaustive()
+    }
+}
+
+impl RedisReplySink {
+    /// A sink for the Redis at `url`; connects on first use.
+    ///
+    /// # Errors
+    /// The URL is invalid.
+    pub fn new(url: &str) -> redis::RedisResult<Self> {
+        Ok(Self {
+            client: redis::Client::open(url)?,
+            connection: Mutex::new(None),
+        })
+    }
+
+    fn message(reply: &Reply) -> ReplyMessage {
+        match &reply.body {
+            ReplyBody::Processed(bytes) => ReplyMessage {
+                command_id: reply.command_id.clone(),
+                outcome: serde_json::from_slice::<Outcome>(bytes).ok(),
+                dead_lettered: None,
+            },
+            ReplyBody::DeadLettered(error) => ReplyMessage {
+                command_id: reply.command_id.clone(),
+                outcome: None,
+                dead_lettered: Some(error.clone()),
+            },
+        }
+    }
+
+    fn try_publish(&self, replies: &[Reply]) -> redis::RedisResult<()> {
+        let mut guard = self.connection.lock().expect("reply connection lock");
+        if guard.is_none() {
+            *guard = Some(self.client.get_connection_with_timeout(
+                std::time::Duration::from_secs(2),
+            )?);
+        }
+        let connection = guard.as_mut().expect("connected above");
+        let mut pipe = redis::pipe();
+        for reply in replies {
+            let payload = serde_json::to_string(&Self::message(reply)).expect("reply serializes");
+            pipe.cmd("PUBLISH")
+                .arg(reply_channel(&reply.reply_to))
+                .arg(payload)
+                .ignore();
+        }
+        let result = pipe.query::<()>(connection);
+        if result.is_err() {
+            *guard = None;
+        }
+        result
+    }
+}
+
+impl ReplySink for RedisReplySink {
+    fn publish(&self, replies: Vec<Reply>) {
+        // One retry on a fresh connection; after that the callers fall back to polling.
+        if let Err(first) = self.try_publish(&replies) {
+            if let Err(e) = self.try_publish(&replies) {
+                tracing::warn!(error = %e, first = %first, count = replies.len(), "Could not publish command replies.");
+            }
+        }
+    }
+}

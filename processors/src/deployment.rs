@@ -1,0 +1,68 @@
+//! Starting the domain processors on the runtime: one runtime per processor, each with its
+//! inputs, stores and global tables.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tcom_schemas::topics;
+use tcom_state::client::KafkaSettings;
+use tcom_state::{ReplySink, RuntimeConfig, RuntimeHandle};
+
+use crate::codec::BlockingCodec;
+use crate::{catalog, tenants};
+
+/// What every processor of one instance shares.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub kafka: KafkaSettings,
+    /// Each processor keeps its state in a sub-folder named after it.
+    pub state_dir: PathBuf,
+    pub instance_id: String,
+    pub codec: BlockingCodec,
+    pub reply_sink: Option<Arc<dyn ReplySink>>,
+}
+
+impl Deployment {
+    fn config(&self, application_id: &str, inputs: &[&str], stores: &[&str]) -> RuntimeConfig {
+        let mut config = RuntimeConfig::new(
+            application_id,
+            self.instance_id.clone(),
+            self.kafka.clone(),
+            inputs.iter().map(|t| (*t).to_owned()).collect(),
+            stores.iter().map(|s| (*s).to_owned()).collect(),
+            self.state_dir.join(application_id),
+        );
+        config.reply_sink = self.reply_sink.clone();
+        config
+    }
+
+    /// The tenant processor's configuration.
+    pub fn tenants(&self) -> RuntimeConfig {
+        self.config(
+            tenants::APPLICATION_ID,
+            &[topics::TENANT_COMMANDS],
+            &[tenants::TENANTS_STORE, tenants::DOMAINS_STORE],
+        )
+    }
+
+    /// The catalog processor's configuration.
+    pub fn catalog(&self) -> RuntimeConfig {
+        let mut config = self.config(
+            catalog::APPLICATION_ID,
+            &[topics::CATALOG_COMMANDS, topics::CAMPAIGN_COMMANDS],
+            &[catalog::OFFERINGS_STORE, catalog::CAMPAIGNS_STORE],
+        );
+        config.global_tables = catalog::global_tables();
+        config
+    }
+
+    /// Starts every processor; stops those already started if one fails.
+    ///
+    /// # Errors
+    /// A runtime could not start (topics, producer initialisation, global tables).
+    pub async fn start_all(&self) -> tcom_state::Result<Vec<RuntimeHandle>> {
+        let tenants = tcom_state::start(self.tenants(), tenants::factory(self.codec.clone())).await?;
+        let catalog = tcom_state::start(self.catalog(), catalog::factory(self.codec.clone())).await?;
+        Ok(vec![tenants, catalog])
+    }
+}
