@@ -32,7 +32,11 @@ enum Command {
     /// Run platform roles until SIGINT/SIGTERM.
     Run {
         /// Comma-separated roles: ingress, connectors, processors. Default: all.
-        #[arg(long, value_delimiter = ',', default_value = "ingress,connectors,processors")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "ingress,connectors,processors"
+        )]
         roles: Vec<roles::Role>,
     },
     /// Create the platform's topics that do not exist yet.

@@ -4,12 +4,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tcom_ingress::{Application, Settings};
-use tcom_schemas::topics::{self, Retention};
-use tcom_state::admin::TopicSpec;
 use tcom_connectors::replies::RedisReplySink;
+use tcom_ingress::{Application, Settings};
 use tcom_processors::BlockingCodec;
 use tcom_processors::deployment::Deployment;
+use tcom_schemas::topics::{self, Retention};
+use tcom_state::admin::TopicSpec;
 use tokio::sync::watch;
 
 /// A part of the platform that can run in its own process.

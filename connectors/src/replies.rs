@@ -49,9 +49,10 @@ impl RedisReplySink {
     fn try_publish(&self, replies: &[Reply]) -> redis::RedisResult<()> {
         let mut guard = self.connection.lock().expect("reply connection lock");
         if guard.is_none() {
-            *guard = Some(self.client.get_connection_with_timeout(
-                std::time::Duration::from_secs(2),
-            )?);
+            *guard = Some(
+                self.client
+                    .get_connection_with_timeout(std::time::Duration::from_secs(2))?,
+            );
         }
         let connection = guard.as_mut().expect("connected above");
         let mut pipe = redis::pipe();

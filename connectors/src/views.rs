@@ -55,7 +55,11 @@ enum Decoded {
     Retry,
 }
 
-async fn decode_value<T: Contract>(codec: &Codec, bytes: Option<&[u8]>, key: &str) -> Result<Option<T>, Decoded> {
+async fn decode_value<T: Contract>(
+    codec: &Codec,
+    bytes: Option<&[u8]>,
+    key: &str,
+) -> Result<Option<T>, Decoded> {
     let Some(bytes) = bytes else {
         return Ok(None);
     };
@@ -79,7 +83,10 @@ async fn decode(codec: &Codec, message: &BorrowedMessage<'_>, key: &str) -> Deco
         topics::CATALOG_OFFERINGS => decode_value(codec, payload, key).await.map(Row::Offering),
         topics::CATALOG_CAMPAIGNS => decode_value(codec, payload, key).await.map(Row::Campaign),
         other => {
-            tracing::error!(topic = other, "Record from a topic this connector does not handle.");
+            tracing::error!(
+                topic = other,
+                "Record from a topic this connector does not handle."
+            );
             return Decoded::Skip;
         }
     };
@@ -90,7 +97,13 @@ async fn decode(codec: &Codec, message: &BorrowedMessage<'_>, key: &str) -> Deco
 }
 
 /// Writes one decoded record.
-async fn write(pool: &PgPool, key: &str, row: &Row, partition: i32, offset: i64) -> Result<(), sqlx::Error> {
+async fn write(
+    pool: &PgPool,
+    key: &str,
+    row: &Row,
+    partition: i32,
+    offset: i64,
+) -> Result<(), sqlx::Error> {
     // Entity keys are `tenant:entity`; tenant ids never contain ':'.
     let (tenant, entity) = key.split_once(':').unwrap_or((key, ""));
     match row {

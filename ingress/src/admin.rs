@@ -57,7 +57,10 @@ async fn send_offering(
     payload: CatalogCommandPayload,
 ) -> Result<Response, Problem> {
     valid_id(offering_id, "offering")?;
-    let id = command_id(headers, &format!("{}:offering:{offering_id}", tenant.tenant_id))?;
+    let id = command_id(
+        headers,
+        &format!("{}:offering:{offering_id}", tenant.tenant_id),
+    )?;
     let command = CatalogCommand {
         command_id: id.clone(),
         tenant_id: tenant.tenant_id.clone(),
@@ -69,7 +72,11 @@ async fn send_offering(
         .commands
         .send(&tenant.tenant_id, &tenant.tenant_id, &id, &command)
         .await?;
-    Ok(respond(sent, &format!("/v1/admin/offerings/{offering_id}"), false))
+    Ok(respond(
+        sent,
+        &format!("/v1/admin/offerings/{offering_id}"),
+        false,
+    ))
 }
 
 async fn send_campaign(
@@ -80,7 +87,10 @@ async fn send_campaign(
     payload: CampaignCommandPayload,
 ) -> Result<Response, Problem> {
     valid_id(campaign_id, "campaign")?;
-    let id = command_id(headers, &format!("{}:campaign:{campaign_id}", tenant.tenant_id))?;
+    let id = command_id(
+        headers,
+        &format!("{}:campaign:{campaign_id}", tenant.tenant_id),
+    )?;
     let command = CampaignCommand {
         command_id: id.clone(),
         tenant_id: tenant.tenant_id.clone(),
@@ -92,7 +102,11 @@ async fn send_campaign(
         .commands
         .send(&tenant.tenant_id, &tenant.tenant_id, &id, &command)
         .await?;
-    Ok(respond(sent, &format!("/v1/admin/campaigns/{campaign_id}"), false))
+    Ok(respond(
+        sent,
+        &format!("/v1/admin/campaigns/{campaign_id}"),
+        false,
+    ))
 }
 
 /// Creates or replaces an offering (TMF620 shape). New offerings start as DRAFT.
@@ -222,15 +236,21 @@ fn database_problem(e: sqlx::Error) -> Problem {
 
 /// A JSON list from the views, RLS-scoped to the tenant.
 async fn list(state: &AppState, tenant: &Tenant, sql: &str) -> Result<Response, Problem> {
-    let mut tx = tcom_connectors::postgres::begin_for_tenant(&state.dependencies.postgres, &tenant.tenant_id)
-        .await
-        .map_err(database_problem)?;
+    let mut tx = tcom_connectors::postgres::begin_for_tenant(
+        &state.dependencies.postgres,
+        &tenant.tenant_id,
+    )
+    .await
+    .map_err(database_problem)?;
     let rows = sqlx::query(sql)
         .fetch_all(&mut *tx)
         .await
         .map_err(database_problem)?;
     tx.commit().await.map_err(database_problem)?;
-    let items: Vec<serde_json::Value> = rows.iter().map(|r| r.get::<serde_json::Value, _>(0)).collect();
+    let items: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| r.get::<serde_json::Value, _>(0))
+        .collect();
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 

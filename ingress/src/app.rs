@@ -17,13 +17,13 @@ use utoipa::OpenApi;
 use crate::auth::AdminAuth;
 use crate::commands::CommandBus;
 use crate::health::{self, Dependencies};
-use crate::replies::ReplyRouter;
-use crate::{admin, catalog_read, platform};
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem};
+use crate::replies::ReplyRouter;
 use crate::settings::Settings;
 use crate::storefront;
 use crate::tenancy::{TenantDirectory, follow_tenants};
+use crate::{admin, catalog_read, platform};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -57,7 +57,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/storefront/tenant", get(storefront::current_tenant))
         .route("/v1/storefront/catalog", get(catalog_read::catalog))
         .route("/v1/platform/tenants", post(platform::onboard))
-        .route("/v1/platform/tenants/{tenant_id}", get(platform::get_tenant))
+        .route(
+            "/v1/platform/tenants/{tenant_id}",
+            get(platform::get_tenant),
+        )
         .route(
             "/v1/platform/tenants/{tenant_id}/settings",
             put(platform::update_settings),
@@ -67,7 +70,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             post(platform::suspend),
         )
         .route("/v1/admin/offerings", get(admin::list_offerings))
-        .route("/v1/admin/offerings/{offering_id}", put(admin::put_offering))
+        .route(
+            "/v1/admin/offerings/{offering_id}",
+            put(admin::put_offering),
+        )
         .route(
             "/v1/admin/offerings/{offering_id}/activate",
             post(admin::activate_offering),
@@ -77,12 +83,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             post(admin::retire_offering),
         )
         .route("/v1/admin/campaigns", get(admin::list_campaigns))
-        .route("/v1/admin/campaigns/{campaign_id}", put(admin::put_campaign))
+        .route(
+            "/v1/admin/campaigns/{campaign_id}",
+            put(admin::put_campaign),
+        )
         .route(
             "/v1/admin/campaigns/{campaign_id}/end",
             post(admin::end_campaign),
         )
-
         .fallback(|| async { Problem::not_found() })
         .with_state(state)
         .layer(axum::middleware::map_response(problem::normalise_errors))
@@ -144,13 +152,8 @@ impl Application {
             let redis = redis.clone();
             tokio::spawn(async move { replies.listen(redis).await })
         };
-        let commands = CommandBus::new(
-            &kafka,
-            codec,
-            replies,
-            settings.commands.reply_timeout(),
-        )
-        .map_err(|e| BuildError::Setting(format!("kafka: {e}")))?;
+        let commands = CommandBus::new(&kafka, codec, replies, settings.commands.reply_timeout())
+            .map_err(|e| BuildError::Setting(format!("kafka: {e}")))?;
         let dependencies = Arc::new(Dependencies {
             kafka: Arc::new(probe),
             postgres,

@@ -81,7 +81,13 @@ impl AdminAuth {
     }
 
     /// Issues a token (local runs, tests, `tcom token`).
-    pub fn issue(&self, subject: &str, tenant: Option<&str>, roles: &[&str], ttl_secs: u64) -> String {
+    pub fn issue(
+        &self,
+        subject: &str,
+        tenant: Option<&str>,
+        roles: &[&str],
+        ttl_secs: u64,
+    ) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -130,17 +130,31 @@ pub async fn catalog(
         .locale
         .unwrap_or_else(|| settings.default_locale.clone());
     if !settings.channels.contains(&channel) {
-        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_channel", "Unknown channel")
-            .with_detail(format!("this brand sells through {}", settings.channels.join(", "))));
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_channel",
+            "Unknown channel",
+        )
+        .with_detail(format!(
+            "this brand sells through {}",
+            settings.channels.join(", ")
+        )));
     }
     if !settings.segments.iter().any(|s| s.name == segment) {
-        return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_segment", "Unknown segment")
-            .with_detail("the segment is not one of this brand's"));
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_segment",
+            "Unknown segment",
+        )
+        .with_detail("the segment is not one of this brand's"));
     }
 
-    let mut tx = tcom_connectors::postgres::begin_for_tenant(&state.dependencies.postgres, &tenant.tenant_id)
-        .await
-        .map_err(database_problem)?;
+    let mut tx = tcom_connectors::postgres::begin_for_tenant(
+        &state.dependencies.postgres,
+        &tenant.tenant_id,
+    )
+    .await
+    .map_err(database_problem)?;
     let rows = sqlx::query(OFFERINGS_SQL)
         .bind(&channel)
         .bind(&locale)
@@ -159,7 +173,10 @@ pub async fn catalog(
         .filter_map(|row| {
             let id: String = row.get(0);
             let definition: CampaignDefinition = serde_json::from_value(row.get(1)).ok()?;
-            Some((definition.offering_ids.clone(), pricing_campaign(&id, &definition)))
+            Some((
+                definition.offering_ids.clone(),
+                pricing_campaign(&id, &definition),
+            ))
         })
         .collect();
     let vat_rate = standard_vat_basis_points(&settings.country);
@@ -172,7 +189,9 @@ pub async fn catalog(
             tracing::error!(offering = %offering_id, "Offering view row does not parse; skipped.");
             continue;
         };
-        if !definition.eligible_segments.is_empty() && !definition.eligible_segments.contains(&segment) {
+        if !definition.eligible_segments.is_empty()
+            && !definition.eligible_segments.contains(&segment)
+        {
             continue;
         }
         let channel_price: Option<i64> = row.get(4);
@@ -195,7 +214,11 @@ pub async fn catalog(
         let bindings: Vec<u32> = if definition.binding_months.is_empty() {
             vec![0]
         } else {
-            definition.binding_months.iter().map(|m| (*m).max(0) as u32).collect()
+            definition
+                .binding_months
+                .iter()
+                .map(|m| (*m).max(0) as u32)
+                .collect()
         };
         let prices = bindings
             .into_iter()
@@ -211,16 +234,24 @@ pub async fn catalog(
                     binding_months,
                     one_time_minor: q.one_time,
                     summary: q.describe_recurring(),
-                    monthly_vat_minor: vat_rate.zip(q.phases.first()).map(|(rate, p)| vat_share(p.monthly, rate)),
+                    monthly_vat_minor: vat_rate
+                        .zip(q.phases.first())
+                        .map(|(rate, p)| vat_share(p.monthly, rate)),
                     phases: q
                         .phases
                         .iter()
-                        .map(|p| PricePhase { months: p.months, monthly_minor: p.monthly })
+                        .map(|p| PricePhase {
+                            months: p.months,
+                            monthly_minor: p.monthly,
+                        })
                         .collect(),
                     steps: q
                         .steps
                         .into_iter()
-                        .map(|s| PriceStep { campaign_id: s.campaign, description: s.description })
+                        .map(|s| PriceStep {
+                            campaign_id: s.campaign,
+                            description: s.description,
+                        })
                         .collect(),
                 }
             })

@@ -41,8 +41,14 @@ pub fn command_id(headers: &HeaderMap, scope: &str) -> Result<String, Problem> {
 /// The problem for a refusal.
 pub fn refusal_problem(refusal: Refusal, code: &str, detail: &str) -> Problem {
     let (status, title) = match refusal {
-        Refusal::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "The request breaks a rule"),
-        Refusal::Conflict => (StatusCode::CONFLICT, "The request conflicts with the current state"),
+        Refusal::Invalid => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The request breaks a rule",
+        ),
+        Refusal::Conflict => (
+            StatusCode::CONFLICT,
+            "The request conflicts with the current state",
+        ),
         Refusal::NotFound => (StatusCode::NOT_FOUND, "No such resource"),
     };
     Problem::new(status, code, title).with_detail(detail)

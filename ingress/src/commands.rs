@@ -55,10 +55,7 @@ impl CommandBus {
         timeout: Duration,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
-            producer: kafka
-                .idempotent_producer()
-                .set("linger.ms", "0")
-                .create()?,
+            producer: kafka.idempotent_producer().set("linger.ms", "0").create()?,
             codec,
             replies,
             timeout,

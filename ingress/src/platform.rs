@@ -59,7 +59,12 @@ async fn send(
     };
     let sent = state
         .commands
-        .send(topics::TENANT_COMMANDS_KEY, tenant_id, &command_id, &command)
+        .send(
+            topics::TENANT_COMMANDS_KEY,
+            tenant_id,
+            &command_id,
+            &command,
+        )
         .await?;
     Ok(respond(
         sent,

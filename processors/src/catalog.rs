@@ -8,9 +8,7 @@
 
 use std::sync::Arc;
 
-use tcom_schemas::campaign::{
-    Campaign, CampaignCommand, CampaignCommandPayload, CampaignStatus,
-};
+use tcom_schemas::campaign::{Campaign, CampaignCommand, CampaignCommandPayload, CampaignStatus};
 use tcom_schemas::catalog::{
     CatalogCommand, CatalogCommandPayload, LifecycleStatus, ProductOffering,
 };

@@ -61,8 +61,10 @@ impl Deployment {
     /// # Errors
     /// A runtime could not start (topics, producer initialisation, global tables).
     pub async fn start_all(&self) -> tcom_state::Result<Vec<RuntimeHandle>> {
-        let tenants = tcom_state::start(self.tenants(), tenants::factory(self.codec.clone())).await?;
-        let catalog = tcom_state::start(self.catalog(), catalog::factory(self.codec.clone())).await?;
+        let tenants =
+            tcom_state::start(self.tenants(), tenants::factory(self.codec.clone())).await?;
+        let catalog =
+            tcom_state::start(self.catalog(), catalog::factory(self.codec.clone())).await?;
         Ok(vec![tenants, catalog])
     }
 }

@@ -120,13 +120,21 @@ fn decide(
         }
         TenantCommandPayload::UpdateTenantSettings(c) => {
             if current.is_none() {
-                return Ok(refused(Refusal::NotFound, "unknown_tenant", format!("no tenant {id}")));
+                return Ok(refused(
+                    Refusal::NotFound,
+                    "unknown_tenant",
+                    format!("no tenant {id}"),
+                ));
             }
             &c.settings
         }
         TenantCommandPayload::SuspendTenant(_) => {
             let Some(mut tenant) = current else {
-                return Ok(refused(Refusal::NotFound, "unknown_tenant", format!("no tenant {id}")));
+                return Ok(refused(
+                    Refusal::NotFound,
+                    "unknown_tenant",
+                    format!("no tenant {id}"),
+                ));
             };
             tenant.status = TenantStatus::Suspended;
             tenant.version += 1;
@@ -140,9 +148,7 @@ fn decide(
         return Ok(Decision::Refused(outcome));
     }
     let domains = normalised_domains(settings);
-    if let Some(outcome) =
-        Outcome::violated(Refusal::Conflict, taken_domains(ctx, id, &domains)?)
-    {
+    if let Some(outcome) = Outcome::violated(Refusal::Conflict, taken_domains(ctx, id, &domains)?) {
         return Ok(Decision::Refused(outcome));
     }
 
@@ -158,9 +164,7 @@ fn decide(
     }
     let tenant = Tenant {
         tenant_id: id.to_owned(),
-        status: current
-            .as_ref()
-            .map_or(TenantStatus::Active, |t| t.status),
+        status: current.as_ref().map_or(TenantStatus::Active, |t| t.status),
         settings: settings.clone(),
         version: current.as_ref().map_or(1, |t| t.version + 1),
         updated_at: now,

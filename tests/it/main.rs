@@ -1,6 +1,7 @@
 //! End-to-end tests on the real stack: Apache Kafka, PostgreSQL, Redis and the schema
 //! registry, started by `scripts/test`. One test binary, modules by concern.
 
+mod catalog_admin;
 mod ingress;
 mod kafka_transactions;
 mod registry_contract;

@@ -186,3 +186,104 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The platform's processors (tenants, catalog) and view connector, started once per test
+/// binary on their own runtime, with views in their own database.
+#[derive(Debug)]
+pub struct Platform {
+    pub database_url: String,
+}
+
+static PLATFORM: std::sync::OnceLock<Platform> = std::sync::OnceLock::new();
+
+/// Starts (once) and returns the shared platform. The first call waits until every processor
+/// owns its partitions, so commands sent afterwards are answered at once.
+pub fn platform() -> &'static Platform {
+    PLATFORM.get_or_init(|| {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("test-platform".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("platform runtime");
+                runtime.block_on(run_platform(ready_tx));
+            })
+            .expect("platform thread");
+        ready_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the platform starts within two minutes")
+    })
+}
+
+async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
+    use std::sync::Arc;
+    let stack = stack();
+    let (pool, database_url) = fresh_database().await;
+    let codec = Arc::new(Codec::new(&stack.registry_url).unwrap());
+    codec
+        .register_all(&tcom_schemas::contract::all())
+        .await
+        .expect("schemas register");
+    let state_dir = std::env::temp_dir().join(unique("tcom-test-state"));
+    let deployment = tcom_processors::deployment::Deployment {
+        kafka: stack.kafka_settings(),
+        state_dir,
+        instance_id: unique("test"),
+        codec: tcom_processors::BlockingCodec::new(
+            codec.clone(),
+            tokio::runtime::Handle::current(),
+        ),
+        reply_sink: Some(Arc::new(
+            tcom_connectors::replies::RedisReplySink::new(&stack.redis_url).unwrap(),
+        )),
+    };
+    let handles = deployment.start_all().await.expect("processors start");
+    tokio::spawn(tcom_connectors::views::run(
+        stack.kafka_settings(),
+        unique("test-views"),
+        pool,
+        codec,
+        std::future::pending(),
+    ));
+    let assigned = eventually(Duration::from_secs(60), || {
+        let all = handles
+            .iter()
+            .all(|h| h.metrics().tasks.load(std::sync::atomic::Ordering::Relaxed) > 0);
+        async move { all.then_some(()) }
+    })
+    .await;
+    assert!(
+        assigned.is_some(),
+        "processors got no partitions within 60 s"
+    );
+    ready.send(Platform { database_url }).unwrap();
+    // Keep the processors (dropping a handle stops it) for as long as the tests run.
+    std::future::pending::<()>().await;
+    drop(handles);
+}
+
+/// An ingress in this process, on the shared platform's database.
+pub async fn spawn_platform_ingress() -> TestApp {
+    let mut settings = settings();
+    settings.database.url = platform().database_url.clone();
+    let app = Application::build(&settings).await.expect("ingress builds");
+    let address = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+/// An admin token signed with the configured secret.
+pub fn admin_token(tenant: Option<&str>, roles: &[&str]) -> String {
+    tcom_ingress::auth::AdminAuth::new(&settings().auth).issue("test-user", tenant, roles, 600)
+}
+
+/// A platform operator's token.
+pub fn operator_token() -> String {
+    admin_token(None, &[tcom_ingress::auth::PLATFORM_OPERATOR])
+}

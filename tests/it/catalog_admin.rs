@@ -1,0 +1,591 @@
+//! Tenant onboarding, the brand-partner admin API and the storefront catalog, end to end:
+//! HTTP → Kafka → processors → replies over Redis, and views in PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tcom_ingress::auth::{BRAND_ADMIN, CATALOG_MANAGER, CATALOG_VIEWER};
+use tcom_tests::{
+    TestApp, admin_token, eventually, operator_token, platform, spawn_platform_ingress, unique,
+};
+
+fn settings(domains: &[&str], consumer_cap: i32) -> Value {
+    json!({
+        "name": "Test brand",
+        "domains": domains,
+        "default_locale": "da-DK",
+        "locales": ["da-DK", "en-GB"],
+        "currency": "DKK",
+        "country": "DK",
+        "segments": [
+            {"name": "consumer", "max_binding_months": consumer_cap},
+            {"name": "business", "max_binding_months": 24}
+        ],
+        "channels": ["web", "app"],
+        "theme": {"primary_color": "#123456"}
+    })
+}
+
+/// Onboards a tenant with one domain and returns (tenant id, domain).
+async fn onboard(app: &TestApp) -> (String, String) {
+    let id = unique("t").chars().take(20).collect::<String>();
+    let domain = format!("{id}.shop.test");
+    let response = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .bearer_auth(operator_token())
+        .json(&json!({"tenant_id": id, "settings": settings(&[&domain], 6)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    (id, domain)
+}
+
+async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    host: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = app
+        .http
+        .request(method, app.url(path))
+        .header("host", host)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body = response.json::<Value>().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+fn plan(binding: &[i32]) -> Value {
+    json!({
+        "name": "Fri 5G",
+        "specification_id": "mobile-5g",
+        "prices": [
+            {"name": "activation", "price_type": "ONE_TIME", "amount_minor": 9900, "currency": "DKK"},
+            {"name": "monthly", "price_type": "RECURRING", "amount_minor": 29900, "currency": "DKK", "recurring_period_months": 1}
+        ],
+        "binding_months": binding,
+        "sim_types": ["PSIM", "ESIM"],
+        "placements": [{"channel": "web", "sort_order": 1, "display_name": "Fri 5G (web)"}]
+    })
+}
+
+/// Waits until the tenant's host is served (the ingress follows the tenants topic).
+async fn served(app: &TestApp, domain: &str) {
+    let found = eventually(Duration::from_secs(5), || async {
+        let response = app
+            .http
+            .get(app.url("/v1/storefront/tenant"))
+            .header("host", domain)
+            .send()
+            .await
+            .ok()?;
+        (response.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "{domain} not served");
+}
+
+#[tokio::test]
+async fn a_new_tenant_is_served_within_a_second_and_domains_stay_unique() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, domain) = onboard(&app).await;
+    let onboarded = Instant::now();
+    let served = eventually(Duration::from_secs(1), || async {
+        let response = app
+            .http
+            .get(app.url("/v1/storefront/tenant"))
+            .header("host", &domain)
+            .send()
+            .await
+            .ok()?;
+        (response.status() == StatusCode::OK).then_some(response.json::<Value>().await.ok()?)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{domain} not served within a second of onboarding"));
+    assert_eq!(served["tenant_id"], id.as_str());
+    eprintln!("new domain served {:?} after the 201", onboarded.elapsed());
+
+    // The same domain for another tenant: 409 with the stable code, nothing written.
+    let other = unique("t").chars().take(20).collect::<String>();
+    let response = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .bearer_auth(operator_token())
+        .json(&json!({"tenant_id": other, "settings": settings(&[&domain], 6)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "domain_taken");
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        "x",
+        &format!("/v1/platform/tenants/{other}"),
+        &operator_token(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a refused tenant is not half-created"
+    );
+
+    // Onboarding the same tenant twice is a conflict, not an overwrite.
+    let response = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .bearer_auth(operator_token())
+        .json(&json!({"tenant_id": id, "settings": settings(&["fresh.shop.test"], 6)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "tenant_exists"
+    );
+}
+
+#[tokio::test]
+async fn onboarding_reports_every_violation_and_needs_the_operator_role() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let id = unique("t").chars().take(20).collect::<String>();
+    let mut bad = settings(&["Bad Domain"], 12);
+    bad["currency"] = json!("dkk");
+    let response = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .bearer_auth(operator_token())
+        .json(&json!({"tenant_id": id, "settings": bad}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = response.json().await.unwrap();
+    let codes: Vec<&str> = problem["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "invalid_domain",
+            "invalid_currency",
+            "binding_cap_above_legal_maximum"
+        ]
+    );
+
+    let body = json!({"tenant_id": id, "settings": settings(&["ok.shop.test"], 6)});
+    let anonymous = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let brand = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .bearer_auth(admin_token(Some("nordlys"), &[BRAND_ADMIN]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brand.status(), StatusCode::FORBIDDEN);
+    let forged = {
+        let token = operator_token();
+        let (head, _) = token.rsplit_once('.').unwrap();
+        format!("{head}.AAAA")
+    };
+    let forged = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .bearer_auth(forged)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn one_tenants_admin_token_cannot_touch_another_tenant() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (a, a_host) = onboard(&app).await;
+    let (b, b_host) = onboard(&app).await;
+    served(&app, &a_host).await;
+    served(&app, &b_host).await;
+    let a_token = admin_token(Some(&a), &[CATALOG_MANAGER]);
+    let b_token = admin_token(Some(&b), &[CATALOG_MANAGER]);
+
+    let (status, body) = call(
+        &app,
+        reqwest::Method::PUT,
+        &a_host,
+        "/v1/admin/offerings/secret-plan",
+        &a_token,
+        Some(plan(&[0])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["lifecycle_status"], "DRAFT");
+    assert_eq!(body["tenant_id"], a.as_str());
+
+    // A's token on B's host: refused for writes and reads.
+    let (status, body) = call(
+        &app,
+        reqwest::Method::PUT,
+        &b_host,
+        "/v1/admin/offerings/x",
+        &a_token,
+        Some(plan(&[0])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("tenant_mismatch"))
+    );
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        &b_host,
+        "/v1/admin/offerings",
+        &a_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // B's token on A's host cannot read A's offering either.
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        &a_host,
+        "/v1/admin/offerings",
+        &b_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // B, on its own host, does not see A's offering.
+    let listed = eventually(Duration::from_secs(5), || async {
+        let (_, body) = call(
+            &app,
+            reqwest::Method::GET,
+            &a_host,
+            "/v1/admin/offerings",
+            &a_token,
+            None,
+        )
+        .await;
+        (!body["items"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    assert!(listed.is_some(), "A's offering reaches A's view");
+    let (status, body) = call(
+        &app,
+        reqwest::Method::GET,
+        &b_host,
+        "/v1/admin/offerings",
+        &b_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"], json!([]));
+
+    // A viewer may read but not write.
+    let viewer = admin_token(Some(&a), &[CATALOG_VIEWER]);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::GET,
+        &a_host,
+        "/v1/admin/offerings",
+        &viewer,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        &a_host,
+        "/v1/admin/offerings/secret-plan/activate",
+        &viewer,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+}
+
+#[tokio::test]
+async fn binding_beyond_the_legal_cap_is_refused_directly_and_through_a_campaign() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, host) = onboard(&app).await;
+    served(&app, &host).await;
+    let token = admin_token(Some(&id), &[BRAND_ADMIN]);
+
+    let (status, body) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/offerings/bound-12",
+        &token,
+        Some(plan(&[0, 12])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "binding_exceeds_legal_cap");
+    assert_eq!(body["violations"][0]["field"], "binding_months/1");
+
+    let mut for_business = plan(&[0, 12]);
+    for_business["eligible_segments"] = json!(["business"]);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/offerings/bound-12",
+        &token,
+        Some(for_business),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "12 months is within the business cap"
+    );
+
+    let (status, _) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/offerings/fri",
+        &token,
+        Some(plan(&[0, 6])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let campaign = json!({
+        "name": "Half price if you stay a year",
+        "priority": 1,
+        "valid_from": 0,
+        "offering_ids": ["fri"],
+        "requires_binding_months": 12,
+        "alterations": [{"target": "RECURRING", "change": "PERCENT_OFF", "value": 5000, "duration_months": 12}]
+    });
+    let (status, body) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/campaigns/stay-a-year",
+        &token,
+        Some(campaign),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "indirect_binding_exceeds_legal_cap");
+    let (status, body) = call(
+        &app,
+        reqwest::Method::GET,
+        &host,
+        "/v1/admin/campaigns",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["items"],
+        json!([]),
+        "a refused campaign is not written"
+    );
+}
+
+#[tokio::test]
+async fn the_storefront_catalog_prices_overlapping_campaigns_by_precedence() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, host) = onboard(&app).await;
+    served(&app, &host).await;
+    let token = admin_token(Some(&id), &[CATALOG_MANAGER]);
+    let put = |path: String, body: Value| {
+        let (app, host, token) = (&app, &host, &token);
+        async move {
+            let (status, body) =
+                call(app, reqwest::Method::PUT, host, &path, token, Some(body)).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        }
+    };
+    put("/v1/admin/offerings/fri".into(), plan(&[0, 6])).await;
+    let (status, _) = call(
+        &app,
+        reqwest::Method::POST,
+        &host,
+        "/v1/admin/offerings/fri/activate",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Exclusive group: the higher priority wins; the lower one is left out.
+    put("/v1/admin/campaigns/half-price".into(), json!({
+        "name": "-50 % for 6 months", "priority": 20, "valid_from": 0,
+        "requires_binding_months": 6,
+        "group": {"name": "welcome", "kind": "EXCLUSIVE"},
+        "alterations": [{"target": "RECURRING", "change": "PERCENT_OFF", "value": 5000, "duration_months": 6}]
+    })).await;
+    put(
+        "/v1/admin/campaigns/small".into(),
+        json!({
+            "name": "-10 kr", "priority": 10, "valid_from": 0,
+            "group": {"name": "welcome", "kind": "EXCLUSIVE"},
+            "alterations": [{"target": "RECURRING", "change": "AMOUNT_OFF", "value": 1000}]
+        }),
+    )
+    .await;
+    // Outside any group: free activation on the web.
+    put(
+        "/v1/admin/campaigns/free-activation".into(),
+        json!({
+            "name": "Free activation", "priority": 5, "valid_from": 0, "channels": ["web"],
+            "alterations": [{"target": "ONE_TIME", "change": "FIXED_PRICE", "value": 0}]
+        }),
+    )
+    .await;
+
+    let catalog = eventually(Duration::from_secs(5), || async {
+        let response = app
+            .http
+            .get(app.url("/v1/storefront/catalog?channel=web"))
+            .header("host", &host)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = response.json().await.ok()?;
+        let prices = body["offerings"].get(0)?["prices"].as_array()?.clone();
+        // Wait for all three campaigns to reach the view.
+        (prices.len() == 2
+            && prices[0]["one_time_minor"] == 0
+            && prices[1]["steps"].as_array()?.len() == 2)
+            .then_some(body)
+    })
+    .await
+    .expect("catalog with campaigns");
+    let fri = &catalog["offerings"][0];
+    assert_eq!(fri["name"], "Fri 5G (web)");
+    assert_eq!(fri["list_monthly_minor"], 29900);
+    let no_binding = &fri["prices"][0];
+    assert_eq!(no_binding["binding_months"], 0);
+    // Without binding the half-price campaign does not apply, so the -10 kr one wins the group.
+    assert_eq!(no_binding["summary"], "289.00 per month");
+    let bound = &fri["prices"][1];
+    assert_eq!(bound["binding_months"], 6);
+    assert_eq!(
+        bound["summary"],
+        "149.50 per month for 6 months, then 299.00"
+    );
+    assert_eq!(bound["one_time_minor"], 0);
+    let steps: Vec<&str> = bound["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["campaign_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["half-price", "free-activation"]);
+    // 25 % Danish VAT inside 149.50: 29.90.
+    assert_eq!(bound["monthly_vat_minor"], 2990);
+
+    // The app channel has no placement: nothing on sale there.
+    let app_catalog: Value = app
+        .http
+        .get(app.url("/v1/storefront/catalog?channel=app"))
+        .header("host", &host)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app_catalog["offerings"], json!([]));
+    // An unknown channel is a client error, not an empty list.
+    let response = app
+        .http
+        .get(app.url("/v1/storefront/catalog?channel=fax"))
+        .header("host", &host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn catalog_views_show_nothing_without_the_tenant_setting() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, host) = onboard(&app).await;
+    served(&app, &host).await;
+    let token = admin_token(Some(&id), &[CATALOG_MANAGER]);
+    let (status, _) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/offerings/visible",
+        &token,
+        Some(plan(&[0])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let pool = sqlx::PgPool::connect(&platform().database_url)
+        .await
+        .unwrap();
+    let scoped = eventually(Duration::from_secs(5), || async {
+        let mut tx = tcom_connectors::postgres::begin_for_tenant(&pool, &id)
+            .await
+            .ok()?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM offering_placements")
+            .fetch_one(&mut *tx)
+            .await
+            .ok()?;
+        (n == 1).then_some(n)
+    })
+    .await;
+    assert_eq!(scoped, Some(1));
+    for table in ["offerings", "offering_placements", "campaigns", "tenants"] {
+        let unscoped: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(unscoped, 0, "{table} without app.tenant_id");
+    }
+}
