@@ -1,125 +1,307 @@
-//! Demo tenants for the local run: a Danish MVNO in DKK (consumer binding capped at 6 months
-//! by Danish law) and a UK brand in GBP (24 months, the EU-derived cap the UK kept).
+//! Demo data for the local run, created through the platform's own APIs (so it is validated
+//! like anything a platform operator or brand partner enters): a Danish MVNO in DKK (consumer
+//! binding capped at 6 months by Danish law) and a UK brand in GBP (24 months), each with
+//! plans, a data-sharing add-on, channel placements and overlapping campaigns, and Danish
+//! marketing content in the Contentful simulator.
 //!
-//! Their domains end in `.localhost`, which resolves to the loopback address, so
-//! `curl http://nordlys.localhost:8080/v1/storefront/tenant` reaches the local ingress as that
-//! brand.
+//! Every request carries a fixed `Idempotency-Key`, so seeding twice changes nothing. Their
+//! domains end in `.localhost`, which resolves to the loopback address:
+//! `curl http://nordlys.localhost:8080/v1/storefront/catalog`.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use anyhow::Context;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use tcom_ingress::Settings;
-use tcom_schemas::tenant::{
-    CustomerSegment, PaymentSettings, Tenant, TenantSettings, TenantStatus,
-};
-use tcom_schemas::{Codec, Contract};
+use tcom_ingress::auth::{AdminAuth, BRAND_ADMIN, PLATFORM_OPERATOR};
 
-/// A fixed timestamp, so seeding twice writes identical records.
-const SEEDED_AT: i64 = 1_795_305_600_000;
-
-fn theme(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// The demo tenants.
-pub(crate) fn tenants() -> Vec<Tenant> {
+/// The demo tenants' onboarding requests.
+fn tenants() -> Vec<(&'static str, &'static str, Value)> {
     vec![
-        Tenant {
-            tenant_id: "nordlys".into(),
-            status: TenantStatus::Active,
-            settings: TenantSettings {
-                name: "Nordlys Mobil".into(),
-                domains: vec!["nordlys.localhost".into(), "shop.nordlys.localhost".into()],
-                default_locale: "da-DK".into(),
-                locales: vec!["da-DK".into(), "en-GB".into()],
-                currency: "DKK".into(),
-                country: "DK".into(),
-                segments: vec![
-                    CustomerSegment {
-                        name: "consumer".into(),
-                        max_binding_months: 6,
-                    },
-                    CustomerSegment {
-                        name: "business".into(),
-                        max_binding_months: 36,
-                    },
+        (
+            "nordlys",
+            "nordlys.localhost",
+            json!({
+                "name": "Nordlys Mobil",
+                "domains": ["nordlys.localhost", "shop.nordlys.localhost"],
+                "default_locale": "da-DK",
+                "locales": ["da-DK", "en-GB"],
+                "currency": "DKK",
+                "country": "DK",
+                "segments": [
+                    {"name": "consumer", "max_binding_months": 6},
+                    {"name": "business", "max_binding_months": 36}
                 ],
-                channels: vec!["web".into(), "app".into(), "outbound".into()],
-                theme: theme(&[
-                    ("primary_color", "#0b3d91"),
-                    ("logo_url", "/assets/nordlys.svg"),
-                ]),
-                payment: Some(PaymentSettings {
-                    provider: "stripe".into(),
-                    account_ref: "acct_demo_nordlys".into(),
-                    secret_ref: "vault://payments/nordlys/stripe".into(),
-                }),
-                content: None,
-            },
-            version: 1,
-            updated_at: SEEDED_AT,
-        },
-        Tenant {
-            tenant_id: "brightwave".into(),
-            status: TenantStatus::Active,
-            settings: TenantSettings {
-                name: "Brightwave".into(),
-                domains: vec!["brightwave.localhost".into()],
-                default_locale: "en-GB".into(),
-                locales: vec!["en-GB".into()],
-                currency: "GBP".into(),
-                country: "GB".into(),
-                segments: vec![CustomerSegment {
-                    name: "consumer".into(),
-                    max_binding_months: 24,
-                }],
-                channels: vec!["web".into(), "partner".into()],
-                theme: theme(&[
-                    ("primary_color", "#ff6f00"),
-                    ("logo_url", "/assets/brightwave.svg"),
-                ]),
-                payment: Some(PaymentSettings {
-                    provider: "adyen".into(),
-                    account_ref: "BrightwaveECOM".into(),
-                    secret_ref: "vault://payments/brightwave/adyen".into(),
-                }),
-                content: None,
-            },
-            version: 1,
-            updated_at: SEEDED_AT,
-        },
+                "channels": ["web", "app", "outbound-sales"],
+                "theme": {"primary_color": "#0b3d91", "logo_url": "/assets/nordlys.svg"},
+                "payment": {"provider": "stripe", "account_ref": "acct_demo_nordlys", "secret_ref": "vault://payments/nordlys/stripe"},
+                "content": {"space_id": "nordlys", "environment": "master", "access_token_ref": "env://CONTENTFUL_DEMO_TOKEN"}
+            }),
+        ),
+        (
+            "brightwave",
+            "brightwave.localhost",
+            json!({
+                "name": "Brightwave",
+                "domains": ["brightwave.localhost"],
+                "default_locale": "en-GB",
+                "locales": ["en-GB"],
+                "currency": "GBP",
+                "country": "GB",
+                "segments": [{"name": "consumer", "max_binding_months": 24}],
+                "channels": ["web", "partner-portal"],
+                "theme": {"primary_color": "#ff6f00", "logo_url": "/assets/brightwave.svg"},
+                "payment": {"provider": "adyen", "account_ref": "BrightwaveECOM", "secret_ref": "vault://payments/brightwave/adyen"}
+            }),
+        ),
     ]
 }
 
-/// Publishes the demo tenants.
-pub(crate) async fn seed(settings: &Settings) -> anyhow::Result<()> {
-    let codec = Codec::new(&settings.schema_registry.url)?;
-    let producer: FutureProducer = settings.kafka_settings().idempotent_producer().create()?;
-    for tenant in tenants() {
-        let payload = codec
-            .encode(&tenant)
-            .await
-            .context("encoding a demo tenant")?;
-        producer
-            .send(
-                FutureRecord::to(Tenant::TOPIC)
-                    .key(&tenant.tenant_id)
-                    .payload(&payload),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("publishing tenant {}", tenant.tenant_id))?;
-        println!(
-            "tenant {} on {}",
-            tenant.tenant_id,
-            tenant.settings.domains.join(", ")
-        );
+fn plan(
+    name: &str,
+    currency: &str,
+    monthly: i64,
+    activation: i64,
+    binding: &[i32],
+    channels: &[&str],
+) -> Value {
+    json!({
+        "name": name,
+        "specification_id": "mobile-subscription",
+        "prices": [
+            {"name": "activation", "price_type": "ONE_TIME", "amount_minor": activation, "currency": currency},
+            {"name": "monthly", "price_type": "RECURRING", "amount_minor": monthly, "currency": currency, "recurring_period_months": 1}
+        ],
+        "binding_months": binding,
+        "sim_types": ["PSIM", "ESIM"],
+        "add_ons": [{"offering_id": "data-sharing", "min": 0, "max": 4}],
+        "placements": channels.iter().enumerate().map(|(i, c)| json!({"channel": c, "sort_order": i})).collect::<Vec<_>>()
+    })
+}
+
+fn add_on(currency: &str, monthly: i64, channels: &[&str]) -> Value {
+    json!({
+        "name": "Data-sharing card",
+        "kind": "ADD_ON",
+        "specification_id": "data-sharing-card",
+        "prices": [{"name": "monthly", "price_type": "RECURRING", "amount_minor": monthly, "currency": currency, "recurring_period_months": 1}],
+        "sim_types": ["PSIM", "ESIM"],
+        "placements": channels.iter().map(|c| json!({"channel": c})).collect::<Vec<_>>()
+    })
+}
+
+/// (tenant, offering id, definition) in dependency order: add-ons before the plans naming them.
+fn offerings() -> Vec<(&'static str, &'static str, Value)> {
+    let dk = ["web", "app"];
+    let uk = ["web", "partner-portal"];
+    vec![
+        ("nordlys", "data-sharing", add_on("DKK", 4900, &dk)),
+        (
+            "nordlys",
+            "fri-tale-10gb",
+            plan("Fri tale 10 GB", "DKK", 14900, 0, &[0], &dk),
+        ),
+        (
+            "nordlys",
+            "fri-5g",
+            plan("Fri 5G", "DKK", 29900, 9900, &[0, 6], &dk),
+        ),
+        ("brightwave", "data-sharing", add_on("GBP", 500, &uk)),
+        (
+            "brightwave",
+            "sim-only-30gb",
+            plan("SIM only 30GB", "GBP", 1200, 0, &[0, 12], &uk),
+        ),
+        (
+            "brightwave",
+            "unlimited",
+            plan("Unlimited", "GBP", 2500, 0, &[0, 12, 24], &uk),
+        ),
+    ]
+}
+
+fn campaigns() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        (
+            "nordlys",
+            "half-price-6",
+            json!({
+                "name": "Halv pris i 6 måneder", "priority": 20, "valid_from": 0,
+                "offering_ids": ["fri-5g"], "requires_binding_months": 6,
+                "group": {"name": "welcome", "kind": "EXCLUSIVE"},
+                "alterations": [{"target": "RECURRING", "change": "PERCENT_OFF", "value": 5000, "duration_months": 6}]
+            }),
+        ),
+        (
+            "nordlys",
+            "minus-20",
+            json!({
+                "name": "20 kr. rabat", "priority": 10, "valid_from": 0,
+                "group": {"name": "welcome", "kind": "EXCLUSIVE"},
+                "alterations": [{"target": "RECURRING", "change": "AMOUNT_OFF", "value": 2000, "duration_months": 3}]
+            }),
+        ),
+        (
+            "nordlys",
+            "free-activation-web",
+            json!({
+                "name": "Gratis oprettelse på nettet", "priority": 5, "valid_from": 0, "channels": ["web"],
+                "alterations": [{"target": "ONE_TIME", "change": "FIXED_PRICE", "value": 0}]
+            }),
+        ),
+        (
+            "brightwave",
+            "best-of-spring",
+            json!({
+                "name": "Spring: 3 months half price", "priority": 10, "valid_from": 0,
+                "group": {"name": "spring", "kind": "BEST_DEAL"},
+                "alterations": [{"target": "RECURRING", "change": "PERCENT_OFF", "value": 5000, "duration_months": 3}]
+            }),
+        ),
+        (
+            "brightwave",
+            "spring-fiver",
+            json!({
+                "name": "Spring: £5 off for a year", "priority": 10, "valid_from": 0,
+                "requires_binding_months": 12,
+                "group": {"name": "spring", "kind": "BEST_DEAL"},
+                "alterations": [{"target": "RECURRING", "change": "AMOUNT_OFF", "value": 500, "duration_months": 12}]
+            }),
+        ),
+    ]
+}
+
+async fn check(response: reqwest::Response, what: &str, tolerate: &[&str]) -> anyhow::Result<()> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
     }
+    let body: Value = response.json().await.unwrap_or_default();
+    let code = body["code"].as_str().unwrap_or_default();
+    if tolerate.contains(&code) {
+        return Ok(());
+    }
+    bail!("{what}: {status} {body}")
+}
+
+/// Seeds the demo data through the ingress at `url`, and the demo content into the
+/// Contentful simulator.
+pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let auth = AdminAuth::new(&settings.auth);
+    // Content first: the content connector syncs a tenant as soon as it is onboarded.
+    seed_content(&http, settings)
+        .await
+        .context("seeding the Contentful simulator")?;
+    let operator = auth.issue("demo-seed", None, &[PLATFORM_OPERATOR], 600);
+    for (id, host, tenant_settings) in tenants() {
+        let response = http
+            .post(format!("{url}/v1/platform/tenants"))
+            .bearer_auth(&operator)
+            .header("idempotency-key", format!("demo-onboard-{id}"))
+            .json(&json!({"tenant_id": id, "settings": tenant_settings}))
+            .send()
+            .await?;
+        check(response, &format!("onboarding {id}"), &["tenant_exists"]).await?;
+        // The ingress serves the new domain within moments.
+        for _ in 0..50 {
+            let served = http
+                .get(format!("{url}/v1/storefront/tenant"))
+                .header("host", host)
+                .send()
+                .await?;
+            if served.status() == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        println!("tenant {id} on {host}");
+    }
+    let host_of = |tenant: &str| {
+        tenants()
+            .into_iter()
+            .find(|(id, _, _)| *id == tenant)
+            .map(|(_, h, _)| h)
+            .expect("demo tenant")
+    };
+    for (tenant, offering, definition) in offerings() {
+        let token = auth.issue("demo-seed", Some(tenant), &[BRAND_ADMIN], 600);
+        let base = format!("{url}/v1/admin/offerings/{offering}");
+        let response = http
+            .put(&base)
+            .bearer_auth(&token)
+            .header("host", host_of(tenant))
+            .header("idempotency-key", format!("demo-offering-{offering}-v1"))
+            .json(&definition)
+            .send()
+            .await?;
+        check(response, &format!("offering {tenant}/{offering}"), &[]).await?;
+        let response = http
+            .post(format!("{base}/activate"))
+            .bearer_auth(&token)
+            .header("host", host_of(tenant))
+            .header("idempotency-key", format!("demo-activate-{offering}-v1"))
+            .send()
+            .await?;
+        check(response, &format!("activating {tenant}/{offering}"), &[]).await?;
+        println!("offering {tenant}/{offering}");
+    }
+    for (tenant, campaign, definition) in campaigns() {
+        let token = auth.issue("demo-seed", Some(tenant), &[BRAND_ADMIN], 600);
+        let response = http
+            .put(format!("{url}/v1/admin/campaigns/{campaign}"))
+            .bearer_auth(&token)
+            .header("host", host_of(tenant))
+            .header("idempotency-key", format!("demo-campaign-{campaign}-v1"))
+            .json(&definition)
+            .send()
+            .await?;
+        check(response, &format!("campaign {tenant}/{campaign}"), &[]).await?;
+        println!("campaign {tenant}/{campaign}");
+    }
+    Ok(())
+}
+
+/// Danish and English marketing copy for Nordlys in the simulator's `nordlys` space.
+async fn seed_content(http: &reqwest::Client, settings: &Settings) -> anyhow::Result<()> {
+    let base = format!(
+        "{}/_sim/spaces/nordlys/environments/master",
+        settings.content.delivery_url.trim_end_matches('/')
+    );
+    let token = settings
+        .content
+        .tokens
+        .get("env://CONTENTFUL_DEMO_TOKEN")
+        .cloned()
+        .unwrap_or_else(|| "demo-delivery-token".to_owned());
+    http.put(&base)
+        .json(&json!({"token": token}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let entries = [
+        (
+            "fri-5g-copy",
+            "fri-5g",
+            "Fri tale og 5G i hele Danmark",
+            "Unlimited calls and 5G across Denmark",
+        ),
+        (
+            "fri-tale-copy",
+            "fri-tale-10gb",
+            "Alt det vigtige til en fast lav pris",
+            "The essentials at a low fixed price",
+        ),
+    ];
+    for (entry, offering, da, en) in entries {
+        http.put(format!("{base}/entries/{entry}"))
+            .json(&json!({"content_type": "offering", "fields": {
+                "offeringId": {"da-DK": offering},
+                "headline": {"da-DK": da, "en-GB": en}
+            }}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    println!("content for nordlys in the Contentful simulator");
     Ok(())
 }

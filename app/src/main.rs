@@ -57,6 +57,23 @@ enum Command {
         #[command(subcommand)]
         action: DemoAction,
     },
+    /// Run the Contentful simulator (Sync API) for local runs.
+    ContentfulSim {
+        #[arg(long, default_value = "127.0.0.1:38090")]
+        listen: SocketAddr,
+    },
+    /// Issue an admin token for local use (signed with the configured secret).
+    Token {
+        /// Tenant the token is for; none for a platform operator.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Comma-separated roles, e.g. brand_admin or platform_operator.
+        #[arg(long, value_delimiter = ',', default_value = "brand_admin")]
+        roles: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
     /// Run the Confluent-compatible schema-registry stand-in.
     Registry {
         #[arg(long, default_value = "127.0.0.1:38081")]
@@ -75,8 +92,13 @@ enum SchemasAction {
 
 #[derive(Debug, Subcommand)]
 enum DemoAction {
-    /// Publish the demo tenants to the tenants topic (idempotent: same versions again).
-    Seed,
+    /// Create the demo tenants, catalogs and content through the running platform's APIs
+    /// (idempotent).
+    Seed {
+        /// The running ingress.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
 }
 
 fn init_tracing() {
@@ -154,8 +176,23 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo {
-            action: DemoAction::Seed,
-        } => demo::seed(&settings()?).await,
+            action: DemoAction::Seed { url },
+        } => demo::seed(&settings()?, &url).await,
+        Command::ContentfulSim { listen } => {
+            tcom_connectors::contentful::simulator::serve(listen, shutdown_signal(), |_| {})
+                .await
+                .context("contentful simulator")
+        }
+        Command::Token { tenant, roles, ttl } => {
+            let settings = settings()?;
+            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+            let auth = tcom_ingress::auth::AdminAuth::new(&settings.auth);
+            println!(
+                "{}",
+                auth.issue("local-admin", tenant.as_deref(), &roles, ttl)
+            );
+            Ok(())
+        }
         Command::Registry { listen, topic } => {
             let settings = settings()?;
             tcom_registry::serve(

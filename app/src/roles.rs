@@ -85,6 +85,7 @@ pub(crate) async fn run(
                 .await
                 .context("connecting to PostgreSQL")?;
                 let kafka = settings.kafka_settings();
+                let content_codec = codec.clone();
                 let codec = codec.clone();
                 let stop = stopped();
                 tasks.spawn(async move {
@@ -97,6 +98,23 @@ pub(crate) async fn run(
                     )
                     .await
                     .context("view connector")
+                });
+                let content = tcom_connectors::contentful::ContentConfig {
+                    delivery_url: settings.content.delivery_url.clone(),
+                    tokens: settings.content.tokens.clone(),
+                    poll_interval: std::time::Duration::from_millis(
+                        settings.content.poll_interval_ms,
+                    ),
+                };
+                let content_pool = tcom_connectors::postgres::connect(&settings.database.url, 2)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                let (kafka, stop) = (settings.kafka_settings(), stopped());
+                let codec = content_codec;
+                tasks.spawn(async move {
+                    tcom_connectors::contentful::run(kafka, content_pool, codec, content, stop)
+                        .await
+                        .context("content connector")
                 });
             }
             Role::Processors => {

@@ -7,6 +7,7 @@
 //! can read it.
 
 pub mod catalog_view;
+pub mod contentful;
 pub mod postgres;
 pub mod replies;
 pub mod tenant_view;

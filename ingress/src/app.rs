@@ -23,7 +23,7 @@ use crate::replies::ReplyRouter;
 use crate::settings::Settings;
 use crate::storefront;
 use crate::tenancy::{TenantDirectory, follow_tenants};
-use crate::{admin, catalog_read, platform};
+use crate::{admin, catalog_read, content_webhook, platform};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -81,6 +81,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route(
             "/v1/admin/offerings/{offering_id}/retire",
             post(admin::retire_offering),
+        )
+        .route(
+            "/v1/webhooks/contentful/{tenant_id}",
+            post(content_webhook::receive),
         )
         .route("/v1/admin/campaigns", get(admin::list_campaigns))
         .route(

@@ -67,6 +67,28 @@ impl CommandBus {
         &self.replies
     }
 
+    /// Publishes an event that nobody answers (e.g. a webhook notification).
+    ///
+    /// # Errors
+    /// A problem (503) when it cannot be encoded or published.
+    pub async fn publish<T: Contract>(&self, key: &str, value: &T) -> Result<(), Problem> {
+        let bytes = self.codec.encode(value).await.map_err(|e| {
+            tracing::error!(error = %e, topic = T::TOPIC, "Cannot encode a record.");
+            Problem::unavailable()
+        })?;
+        self.producer
+            .send(
+                FutureRecord::to(T::TOPIC).key(key).payload(&bytes),
+                Duration::from_secs(5),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| {
+                tracing::error!(error = %e, topic = T::TOPIC, "Cannot publish a record.");
+                Problem::unavailable()
+            })
+    }
+
     /// Publishes `command` on its topic with `key`, and waits for the outcome.
     ///
     /// # Errors

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod catalog_read;
 pub mod command_api;
 pub mod commands;
+pub mod content_webhook;
 pub mod health;
 pub mod openapi;
 pub mod platform;

@@ -24,7 +24,8 @@ use utoipa::OpenApi;
         crate::admin::list_offerings,
         crate::admin::put_campaign,
         crate::admin::end_campaign,
-        crate::admin::list_campaigns
+        crate::admin::list_campaigns,
+        crate::content_webhook::receive
     ),
     components(schemas(
         crate::problem::Problem,
@@ -38,6 +39,7 @@ use utoipa::OpenApi;
         (name = "operations", description = "Liveness and readiness"),
         (name = "storefront", description = "What shoppers' storefronts call"),
         (name = "platform", description = "Platform operators: tenant onboarding (role platform_operator)"),
+        (name = "webhooks", description = "Signed callbacks from outside systems"),
         (name = "admin", description = "Brand partners: their catalog and campaigns (token of the host's tenant)")
     )
 )]

@@ -142,26 +142,40 @@ async fn follow_once(
         directory.caught_up.store(true, Ordering::Release);
     }
     loop {
-        let message = consumer.recv().await?;
-        let key = message
-            .key()
-            .map(String::from_utf8_lossy)
-            .unwrap_or_default()
-            .into_owned();
-        match message.payload() {
-            None => directory.apply(&key, None).await,
-            Some(bytes) => match codec.decode::<Tenant>(bytes).await {
-                Ok(tenant) => directory.apply(&key, Some(tenant)).await,
-                Err(e) if e.is_retryable() => return Err(e.into()),
-                Err(e) => {
-                    tracing::error!(tenant = %key, offset = message.offset(), error = %e, "Skipping an undecodable tenant record.")
-                }
-            },
+        // A topic written by transactions ends with a commit marker that a read_committed
+        // consumer never receives as a message, so "caught up" is judged by the consumer's
+        // position (which moves past markers), also when no message comes for a while.
+        let received = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+        if let Ok(message) = received {
+            let message = message?;
+            let key = message
+                .key()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .into_owned();
+            match message.payload() {
+                None => directory.apply(&key, None).await,
+                Some(bytes) => match codec.decode::<Tenant>(bytes).await {
+                    Ok(tenant) => directory.apply(&key, Some(tenant)).await,
+                    Err(e) if e.is_retryable() => return Err(e.into()),
+                    Err(e) => {
+                        tracing::error!(tenant = %key, offset = message.offset(), error = %e, "Skipping an undecodable tenant record.")
+                    }
+                },
+            }
         }
-        if let Some(high) = remaining.get(&message.partition())
-            && message.offset() + 1 >= *high
-        {
-            remaining.remove(&message.partition());
+        if !remaining.is_empty() {
+            let positions = consumer.position()?;
+            remaining.retain(|partition, high| {
+                let position = positions
+                    .find_partition(topics::TENANTS, *partition)
+                    .and_then(|p| match p.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .unwrap_or(-1);
+                position < *high
+            });
             if remaining.is_empty() {
                 let tenants = directory.len().await;
                 tracing::info!(tenants, "Tenant directory caught up.");

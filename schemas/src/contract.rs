@@ -104,7 +104,7 @@ impl ContractInfo {
 
 /// Every contract of the platform.
 pub fn all() -> Vec<ContractInfo> {
-    use crate::{basket, campaign, catalog, msisdn, tenant};
+    use crate::{basket, campaign, catalog, content, msisdn, tenant};
     vec![
         ContractInfo::of::<tenant::Tenant>(),
         ContractInfo::of::<tenant::TenantCommand>(),
@@ -112,6 +112,7 @@ pub fn all() -> Vec<ContractInfo> {
         ContractInfo::of::<catalog::CatalogCommand>(),
         ContractInfo::of::<campaign::Campaign>(),
         ContractInfo::of::<campaign::CampaignCommand>(),
+        ContractInfo::of::<content::ContentNotification>(),
         ContractInfo::of::<basket::BasketCommand>(),
         ContractInfo::of::<basket::BasketEvent>(),
         ContractInfo::of::<msisdn::MsisdnCommand>(),

@@ -10,6 +10,7 @@
 pub mod basket;
 pub mod campaign;
 pub mod catalog;
+pub mod content;
 pub mod contract;
 mod error;
 pub mod msisdn;
@@ -29,6 +30,7 @@ contract!(catalog::ProductOffering, "catalog.offerings");
 contract!(catalog::CatalogCommand, "catalog.commands");
 contract!(campaign::Campaign, "catalog.campaigns");
 contract!(campaign::CampaignCommand, "campaign.commands");
+contract!(content::ContentNotification, "content.notifications");
 contract!(basket::BasketCommand, "basket.commands");
 contract!(basket::BasketEvent, "basket.events");
 contract!(msisdn::MsisdnCommand, "msisdn.commands");

@@ -2,6 +2,7 @@
 //! registry, started by `scripts/test`. One test binary, modules by concern.
 
 mod catalog_admin;
+mod content_sync;
 mod ingress;
 mod kafka_transactions;
 mod registry_contract;
