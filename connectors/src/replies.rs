@@ -74,10 +74,10 @@ impl RedisReplySink {
 impl ReplySink for RedisReplySink {
     fn publish(&self, replies: Vec<Reply>) {
         // One retry on a fresh connection; after that the callers fall back to polling.
-        if let Err(first) = self.try_publish(&replies) {
-            if let Err(e) = self.try_publish(&replies) {
-                tracing::warn!(error = %e, first = %first, count = replies.len(), "Could not publish command replies.");
-            }
+        if let Err(first) = self.try_publish(&replies)
+            && let Err(e) = self.try_publish(&replies)
+        {
+            tracing::warn!(error = %e, first = %first, count = replies.len(), "Could not publish command replies.");
         }
     }
 }

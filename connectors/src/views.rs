@@ -48,7 +48,7 @@ enum Row {
 }
 
 enum Decoded {
-    Row(Row),
+    Row(Box<Row>),
     /// Will never decode: logged and skipped.
     Skip,
     /// The registry is unavailable: retry the record.
@@ -91,7 +91,7 @@ async fn decode(codec: &Codec, message: &BorrowedMessage<'_>, key: &str) -> Deco
         }
     };
     match row {
-        Ok(row) => Decoded::Row(row),
+        Ok(row) => Decoded::Row(Box::new(row)),
         Err(d) => d,
     }
 }

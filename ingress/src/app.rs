@@ -33,6 +33,7 @@ pub struct AppState {
     pub auth: Arc<AdminAuth>,
     pub commands: CommandBus,
     pub webhook_secret: Arc<str>,
+    pub catalog_cache: Arc<catalog_read::CatalogCache>,
 }
 
 /// Errors while building the application.
@@ -175,6 +176,7 @@ impl Application {
             auth: Arc::new(AdminAuth::new(&settings.auth)),
             commands,
             webhook_secret: settings.content.webhook_secret.as_str().into(),
+            catalog_cache: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await

@@ -111,7 +111,43 @@ const CAMPAIGNS_SQL: &str = "
     SELECT campaign_id, definition FROM campaigns
      WHERE status = 'ACTIVE' AND valid_from <= now() AND (valid_until IS NULL OR valid_until > now())";
 
-/// The catalog for the tenant of this host.
+/// Computed catalogs by (tenant, channel, segment, locale), kept for [`CACHE_TTL`]: a popular
+/// storefront is read far more often than its catalog changes, and a brand partner's change
+/// shows within the TTL. The key always starts with the tenant, so no entry can answer
+/// another tenant.
+#[derive(Debug, Default)]
+pub struct CatalogCache {
+    entries: std::sync::Mutex<
+        std::collections::HashMap<CacheKey, (std::time::Instant, axum::body::Bytes)>,
+    >,
+}
+
+/// Tenant, channel, segment, locale.
+type CacheKey = (String, String, String, String);
+
+/// How long a computed catalog is served before it is computed again.
+pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(1000);
+
+impl CatalogCache {
+    fn get(&self, key: &CacheKey) -> Option<axum::body::Bytes> {
+        let entries = self.entries.lock().expect("catalog cache lock");
+        entries
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .map(|(_, body)| body.clone())
+    }
+
+    fn put(&self, key: CacheKey, body: axum::body::Bytes) {
+        let mut entries = self.entries.lock().expect("catalog cache lock");
+        // Bounded: drop expired entries when it grows.
+        if entries.len() > 10_000 {
+            entries.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+        }
+        entries.insert(key, (std::time::Instant::now(), body));
+    }
+}
+
+/// The catalog for the tenant of this host (JSON; see [`Catalog`]).
 #[utoipa::path(get, path = "/v1/storefront/catalog", tag = "storefront",
     params(CatalogQuery),
     responses(
@@ -122,6 +158,42 @@ pub async fn catalog(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
     Query(query): Query<CatalogQuery>,
+) -> Result<axum::response::Response, Problem> {
+    use axum::response::IntoResponse;
+    let settings = &tenant.settings;
+    let key = (
+        tenant.tenant_id.clone(),
+        query.channel.clone().unwrap_or_else(|| "web".to_owned()),
+        query
+            .segment
+            .clone()
+            .unwrap_or_else(|| "consumer".to_owned()),
+        query
+            .locale
+            .clone()
+            .unwrap_or_else(|| settings.default_locale.clone()),
+    );
+    if let Some(body) = state.catalog_cache.get(&key) {
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response());
+    }
+    let Json(catalog) = compute(&state, &tenant, query).await?;
+    let body = axum::body::Bytes::from(serde_json::to_vec(&catalog).expect("catalog serializes"));
+    state.catalog_cache.put(key, body.clone());
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+async fn compute(
+    state: &AppState,
+    tenant: &tcom_schemas::tenant::Tenant,
+    query: CatalogQuery,
 ) -> Result<Json<Catalog>, Problem> {
     let settings = &tenant.settings;
     let channel = query.channel.unwrap_or_else(|| "web".to_owned());

@@ -13,7 +13,7 @@ pub struct Problem {
     #[serde(rename = "type")]
     pub problem_type: String,
     /// Short human summary of the problem type.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status.
     pub status: u16,
     /// What went wrong in this occurrence.
@@ -29,10 +29,10 @@ pub struct Problem {
 
 impl Problem {
     /// A problem with a status, a stable code and a title.
-    pub fn new(status: StatusCode, code: &str, title: &str) -> Self {
+    pub fn new(status: StatusCode, code: &str, title: &'static str) -> Self {
         Self {
             problem_type: format!("https://docs.tcom.dev/problems/{code}"),
-            title: title.to_owned(),
+            title,
             status: status.as_u16(),
             detail: None,
             code: code.to_owned(),

@@ -47,14 +47,14 @@ impl Processor for TenantProcessor {
         let command: TenantCommand = self.codec.decode(bytes)?;
         let outcome = match decide(ctx, &command, record.timestamp_ms)? {
             Decision::Changed(tenant) => {
-                let value = self.codec.encode(&tenant)?;
+                let value = self.codec.encode(tenant.as_ref())?;
                 ctx.emit(Output::new(
                     topics::TENANTS,
                     tenant.tenant_id.as_bytes(),
                     value,
                 ));
                 tracing::info!(tenant = %tenant.tenant_id, version = tenant.version, "Tenant changed.");
-                Outcome::accepted(tenant.version, &tenant)
+                Outcome::accepted(tenant.version, tenant.as_ref())
             }
             Decision::Refused(outcome) => outcome,
         };
@@ -64,7 +64,7 @@ impl Processor for TenantProcessor {
 }
 
 enum Decision {
-    Changed(Tenant),
+    Changed(Box<Tenant>),
     Refused(Outcome),
 }
 
@@ -140,7 +140,7 @@ fn decide(
             tenant.version += 1;
             tenant.updated_at = now;
             save(ctx, TENANTS_STORE, id, &tenant)?;
-            return Ok(Decision::Changed(tenant));
+            return Ok(Decision::Changed(Box::new(tenant)));
         }
     };
 
@@ -170,5 +170,5 @@ fn decide(
         updated_at: now,
     };
     save(ctx, TENANTS_STORE, id, &tenant)?;
-    Ok(Decision::Changed(tenant))
+    Ok(Decision::Changed(Box::new(tenant)))
 }
