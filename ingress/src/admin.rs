@@ -49,6 +49,31 @@ fn valid_id(id: &str, what: &str) -> Result<(), Problem> {
     }
 }
 
+/// Sends one catalog command about `entity_id` (an offering or a campaign, named by `kind`)
+/// and answers with its outcome. `build` makes the command from its id and time.
+async fn send_catalog_command<T: tcom_schemas::Contract>(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    kind: &str,
+    entity_id: &str,
+    build: impl FnOnce(String, i64) -> T,
+) -> Result<Response, Problem> {
+    valid_id(entity_id, kind)?;
+    let id = command_id(headers, &format!("{}:{kind}:{entity_id}", tenant.tenant_id))?;
+    let command = build(id.clone(), now_ms());
+    // Keyed by tenant: one task decides all of a tenant's catalog changes in order.
+    let sent = state
+        .commands
+        .send(&tenant.tenant_id, &tenant.tenant_id, &id, &command)
+        .await?;
+    Ok(respond(
+        sent,
+        &format!("/v1/admin/{kind}s/{entity_id}"),
+        false,
+    ))
+}
+
 async fn send_offering(
     state: &AppState,
     tenant: &Tenant,
@@ -56,27 +81,21 @@ async fn send_offering(
     offering_id: &str,
     payload: CatalogCommandPayload,
 ) -> Result<Response, Problem> {
-    valid_id(offering_id, "offering")?;
-    let id = command_id(
+    send_catalog_command(
+        state,
+        tenant,
         headers,
-        &format!("{}:offering:{offering_id}", tenant.tenant_id),
-    )?;
-    let command = CatalogCommand {
-        command_id: id.clone(),
-        tenant_id: tenant.tenant_id.clone(),
-        offering_id: offering_id.to_owned(),
-        issued_at: now_ms(),
-        payload,
-    };
-    let sent = state
-        .commands
-        .send(&tenant.tenant_id, &tenant.tenant_id, &id, &command)
-        .await?;
-    Ok(respond(
-        sent,
-        &format!("/v1/admin/offerings/{offering_id}"),
-        false,
-    ))
+        "offering",
+        offering_id,
+        |command_id, issued_at| CatalogCommand {
+            command_id,
+            tenant_id: tenant.tenant_id.clone(),
+            offering_id: offering_id.to_owned(),
+            issued_at,
+            payload,
+        },
+    )
+    .await
 }
 
 async fn send_campaign(
@@ -86,27 +105,21 @@ async fn send_campaign(
     campaign_id: &str,
     payload: CampaignCommandPayload,
 ) -> Result<Response, Problem> {
-    valid_id(campaign_id, "campaign")?;
-    let id = command_id(
+    send_catalog_command(
+        state,
+        tenant,
         headers,
-        &format!("{}:campaign:{campaign_id}", tenant.tenant_id),
-    )?;
-    let command = CampaignCommand {
-        command_id: id.clone(),
-        tenant_id: tenant.tenant_id.clone(),
-        campaign_id: campaign_id.to_owned(),
-        issued_at: now_ms(),
-        payload,
-    };
-    let sent = state
-        .commands
-        .send(&tenant.tenant_id, &tenant.tenant_id, &id, &command)
-        .await?;
-    Ok(respond(
-        sent,
-        &format!("/v1/admin/campaigns/{campaign_id}"),
-        false,
-    ))
+        "campaign",
+        campaign_id,
+        |command_id, issued_at| CampaignCommand {
+            command_id,
+            tenant_id: tenant.tenant_id.clone(),
+            campaign_id: campaign_id.to_owned(),
+            issued_at,
+            payload,
+        },
+    )
+    .await
 }
 
 /// Creates or replaces an offering (TMF620 shape). New offerings start as DRAFT.
