@@ -23,7 +23,7 @@ use tcom_schemas::tenant::Tenant;
 use crate::app::AppState;
 use crate::auth::{AdminPrincipal, CATALOG_READERS, CATALOG_WRITERS};
 use crate::command_api::{command_id, respond};
-use crate::platform::now_ms;
+use crate::commands::now_ms;
 use crate::problem::Problem;
 use crate::tenancy::CurrentTenant;
 
@@ -242,11 +242,6 @@ pub async fn end_campaign(
     .await
 }
 
-fn database_problem(e: sqlx::Error) -> Problem {
-    tracing::error!(error = %e, "View query failed.");
-    Problem::unavailable()
-}
-
 /// A JSON list from the views, RLS-scoped to the tenant.
 async fn list(state: &AppState, tenant: &Tenant, sql: &str) -> Result<Response, Problem> {
     let mut tx = tcom_connectors::postgres::begin_for_tenant(
@@ -254,12 +249,12 @@ async fn list(state: &AppState, tenant: &Tenant, sql: &str) -> Result<Response, 
         &tenant.tenant_id,
     )
     .await
-    .map_err(database_problem)?;
+    .map_err(|e| Problem::database(&e))?;
     let rows = sqlx::query(sql)
         .fetch_all(&mut *tx)
         .await
-        .map_err(database_problem)?;
-    tx.commit().await.map_err(database_problem)?;
+        .map_err(|e| Problem::database(&e))?;
+    tx.commit().await.map_err(|e| Problem::database(&e))?;
     let items: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| r.get::<serde_json::Value, _>(0))

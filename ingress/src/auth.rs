@@ -5,7 +5,6 @@
 //! so tenant A's token sent to tenant B's host is refused even for reads. Platform operators
 //! carry `platform_operator` and no tenant.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
@@ -179,6 +178,3 @@ impl FromRequestParts<AppState> for AdminPrincipal {
         state.auth.verify(token.trim()).map(Self)
     }
 }
-
-/// Shared handle used by the application state.
-pub type SharedAuth = Arc<AdminAuth>;

@@ -5,7 +5,6 @@
 //! are computed per request from the offering's list (or channel) price and the campaigns
 //! running now, for every binding term the offering offers.
 
-use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -18,7 +17,7 @@ use tcom_schemas::campaign::CampaignDefinition;
 use tcom_schemas::catalog::{OfferingDefinition, OfferingKind, PriceType, SimType};
 
 use crate::app::AppState;
-use crate::platform::now_ms;
+use crate::commands::now_ms;
 use crate::problem::Problem;
 use crate::tenancy::CurrentTenant;
 
@@ -91,11 +90,6 @@ pub struct Catalog {
     pub offerings: Vec<CatalogEntry>,
 }
 
-fn database_problem(e: sqlx::Error) -> Problem {
-    tracing::error!(error = %e, "Catalog query failed.");
-    Problem::unavailable()
-}
-
 const OFFERINGS_SQL: &str = "
     SELECT o.offering_id, o.definition, p.display_name, p.description, p.monthly_price_minor,
            (SELECT oc.fields FROM offering_content oc
@@ -118,18 +112,24 @@ const CAMPAIGNS_SQL: &str = "
 #[derive(Debug, Default)]
 pub struct CatalogCache {
     entries: std::sync::Mutex<
-        std::collections::HashMap<CacheKey, (std::time::Instant, axum::body::Bytes)>,
+        std::collections::HashMap<Selection, (std::time::Instant, axum::body::Bytes)>,
     >,
 }
 
-/// Tenant, channel, segment, locale.
-type CacheKey = (String, String, String, String);
+/// What a catalog request asks for, defaults filled in; also the cache key, tenant first.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Selection {
+    tenant_id: String,
+    channel: String,
+    segment: String,
+    locale: String,
+}
 
 /// How long a computed catalog is served before it is computed again.
 pub const CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(1000);
 
 impl CatalogCache {
-    fn get(&self, key: &CacheKey) -> Option<axum::body::Bytes> {
+    fn get(&self, key: &Selection) -> Option<axum::body::Bytes> {
         let entries = self.entries.lock().expect("catalog cache lock");
         entries
             .get(key)
@@ -137,7 +137,7 @@ impl CatalogCache {
             .map(|(_, body)| body.clone())
     }
 
-    fn put(&self, key: CacheKey, body: axum::body::Bytes) {
+    fn put(&self, key: Selection, body: axum::body::Bytes) {
         let mut entries = self.entries.lock().expect("catalog cache lock");
         // Bounded: drop expired entries when it grows.
         if entries.len() > 10_000 {
@@ -160,29 +160,24 @@ pub async fn catalog(
     Query(query): Query<CatalogQuery>,
 ) -> Result<axum::response::Response, Problem> {
     use axum::response::IntoResponse;
-    let settings = &tenant.settings;
-    let key = (
-        tenant.tenant_id.clone(),
-        query.channel.clone().unwrap_or_else(|| "web".to_owned()),
-        query
-            .segment
-            .clone()
-            .unwrap_or_else(|| "consumer".to_owned()),
-        query
+    let selection = Selection {
+        tenant_id: tenant.tenant_id.clone(),
+        channel: query.channel.unwrap_or_else(|| "web".to_owned()),
+        segment: query.segment.unwrap_or_else(|| "consumer".to_owned()),
+        locale: query
             .locale
-            .clone()
-            .unwrap_or_else(|| settings.default_locale.clone()),
-    );
-    if let Some(body) = state.catalog_cache.get(&key) {
-        return Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response());
-    }
-    let Json(catalog) = compute(&state, &tenant, query).await?;
-    let body = axum::body::Bytes::from(serde_json::to_vec(&catalog).expect("catalog serializes"));
-    state.catalog_cache.put(key, body.clone());
+            .unwrap_or_else(|| tenant.settings.default_locale.clone()),
+    };
+    let body = match state.catalog_cache.get(&selection) {
+        Some(body) => body,
+        None => {
+            let catalog = compute(&state, &tenant, &selection).await?;
+            let body =
+                axum::body::Bytes::from(serde_json::to_vec(&catalog).expect("catalog serializes"));
+            state.catalog_cache.put(selection, body.clone());
+            body
+        }
+    };
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,
@@ -193,14 +188,15 @@ pub async fn catalog(
 async fn compute(
     state: &AppState,
     tenant: &tcom_schemas::tenant::Tenant,
-    query: CatalogQuery,
-) -> Result<Json<Catalog>, Problem> {
+    selection: &Selection,
+) -> Result<Catalog, Problem> {
     let settings = &tenant.settings;
-    let channel = query.channel.unwrap_or_else(|| "web".to_owned());
-    let segment = query.segment.unwrap_or_else(|| "consumer".to_owned());
-    let locale = query
-        .locale
-        .unwrap_or_else(|| settings.default_locale.clone());
+    let Selection {
+        channel,
+        segment,
+        locale,
+        ..
+    } = selection.clone();
     if !settings.channels.contains(&channel) {
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -226,19 +222,19 @@ async fn compute(
         &tenant.tenant_id,
     )
     .await
-    .map_err(database_problem)?;
+    .map_err(|e| Problem::database(&e))?;
     let rows = sqlx::query(OFFERINGS_SQL)
         .bind(&channel)
         .bind(&locale)
         .bind(&settings.default_locale)
         .fetch_all(&mut *tx)
         .await
-        .map_err(database_problem)?;
+        .map_err(|e| Problem::database(&e))?;
     let campaign_rows = sqlx::query(CAMPAIGNS_SQL)
         .fetch_all(&mut *tx)
         .await
-        .map_err(database_problem)?;
-    tx.commit().await.map_err(database_problem)?;
+        .map_err(|e| Problem::database(&e))?;
+    tx.commit().await.map_err(|e| Problem::database(&e))?;
 
     let campaigns: Vec<(Vec<String>, pricing::Campaign)> = campaign_rows
         .iter()
@@ -343,14 +339,14 @@ async fn compute(
             prices,
         });
     }
-    Ok(Json(Catalog {
+    Ok(Catalog {
         tenant_id: tenant.tenant_id.clone(),
         channel,
         segment,
         locale,
         currency: settings.currency.clone(),
         offerings,
-    }))
+    })
 }
 
 fn price_of(definition: &OfferingDefinition, kind: PriceType) -> i64 {

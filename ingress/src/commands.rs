@@ -34,6 +34,15 @@ impl std::fmt::Debug for CommandBus {
     }
 }
 
+/// Milliseconds since the Unix epoch: the `issued_at` of commands and the time business logic
+/// uses (processors decide by the command's time, not their own clock).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// How a command ended, as far as this request knows.
 #[derive(Debug)]
 pub enum Sent {

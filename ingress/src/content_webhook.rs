@@ -16,7 +16,7 @@ use sha2::Sha256;
 use tcom_schemas::content::ContentNotification;
 
 use crate::app::AppState;
-use crate::platform::now_ms;
+use crate::commands::now_ms;
 use crate::problem::Problem;
 
 /// How old a signed request may be.

@@ -140,6 +140,12 @@ pub async fn readyz(State(state): State<AppState>, headers: axum::http::HeaderMa
     } else {
         Err("still reading the tenants topic".to_owned())
     };
+    // Without the subscription every command would wait out its timeout and answer 202.
+    let replies: CheckResult = if state.commands.replies().is_subscribed() {
+        Ok(())
+    } else {
+        Err("not subscribed to the reply channel".to_owned())
+    };
     let mut checks = BTreeMap::new();
     let mut ready = true;
     for (name, result) in [
@@ -148,6 +154,7 @@ pub async fn readyz(State(state): State<AppState>, headers: axum::http::HeaderMa
         ("redis", redis),
         ("schema_registry", registry),
         ("tenant_directory", tenants),
+        ("command_replies", replies),
     ] {
         if let Err(e) = &result {
             tracing::warn!(dependency = name, error = %e, "Readiness check failed.");

@@ -16,6 +16,7 @@ use tcom_schemas::topics;
 use crate::app::AppState;
 use crate::auth::AdminPrincipal;
 use crate::command_api::{command_id, respond};
+use crate::commands::now_ms;
 use crate::problem::Problem;
 
 /// Body of `POST /v1/platform/tenants`.
@@ -71,13 +72,6 @@ async fn send(
         &format!("/v1/platform/tenants/{tenant_id}"),
         created,
     ))
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Onboards a tenant: its domains are served within a second of the 201.

@@ -79,6 +79,12 @@ impl Problem {
         )
     }
 
+    /// A view query failed: logged here, 503 for the caller.
+    pub fn database(e: &sqlx::Error) -> Self {
+        tracing::error!(error = %e, "View query failed.");
+        Self::unavailable()
+    }
+
     /// No valid credentials.
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         Self::new(

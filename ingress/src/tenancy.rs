@@ -249,7 +249,7 @@ pub fn request_host(parts: &Parts) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tcom_schemas::tenant::{CustomerSegment, TenantSettings};
+    use tcom_schemas::tenant::TenantSettings;
 
     fn tenant(id: &str, domains: &[&str]) -> Tenant {
         Tenant {
@@ -257,19 +257,7 @@ mod tests {
             status: TenantStatus::Active,
             settings: TenantSettings {
                 name: id.into(),
-                domains: domains.iter().map(|d| d.to_string()).collect(),
-                default_locale: "da-DK".into(),
-                locales: vec!["da-DK".into()],
-                currency: "DKK".into(),
-                country: "DK".into(),
-                segments: vec![CustomerSegment {
-                    name: "consumer".into(),
-                    max_binding_months: 6,
-                }],
-                channels: vec!["web".into()],
-                theme: Default::default(),
-                payment: None,
-                content: None,
+                ..tcom_schemas::fixtures::danish_settings(domains)
             },
             version: 1,
             updated_at: 0,

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod content;
 pub mod contract;
 mod error;
+pub mod fixtures;
 pub mod msisdn;
 pub mod tenant;
 pub mod topics;

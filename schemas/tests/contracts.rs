@@ -22,28 +22,13 @@ fn round_trip<T: Contract + PartialEq + std::fmt::Debug>(value: T) {
 
 fn settings() -> TenantSettings {
     TenantSettings {
-        name: "Nordlys".into(),
-        domains: vec!["nordlys.example".into()],
-        default_locale: "da-DK".into(),
-        locales: vec!["da-DK".into(), "en-GB".into()],
-        currency: "DKK".into(),
-        country: "DK".into(),
-        segments: vec![CustomerSegment {
-            name: "consumer".into(),
-            max_binding_months: 6,
-        }],
-        channels: vec!["web".into()],
         theme: [("primary_color".to_string(), "#000".to_string())].into(),
-        payment: Some(PaymentSettings {
-            provider: "stripe".into(),
-            account_ref: "acct_1".into(),
-            secret_ref: "vault://x".into(),
-        }),
         content: Some(ContentSettings {
             space_id: "sp1".into(),
             environment: "master".into(),
             access_token_ref: "vault://cf/t1".into(),
         }),
+        ..tcom_schemas::fixtures::danish_settings(&["nordlys.example"])
     }
 }
 

@@ -152,6 +152,23 @@ async fn a_new_tenant_is_served_within_a_second_and_domains_stay_unique() {
         StatusCode::NOT_FOUND,
         "a refused tenant is not half-created"
     );
+    // The processor agrees: the id is still free, with a domain of its own.
+    let response = app
+        .http
+        .post(app.url("/v1/platform/tenants"))
+        .bearer_auth(operator_token())
+        .json(
+            &json!({"tenant_id": other, "settings": settings(&[&format!("{other}.shop.test")], 6)}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
 
     // Onboarding the same tenant twice is a conflict, not an overwrite.
     let response = app
@@ -294,7 +311,7 @@ async fn one_tenants_admin_token_cannot_touch_another_tenant() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    // B, on its own host, does not see A's offering.
+    // A's offering reaches A's view; B, on its own host, does not see it.
     let listed = eventually(Duration::from_secs(5), || async {
         let (_, body) = call(
             &app,
@@ -415,6 +432,41 @@ async fn binding_beyond_the_legal_cap_is_refused_directly_and_through_a_campaign
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "indirect_binding_exceeds_legal_cap");
+    // Within the cap the same campaign is accepted as its first version: the refusal wrote
+    // nothing. Once it is in the view, it is the only campaign there.
+    let within = json!({
+        "name": "Half price for six months", "priority": 1, "valid_from": 0,
+        "offering_ids": ["fri"], "requires_binding_months": 6,
+        "alterations": [{"target": "RECURRING", "change": "PERCENT_OFF", "value": 5000, "duration_months": 6}]
+    });
+    let (status, accepted) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/campaigns/stay-a-year",
+        &token,
+        Some(within),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        accepted["version"], 1,
+        "the refused attempt left no version behind"
+    );
+    let listed = eventually(Duration::from_secs(5), || async {
+        let (_, body) = call(
+            &app,
+            reqwest::Method::GET,
+            &host,
+            "/v1/admin/campaigns",
+            &token,
+            None,
+        )
+        .await;
+        (!body["items"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    assert!(listed.is_some(), "the accepted campaign reaches the view");
     let (status, body) = call(
         &app,
         reqwest::Method::GET,
@@ -425,11 +477,14 @@ async fn binding_beyond_the_legal_cap_is_refused_directly_and_through_a_campaign
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        body["items"],
-        json!([]),
-        "a refused campaign is not written"
-    );
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["campaign_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["stay-a-year"], "a refused campaign is not written");
+    assert_eq!(body["items"][0]["definition"]["requires_binding_months"], 6);
 }
 
 #[tokio::test]
@@ -588,4 +643,54 @@ async fn catalog_views_show_nothing_without_the_tenant_setting() {
             .unwrap();
         assert_eq!(unscoped, 0, "{table} without app.tenant_id");
     }
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, host) = onboard(&app).await;
+    served(&app, &host).await;
+    let token = admin_token(Some(&id), &[CATALOG_MANAGER]);
+    let put = |key: Option<&'static str>, name: &'static str| {
+        let (app, host, token) = (&app, &host, &token);
+        async move {
+            let mut body = plan(&[0]);
+            body["name"] = json!(name);
+            let mut request = app
+                .http
+                .put(app.url("/v1/admin/offerings/retried"))
+                .header("host", host)
+                .bearer_auth(token)
+                .json(&body);
+            if let Some(key) = key {
+                request = request.header("idempotency-key", key);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let first = put(Some("key-1"), "First").await;
+    assert_eq!(
+        (
+            first["version"].as_i64(),
+            first["definition"]["name"].as_str()
+        ),
+        (Some(1), Some("First"))
+    );
+    // Same key: the command is not decided again; the caller sees the first decision.
+    let retry = put(Some("key-1"), "Changed in between").await;
+    assert_eq!(retry, first);
+    // A new key is a new command.
+    let second = put(Some("key-2"), "Second").await;
+    assert_eq!(
+        (
+            second["version"].as_i64(),
+            second["definition"]["name"].as_str()
+        ),
+        (Some(2), Some("Second"))
+    );
+    let third = put(None, "Third").await;
+    assert_eq!(third["version"], 3);
 }

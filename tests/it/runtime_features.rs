@@ -1,6 +1,6 @@
 //! Runtime features beyond the exactly-once core, in-process on the real broker: wall-clock
 //! timers whose outputs join the transaction (the reservation-expiry pattern), global tables
-//! read before processing starts, and de-duplication by command id.
+//! read before processing starts, de-duplication by command id, and command replies.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -190,5 +190,135 @@ async fn timers_global_tables_and_command_ids() {
             .duplicates
             .load(std::sync::atomic::Ordering::Relaxed),
         1
+    );
+}
+
+/// Answers each command with `echo:<value>`; the value `poison` fails for good.
+struct Echo;
+
+impl Processor for Echo {
+    fn process(&mut self, ctx: &mut Context<'_>, record: &Record<'_>) -> Result<(), ProcessError> {
+        let value = String::from_utf8_lossy(record.value.unwrap_or_default()).into_owned();
+        if value == "poison" {
+            return Err(ProcessError::Permanent("poison".into()));
+        }
+        ctx.reply(format!("echo:{value}"));
+        Ok(())
+    }
+}
+
+/// Records what the runtime publishes, in order.
+#[derive(Debug, Default)]
+struct RecordingSink(std::sync::Mutex<Vec<tcom_state::Reply>>);
+
+impl tcom_state::ReplySink for RecordingSink {
+    fn publish(&self, replies: Vec<tcom_state::Reply>) {
+        self.0.lock().unwrap().extend(replies);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_follow_the_commit_and_a_duplicate_gets_the_first_answer() {
+    use tcom_state::ReplyBody;
+    use tcom_state::reply::REPLY_TO_HEADER;
+    let kafka = stack().kafka_settings();
+    let input = unique("reply-in");
+    ensure_topics(&kafka, &[TopicSpec::new(&input, 1)])
+        .await
+        .unwrap();
+    let producer: FutureProducer = kafka.idempotent_producer().create().unwrap();
+    // (command id, value): c1 twice with different values, c3 poisoned, one without reply-to.
+    let commands = [
+        ("c1", "first"),
+        ("c2", "second"),
+        ("c1", "again"),
+        ("c3", "poison"),
+    ];
+    for (id, value) in commands {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: COMMAND_ID_HEADER,
+                value: Some(id),
+            })
+            .insert(Header {
+                key: REPLY_TO_HEADER,
+                value: Some("ingress-a"),
+            });
+        producer
+            .send(
+                FutureRecord::to(&input)
+                    .key("k")
+                    .payload(value)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    let silent = OwnedHeaders::new().insert(Header {
+        key: COMMAND_ID_HEADER,
+        value: Some("c4"),
+    });
+    producer
+        .send(
+            FutureRecord::to(&input)
+                .key("k")
+                .payload("nobody waits")
+                .headers(silent),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+
+    let sink = Arc::new(RecordingSink::default());
+    let mut config = RuntimeConfig::new(
+        unique("reply-app"),
+        "i1",
+        kafka,
+        vec![input],
+        Vec::new(),
+        std::env::temp_dir().join(unique("reply-state")),
+    );
+    config.reply_sink = Some(sink.clone());
+    let handle = tcom_state::start(config, Arc::new(|_| Box::new(Echo) as Box<dyn Processor>))
+        .await
+        .unwrap();
+    let done = tcom_tests::eventually(Duration::from_secs(30), || {
+        let n = sink.0.lock().unwrap().len();
+        async move { (n >= 4).then_some(()) }
+    })
+    .await;
+    assert!(done.is_some(), "four replies within 30 s");
+    // A little longer: the command without reply-to must not produce a fifth.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    handle.stop();
+    let replies = sink.0.lock().unwrap().clone();
+    let seen: Vec<(&str, &str, ReplyBody)> = replies
+        .iter()
+        .map(|r| (r.reply_to.as_str(), r.command_id.as_str(), r.body.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "ingress-a",
+                "c1",
+                ReplyBody::Processed(b"echo:first".to_vec())
+            ),
+            (
+                "ingress-a",
+                "c2",
+                ReplyBody::Processed(b"echo:second".to_vec())
+            ),
+            // The duplicate is not processed again: it gets the first decision.
+            (
+                "ingress-a",
+                "c1",
+                ReplyBody::Processed(b"echo:first".to_vec())
+            ),
+            ("ingress-a", "c3", ReplyBody::DeadLettered("poison".into())),
+        ]
     );
 }

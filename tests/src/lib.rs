@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tcom_ingress::{Application, Settings};
-use tcom_schemas::tenant::{CustomerSegment, Tenant, TenantSettings, TenantStatus};
+use tcom_schemas::tenant::{Tenant, TenantSettings, TenantStatus};
 use tcom_schemas::{Codec, Contract};
 use tcom_state::client::KafkaSettings;
 
@@ -101,18 +101,7 @@ pub fn tenant(id: &str, domains: &[String], version: i64) -> Tenant {
         settings: TenantSettings {
             name: format!("Brand {id}"),
             domains: domains.to_vec(),
-            default_locale: "da-DK".into(),
-            locales: vec!["da-DK".into()],
-            currency: "DKK".into(),
-            country: "DK".into(),
-            segments: vec![CustomerSegment {
-                name: "consumer".into(),
-                max_binding_months: 6,
-            }],
-            channels: vec!["web".into()],
-            theme: Default::default(),
-            payment: None,
-            content: None,
+            ..tcom_schemas::fixtures::danish_settings(&[])
         },
         version,
         updated_at: 1_795_305_600_000 + version,

@@ -376,33 +376,11 @@ pub fn pricing_campaign(campaign_id: &str, def: &CampaignDefinition) -> super::p
 mod tests {
     use tcom_schemas::campaign::{CampaignGroup, PriceAlteration};
     use tcom_schemas::catalog::{AddOnRelation, ChannelPlacement, OfferingPrice, SimType};
-    use tcom_schemas::tenant::CustomerSegment;
 
     use super::*;
 
     fn tenant() -> TenantSettings {
-        TenantSettings {
-            name: "Nordlys".into(),
-            domains: vec!["nordlys.example".into()],
-            default_locale: "da-DK".into(),
-            locales: vec!["da-DK".into()],
-            currency: "DKK".into(),
-            country: "DK".into(),
-            segments: vec![
-                CustomerSegment {
-                    name: "consumer".into(),
-                    max_binding_months: 6,
-                },
-                CustomerSegment {
-                    name: "business".into(),
-                    max_binding_months: 36,
-                },
-            ],
-            channels: vec!["web".into(), "app".into()],
-            theme: Default::default(),
-            payment: None,
-            content: None,
-        }
+        tcom_schemas::fixtures::danish_settings(&["nordlys.example"])
     }
 
     fn plan() -> OfferingDefinition {

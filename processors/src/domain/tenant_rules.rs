@@ -231,31 +231,10 @@ pub fn normalised_domains(settings: &TenantSettings) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use tcom_schemas::tenant::{CustomerSegment, PaymentSettings};
-
     use super::*;
 
-    pub(crate) fn danish() -> TenantSettings {
-        TenantSettings {
-            name: "Nordlys".into(),
-            domains: vec!["nordlys.example".into()],
-            default_locale: "da-DK".into(),
-            locales: vec!["da-DK".into(), "en".into()],
-            currency: "DKK".into(),
-            country: "DK".into(),
-            segments: vec![CustomerSegment {
-                name: "consumer".into(),
-                max_binding_months: 6,
-            }],
-            channels: vec!["web".into()],
-            theme: Default::default(),
-            payment: Some(PaymentSettings {
-                provider: "stripe".into(),
-                account_ref: "acct_1".into(),
-                secret_ref: "vault://stripe/nordlys".into(),
-            }),
-            content: None,
-        }
+    fn danish() -> TenantSettings {
+        tcom_schemas::fixtures::danish_settings(&["nordlys.example"])
     }
 
     fn codes(settings: &TenantSettings) -> Vec<String> {
