@@ -183,6 +183,43 @@ async fn check(response: reqwest::Response, what: &str, tolerate: &[&str]) -> an
     bail!("{what}: {status} {body}")
 }
 
+/// A brand admin of a demo tenant calling the admin API.
+struct Admin<'a> {
+    http: &'a reqwest::Client,
+    auth: &'a AdminAuth,
+    url: &'a str,
+}
+
+impl Admin<'_> {
+    /// Sends one request on the tenant's host with a fixed idempotency key.
+    async fn send(
+        &self,
+        tenant: &str,
+        method: reqwest::Method,
+        path: &str,
+        idempotency_key: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<()> {
+        let host = tenants()
+            .into_iter()
+            .find_map(|(id, host, _)| (id == tenant).then_some(host))
+            .context("not a demo tenant")?;
+        let token = self
+            .auth
+            .issue("demo-seed", Some(tenant), &[BRAND_ADMIN], 600);
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .header("host", host)
+            .header("idempotency-key", idempotency_key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        check(request.send().await?, &format!("{tenant} {path}"), &[]).await
+    }
+}
+
 /// Seeds the demo data through the ingress at `url`, and the demo content into the
 /// Contentful simulator.
 pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
@@ -216,46 +253,44 @@ pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
         }
         println!("tenant {id} on {host}");
     }
-    let host_of = |tenant: &str| {
-        tenants()
-            .into_iter()
-            .find(|(id, _, _)| *id == tenant)
-            .map(|(_, h, _)| h)
-            .expect("demo tenant")
+    let admin = Admin {
+        http: &http,
+        auth: &auth,
+        url,
     };
     for (tenant, offering, definition) in offerings() {
-        let token = auth.issue("demo-seed", Some(tenant), &[BRAND_ADMIN], 600);
-        let base = format!("{url}/v1/admin/offerings/{offering}");
-        let response = http
-            .put(&base)
-            .bearer_auth(&token)
-            .header("host", host_of(tenant))
-            .header("idempotency-key", format!("demo-offering-{offering}-v1"))
-            .json(&definition)
-            .send()
+        let path = format!("/v1/admin/offerings/{offering}");
+        admin
+            .send(
+                tenant,
+                reqwest::Method::PUT,
+                &path,
+                &format!("demo-offering-{offering}-v1"),
+                Some(&definition),
+            )
             .await?;
-        check(response, &format!("offering {tenant}/{offering}"), &[]).await?;
-        let response = http
-            .post(format!("{base}/activate"))
-            .bearer_auth(&token)
-            .header("host", host_of(tenant))
-            .header("idempotency-key", format!("demo-activate-{offering}-v1"))
-            .send()
+        admin
+            .send(
+                tenant,
+                reqwest::Method::POST,
+                &format!("{path}/activate"),
+                &format!("demo-activate-{offering}-v1"),
+                None,
+            )
             .await?;
-        check(response, &format!("activating {tenant}/{offering}"), &[]).await?;
         println!("offering {tenant}/{offering}");
     }
     for (tenant, campaign, definition) in campaigns() {
-        let token = auth.issue("demo-seed", Some(tenant), &[BRAND_ADMIN], 600);
-        let response = http
-            .put(format!("{url}/v1/admin/campaigns/{campaign}"))
-            .bearer_auth(&token)
-            .header("host", host_of(tenant))
-            .header("idempotency-key", format!("demo-campaign-{campaign}-v1"))
-            .json(&definition)
-            .send()
+        let path = format!("/v1/admin/campaigns/{campaign}");
+        admin
+            .send(
+                tenant,
+                reqwest::Method::PUT,
+                &path,
+                &format!("demo-campaign-{campaign}-v1"),
+                Some(&definition),
+            )
             .await?;
-        check(response, &format!("campaign {tenant}/{campaign}"), &[]).await?;
         println!("campaign {tenant}/{campaign}");
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use tcom_processors::outcome::{Outcome, ReplyMessage, reply_channel};
+use tcom_processors::outcome::{ReplyMessage, reply_channel};
 use tcom_state::{Reply, ReplyBody, ReplySink};
 
 /// A [`ReplySink`] on Redis. Publishing happens on the runtime's thread after commit, with a
@@ -31,18 +31,21 @@ impl RedisReplySink {
         })
     }
 
-    fn message(reply: &Reply) -> ReplyMessage {
+    /// The JSON of a [`ReplyMessage`]. A processed command's body already is an outcome's
+    /// JSON (written by the processor), so it is spliced in as it is, not parsed again.
+    fn message(reply: &Reply) -> String {
+        let command_id = serde_json::to_string(&reply.command_id).expect("a string serializes");
         match &reply.body {
-            ReplyBody::Processed(bytes) => ReplyMessage {
-                command_id: reply.command_id.clone(),
-                outcome: serde_json::from_slice::<Outcome>(bytes).ok(),
-                dead_lettered: None,
-            },
-            ReplyBody::DeadLettered(error) => ReplyMessage {
+            ReplyBody::Processed(outcome) => format!(
+                r#"{{"command_id":{command_id},"outcome":{}}}"#,
+                String::from_utf8_lossy(outcome)
+            ),
+            ReplyBody::DeadLettered(error) => serde_json::to_string(&ReplyMessage {
                 command_id: reply.command_id.clone(),
                 outcome: None,
                 dead_lettered: Some(error.clone()),
-            },
+            })
+            .expect("a reply serializes"),
         }
     }
 
@@ -57,7 +60,7 @@ impl RedisReplySink {
         let connection = guard.as_mut().expect("connected above");
         let mut pipe = redis::pipe();
         for reply in replies {
-            let payload = serde_json::to_string(&Self::message(reply)).expect("reply serializes");
+            let payload = Self::message(reply);
             pipe.cmd("PUBLISH")
                 .arg(reply_channel(&reply.reply_to))
                 .arg(payload)

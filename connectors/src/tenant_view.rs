@@ -1,9 +1,8 @@
 //! Writes the compacted `tenants` topic's records into the `tenants` table (run by
 //! [`crate::views`]).
 //!
-//! At-least-once consumption made idempotent by the version guard in the upsert: replaying a
-//! record, or receiving an older one after a newer one, leaves the row as it is. Offsets are
-//! committed only after the row is written.
+//! The version guard in the upsert makes the connector's at-least-once delivery harmless:
+//! replaying a record, or receiving an older one after a newer one, leaves the row as it is.
 
 use sqlx::PgPool;
 use tcom_schemas::tenant::{Tenant, TenantStatus};

@@ -13,7 +13,7 @@ use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Rec
 
 use crate::codec::BlockingCodec;
 use crate::domain::TenantId;
-use crate::domain::tenant_rules::{normalised_domains, validate_settings};
+use crate::domain::tenant_rules::validate_settings;
 use crate::domain::violation::Violation;
 use crate::json_store::{load, save};
 use crate::outcome::{Outcome, Refusal};
@@ -147,19 +147,20 @@ fn decide(
     if let Some(outcome) = Outcome::violated(Refusal::Invalid, validate_settings(settings)) {
         return Ok(Decision::Refused(outcome));
     }
-    let domains = normalised_domains(settings);
-    if let Some(outcome) = Outcome::violated(Refusal::Conflict, taken_domains(ctx, id, &domains)?) {
+    // Valid settings list their domains normalised (`validate_settings` insists).
+    let domains = &settings.domains;
+    if let Some(outcome) = Outcome::violated(Refusal::Conflict, taken_domains(ctx, id, domains)?) {
         return Ok(Decision::Refused(outcome));
     }
 
     if let Some(previous) = &current {
-        for old in normalised_domains(&previous.settings) {
-            if !domains.contains(&old) {
-                ctx.delete(DOMAINS_STORE, old.into_bytes())?;
+        for old in &previous.settings.domains {
+            if !domains.contains(old) {
+                ctx.delete(DOMAINS_STORE, old.as_bytes().to_vec())?;
             }
         }
     }
-    for domain in &domains {
+    for domain in domains {
         save(ctx, DOMAINS_STORE, domain, &id.to_owned())?;
     }
     let tenant = Tenant {

@@ -220,15 +220,6 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
     v.into_vec()
 }
 
-/// The domains of `settings`, normalised (validated settings have them normalised already).
-pub fn normalised_domains(settings: &TenantSettings) -> Vec<String> {
-    settings
-        .domains
-        .iter()
-        .filter_map(|d| normalise_host(d))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
