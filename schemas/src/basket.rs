@@ -38,6 +38,9 @@ pub struct BasketCommand {
     pub basket_id: String,
     pub issued_at: i64,
     pub payload: BasketCommandPayload,
+    /// The signed-in customer issuing the command; `None` for a guest.
+    #[serde(default)]
+    pub customer_id: Option<String>,
 }
 
 /// The commands; the variant order is the Avro union's branch order.
@@ -47,6 +50,11 @@ pub enum BasketCommandPayload {
     AddPlanLine(AddPlanLine),
     RemoveLine(RemoveLine),
     AbandonBasket(AbandonBasket),
+    UpdateLine(UpdateLine),
+    ClaimBasket(ClaimBasket),
+    MergeInto(MergeInto),
+    AbsorbLines(AbsorbLines),
+    ReturnLines(ReturnLines),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +62,59 @@ pub struct CreateBasket {
     pub channel: String,
     #[serde(default)]
     pub customer_id: Option<String>,
+    #[serde(default = "consumer_segment")]
+    pub segment: String,
+}
+
+fn consumer_segment() -> String {
+    "consumer".to_owned()
+}
+
+/// How many of one add-on (e.g. data-sharing cards) a line gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddOnSelection {
+    pub offering_id: String,
+    pub quantity: i32,
+}
+
+/// Changes a plan line; `None` fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateLine {
+    pub line_id: String,
+    #[serde(default)]
+    pub sim_type: Option<SimType>,
+    #[serde(default)]
+    pub binding_months: Option<i32>,
+    #[serde(default)]
+    pub add_ons: Option<Vec<AddOnSelection>>,
+}
+
+/// On login: the guest basket becomes the commanding customer's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimBasket {
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// On login: move this guest basket's lines into the customer's basket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeInto {
+    pub target_basket_id: String,
+}
+
+/// Internal merge step: the lines handed over by the source basket (basket processor JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AbsorbLines {
+    pub source_basket_id: String,
+    pub lines_json: String,
+}
+
+/// Internal merge step: the target refused; the source takes its lines back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnLines {
+    pub target_basket_id: String,
+    pub reason_code: String,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +125,8 @@ pub struct AddPlanLine {
     pub number: NumberChoice,
     #[serde(default)]
     pub binding_months: Option<i32>,
+    #[serde(default)]
+    pub add_ons: Vec<AddOnSelection>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,4 +187,30 @@ pub struct LineRemoved {
 pub struct BasketAbandoned {
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// Where a basket is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BasketStatus {
+    Active,
+    Abandoned,
+    Expired,
+    Merged,
+}
+
+/// A basket after its latest change, as kept in the compacted `baskets` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketSnapshot {
+    pub tenant_id: String,
+    pub basket_id: String,
+    pub version: i64,
+    pub status: BasketStatus,
+    #[serde(default)]
+    pub customer_id: Option<String>,
+    pub channel: String,
+    pub expires_at: i64,
+    pub updated_at: i64,
+    /// The basket as the storefront API shows it (JSON).
+    pub document: String,
 }

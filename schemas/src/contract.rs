@@ -115,7 +115,9 @@ pub fn all() -> Vec<ContractInfo> {
         ContractInfo::of::<content::ContentNotification>(),
         ContractInfo::of::<basket::BasketCommand>(),
         ContractInfo::of::<basket::BasketEvent>(),
+        ContractInfo::of::<basket::BasketSnapshot>(),
         ContractInfo::of::<msisdn::MsisdnCommand>(),
         ContractInfo::of::<msisdn::MsisdnEvent>(),
+        ContractInfo::of::<msisdn::PhoneNumber>(),
     ]
 }

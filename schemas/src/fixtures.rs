@@ -34,5 +34,6 @@ pub fn danish_settings(domains: &[&str]) -> TenantSettings {
             secret_ref: "vault://stripe/nordlys".into(),
         }),
         content: None,
+        storefront: None,
     }
 }

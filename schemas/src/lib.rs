@@ -34,5 +34,7 @@ contract!(campaign::CampaignCommand, "campaign.commands");
 contract!(content::ContentNotification, "content.notifications");
 contract!(basket::BasketCommand, "basket.commands");
 contract!(basket::BasketEvent, "basket.events");
+contract!(basket::BasketSnapshot, "baskets");
 contract!(msisdn::MsisdnCommand, "msisdn.commands");
+contract!(msisdn::PhoneNumber, "msisdn.numbers");
 contract!(msisdn::MsisdnEvent, "msisdn.events");

@@ -20,6 +20,23 @@ pub enum MsisdnCommandPayload {
     ExtendReservation(ExtendReservation),
     ReleaseNumber(ReleaseNumber),
     ConfirmNumber(ConfirmNumber),
+    AddToPool(AddToPool),
+    TransferReservation(TransferReservation),
+}
+
+/// Makes the number available to the command's tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddToPool {
+    #[serde(default)]
+    pub import_id: Option<String>,
+}
+
+/// A merge moved the number's line to another basket of the same tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferReservation {
+    pub from_basket_id: String,
+    pub to_basket_id: String,
+    pub ttl_seconds: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,4 +122,29 @@ pub struct NumberConfirmed {
 pub struct ReservationRejected {
     pub basket_id: String,
     pub reason_code: String,
+}
+
+/// Where a pool number is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NumberStatus {
+    Available,
+    Reserved,
+    Assigned,
+}
+
+/// A pool number as it is now, kept in the compacted `msisdn.numbers` topic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneNumber {
+    pub msisdn: String,
+    pub tenant_id: String,
+    pub status: NumberStatus,
+    #[serde(default)]
+    pub basket_id: Option<String>,
+    #[serde(default)]
+    pub reserved_until: Option<i64>,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    pub version: i64,
+    pub updated_at: i64,
 }

@@ -45,6 +45,28 @@ pub struct TenantSettings {
     pub payment: Option<PaymentSettings>,
     #[serde(default)]
     pub content: Option<ContentSettings>,
+    #[serde(default)]
+    pub storefront: Option<StorefrontPolicy>,
+}
+
+/// How a tenant's storefront treats baskets, reservations and request rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorefrontPolicy {
+    /// An untouched basket is abandoned after this long (its numbers released).
+    pub basket_ttl_seconds: i32,
+    /// A picked number is held this long, extended while the basket is changed.
+    pub reservation_ttl_seconds: i32,
+    /// Storefront requests per second the tenant may make before getting 429.
+    pub requests_per_second: i32,
+}
+
+impl StorefrontPolicy {
+    /// What a tenant without its own policy gets.
+    pub const PLATFORM_DEFAULT: Self = Self {
+        basket_ttl_seconds: 30 * 60,
+        reservation_ttl_seconds: 15 * 60,
+        requests_per_second: 2000,
+    };
 }
 
 /// Where a tenant's marketing content lives in Contentful: a space (and environment) per

@@ -25,7 +25,13 @@ pub const CONTENT_NOTIFICATIONS: &str = "content.notifications";
 pub const BASKET_COMMANDS: &str = "basket.commands";
 pub const BASKET_EVENTS: &str = "basket.events";
 pub const MSISDN_COMMANDS: &str = "msisdn.commands";
+/// Reservation outcomes told to the basket concerned: keyed `tenant:basket`, so co-partitioned
+/// with `basket.commands` and read by the basket processor's task for that basket.
 pub const MSISDN_EVENTS: &str = "msisdn.events";
+/// Baskets whole after each change (compacted, `tenant:basket`), for the views.
+pub const BASKETS: &str = "baskets";
+/// Pool numbers whole after each change (compacted, E.164), for the views and search.
+pub const MSISDN_NUMBERS: &str = "msisdn.numbers";
 
 /// How a topic keeps its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,5 +107,15 @@ pub const ALL: &[TopicDecl] = &[
         name: MSISDN_EVENTS,
         partitions: 12,
         retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: BASKETS,
+        partitions: 12,
+        retention: Retention::Compacted,
+    },
+    TopicDecl {
+        name: MSISDN_NUMBERS,
+        partitions: 12,
+        retention: Retention::Compacted,
     },
 ];

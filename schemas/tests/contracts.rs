@@ -201,6 +201,7 @@ fn basket_contracts_round_trip() {
         BasketCommandPayload::CreateBasket(CreateBasket {
             channel: "web".into(),
             customer_id: None,
+            segment: "business".into(),
         }),
         BasketCommandPayload::AddPlanLine(AddPlanLine {
             line_id: "l1".into(),
@@ -208,6 +209,10 @@ fn basket_contracts_round_trip() {
             sim_type: SimType::Esim,
             number: port_in.clone(),
             binding_months: Some(6),
+            add_ons: vec![AddOnSelection {
+                offering_id: "share".into(),
+                quantity: 2,
+            }],
         }),
         BasketCommandPayload::AddPlanLine(AddPlanLine {
             line_id: "l2".into(),
@@ -215,6 +220,26 @@ fn basket_contracts_round_trip() {
             sim_type: SimType::Psim,
             number: new_number.clone(),
             binding_months: None,
+            add_ons: Vec::new(),
+        }),
+        BasketCommandPayload::UpdateLine(UpdateLine {
+            line_id: "l1".into(),
+            sim_type: Some(SimType::Psim),
+            binding_months: None,
+            add_ons: Some(Vec::new()),
+        }),
+        BasketCommandPayload::ClaimBasket(ClaimBasket { note: None }),
+        BasketCommandPayload::MergeInto(MergeInto {
+            target_basket_id: "b2".into(),
+        }),
+        BasketCommandPayload::AbsorbLines(AbsorbLines {
+            source_basket_id: "b0".into(),
+            lines_json: "[]".into(),
+        }),
+        BasketCommandPayload::ReturnLines(ReturnLines {
+            target_basket_id: "b2".into(),
+            reason_code: "basket_not_found".into(),
+            detail: "no basket b2".into(),
         }),
         BasketCommandPayload::RemoveLine(RemoveLine {
             line_id: "l1".into(),
@@ -228,6 +253,7 @@ fn basket_contracts_round_trip() {
             basket_id: "b".into(),
             issued_at: 1,
             payload,
+            customer_id: Some("cust".into()),
         });
     }
     let events = [
@@ -263,6 +289,31 @@ fn basket_contracts_round_trip() {
 }
 
 #[test]
+fn snapshot_contracts_round_trip() {
+    round_trip(BasketSnapshot {
+        tenant_id: "t".into(),
+        basket_id: "b".into(),
+        version: 3,
+        status: BasketStatus::Merged,
+        customer_id: Some("c".into()),
+        channel: "web".into(),
+        expires_at: 5,
+        updated_at: 4,
+        document: "{}".into(),
+    });
+    round_trip(PhoneNumber {
+        msisdn: "+4520123456".into(),
+        tenant_id: "t".into(),
+        status: NumberStatus::Reserved,
+        basket_id: Some("b".into()),
+        reserved_until: Some(9),
+        order_id: None,
+        version: 2,
+        updated_at: 1,
+    });
+}
+
+#[test]
 fn msisdn_contracts_round_trip_and_same_shaped_branches_stay_apart() {
     // ReserveNumber and ExtendReservation have identical fields: decoding must go by branch
     // index, not by shape.
@@ -281,6 +332,14 @@ fn msisdn_contracts_round_trip_and_same_shaped_branches_stay_apart() {
         MsisdnCommandPayload::ConfirmNumber(ConfirmNumber {
             basket_id: "b".into(),
             order_id: "o".into(),
+        }),
+        MsisdnCommandPayload::AddToPool(AddToPool {
+            import_id: Some("i".into()),
+        }),
+        MsisdnCommandPayload::TransferReservation(TransferReservation {
+            from_basket_id: "b".into(),
+            to_basket_id: "c".into(),
+            ttl_seconds: 60,
         }),
     ] {
         round_trip(MsisdnCommand {
@@ -326,10 +385,12 @@ fn msisdn_contracts_round_trip_and_same_shaped_branches_stay_apart() {
 
 #[test]
 fn a_reader_fills_defaults_for_fields_an_older_writer_did_not_have() {
-    // An older writer schema of CreateBasket without `customer_id`: the current type must
+    // An older writer schema of CreateBasket without `customer_id` and `segment`: the current type must
     // still decode it, taking the serde default.
     let old: serde_json::Value = serde_json::from_str(BasketCommand::SCHEMA).unwrap();
     let mut old = old;
+    // ... and without the envelope's `customer_id` (the sixth field).
+    old["fields"].as_array_mut().unwrap().truncate(5);
     let branches = old["fields"][4]["type"].as_array_mut().unwrap();
     branches[0]["fields"].as_array_mut().unwrap().truncate(1);
     let old_schema = Schema::parse_str(&old.to_string()).unwrap();
@@ -361,7 +422,8 @@ fn a_reader_fills_defaults_for_fields_an_older_writer_did_not_have() {
         command.payload,
         BasketCommandPayload::CreateBasket(CreateBasket {
             channel: "web".into(),
-            customer_id: None
+            customer_id: None,
+            segment: "consumer".into(),
         })
     );
 }

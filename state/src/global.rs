@@ -2,7 +2,7 @@
 //! and kept up to date in memory. Processing starts only once every table has caught up with
 //! the topic as it was at start, so a processor never decides on a stale catalog.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -21,7 +21,8 @@ pub struct GlobalTableSpec {
     pub topic: String,
 }
 
-type Table = RwLock<HashMap<Vec<u8>, Arc<[u8]>>>;
+// Ordered, so a processor can read every entry of one tenant (keys `tenant:…`).
+type Table = RwLock<BTreeMap<Vec<u8>, Arc<[u8]>>>;
 
 /// The in-memory global tables of one runtime.
 #[derive(Debug, Default)]
@@ -38,6 +39,20 @@ impl GlobalTables {
             .expect("table lock")
             .get(key)
             .cloned()
+    }
+
+    /// The entries whose keys start with `prefix`, in key order; empty for unknown tables.
+    pub fn scan_prefix(&self, table: &str, prefix: &[u8]) -> Vec<(Vec<u8>, Arc<[u8]>)> {
+        let Some(table) = self.tables.get(table) else {
+            return Vec::new();
+        };
+        table
+            .read()
+            .expect("table lock")
+            .range(prefix.to_vec()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
     }
 }
 

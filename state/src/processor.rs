@@ -113,6 +113,7 @@ pub struct Context<'a> {
     pub(crate) outputs: &'a mut Vec<Output>,
     pub(crate) globals: &'a GlobalTables,
     pub(crate) reply: &'a mut Option<Vec<u8>>,
+    pub(crate) origin_replies: &'a mut Vec<(String, Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -210,8 +211,27 @@ impl Context<'_> {
         *self.reply = Some(body.into());
     }
 
+    /// Answers an earlier command that this record continues (its `origin-reply-to` and
+    /// `origin-command-id` headers, see [`crate::reply::ORIGIN_REPLY_TO_HEADER`]): published
+    /// after the transaction commits, and kept with that command's id (when this task
+    /// de-duplicates commands and decided it) so a retry of the original gets this answer.
+    pub fn reply_to_origin(
+        &mut self,
+        reply_to: impl Into<String>,
+        command_id: impl Into<Vec<u8>>,
+        body: impl Into<Vec<u8>>,
+    ) {
+        self.origin_replies
+            .push((reply_to.into(), command_id.into(), body.into()));
+    }
+
     /// A value of a global table (a compacted topic read whole by every instance).
     pub fn global(&self, table: &str, key: &[u8]) -> Option<Arc<[u8]>> {
         self.globals.get(table, key)
+    }
+
+    /// The entries of a global table whose keys start with `prefix`, in key order.
+    pub fn global_prefix(&self, table: &str, prefix: &[u8]) -> Vec<(Vec<u8>, Arc<[u8]>)> {
+        self.globals.scan_prefix(table, prefix)
     }
 }

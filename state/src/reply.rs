@@ -10,6 +10,15 @@
 /// Header naming where the reply goes.
 pub const REPLY_TO_HEADER: &str = "reply-to";
 
+/// Headers of a record that continues another processor's command (a saga step, e.g. a number
+/// reservation asked for by a basket): where the *original* command's reply goes and its id.
+/// They are not `reply-to`/`command-id`, so the intermediate processor does not answer the
+/// caller itself; the processor that finishes the work answers with
+/// [`crate::Context::reply_to_origin`].
+pub const ORIGIN_REPLY_TO_HEADER: &str = "origin-reply-to";
+/// See [`ORIGIN_REPLY_TO_HEADER`].
+pub const ORIGIN_COMMAND_ID_HEADER: &str = "origin-command-id";
+
 /// What a command came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyBody {

@@ -77,6 +77,11 @@ pub struct RuntimeConfig {
     pub commit_interval: Duration,
     /// ... or after this many records, whichever comes first.
     pub commit_max_records: usize,
+    /// Also commit as soon as no input record is waiting: a lone command is answered after
+    /// one commit instead of waiting out `commit_interval`, while under load the records that
+    /// arrive during a commit form the next, larger transaction (adaptive batching). For
+    /// processors that answer interactive requests.
+    pub commit_when_idle: bool,
     pub punctuate_interval: Option<Duration>,
     pub retry: RetryPolicy,
     pub global_tables: Vec<GlobalTableSpec>,
@@ -106,6 +111,7 @@ impl RuntimeConfig {
             state_dir,
             commit_interval: Duration::from_millis(100),
             commit_max_records: 1000,
+            commit_when_idle: false,
             punctuate_interval: None,
             retry: RetryPolicy {
                 attempts: 3,
@@ -348,6 +354,8 @@ struct Engine {
     scratch_outputs: Vec<Output>,
     /// Replies of the open transaction, published once it commits.
     txn_replies: Vec<Reply>,
+    /// Answers to earlier commands made by the record being processed.
+    scratch_origin_replies: Vec<(String, Vec<u8>, Vec<u8>)>,
     /// The command-id store's index, looked up once rather than per record.
     dedup_store: Option<usize>,
 }
@@ -467,9 +475,11 @@ impl Engine {
         let outputs = &mut self.scratch_outputs;
         let mut attempt = 0;
         let mut reply: Option<Vec<u8>>;
+        let origin_replies = &mut self.scratch_origin_replies;
         let outcome = loop {
             writes.clear();
             outputs.clear();
+            origin_replies.clear();
             reply = None;
             let mut ctx = Context {
                 partition,
@@ -480,6 +490,7 @@ impl Engine {
                 outputs,
                 globals: &self.globals,
                 reply: &mut reply,
+                origin_replies,
             };
             match task.processor.process(&mut ctx, &record) {
                 Ok(()) => break Ok(()),
@@ -500,6 +511,26 @@ impl Engine {
                     writes.put(store, id.clone(), seen);
                 }
                 if let (Some(reply_to), Some(id), Some(body)) = (reply_to, command_id, reply) {
+                    self.txn_replies.push(Reply {
+                        reply_to,
+                        command_id: String::from_utf8_lossy(&id).into_owned(),
+                        body: ReplyBody::Processed(body),
+                    });
+                }
+                for (reply_to, id, body) in self.scratch_origin_replies.drain(..) {
+                    // The original command was decided by this task when it is in its
+                    // command-id store: keep the final answer there for its retries.
+                    if let Some(store) = dedup_store {
+                        let decided = match task.pending.lookup(store, &id) {
+                            Some(value) => value.is_some(),
+                            None => task.db.get(store, &id)?.is_some(),
+                        } || writes.lookup(store, &id).is_some_and(|v| v.is_some());
+                        if decided {
+                            let mut seen = record.timestamp_ms.to_be_bytes().to_vec();
+                            seen.extend_from_slice(&body);
+                            writes.put(store, id.clone(), seen);
+                        }
+                    }
                     self.txn_replies.push(Reply {
                         reply_to,
                         command_id: String::from_utf8_lossy(&id).into_owned(),
@@ -572,6 +603,7 @@ impl Engine {
             let mut outputs = Vec::new();
             // Timers answer no command.
             let mut no_reply = None;
+            let mut origin_replies = Vec::new();
             let task = self.tasks.get_mut(&partition).expect("listed task");
             let mut ctx = Context {
                 partition,
@@ -582,11 +614,20 @@ impl Engine {
                 outputs: &mut outputs,
                 globals: &self.globals,
                 reply: &mut no_reply,
+                origin_replies: &mut origin_replies,
             };
             match task.processor.punctuate(&mut ctx, now) {
                 Ok(()) => {
                     task.pending.absorb(&mut writes);
                     self.txn_records += outputs.len();
+                    // A timer may end a saga (e.g. a reservation that never came back).
+                    for (reply_to, id, body) in origin_replies {
+                        self.txn_replies.push(Reply {
+                            reply_to,
+                            command_id: String::from_utf8_lossy(&id).into_owned(),
+                            body: ReplyBody::Processed(body),
+                        });
+                    }
                     for output in &outputs {
                         self.send(output)?;
                     }
@@ -947,6 +988,7 @@ impl Loop {
             scratch_writes: Writes::new(stores_len),
             scratch_outputs: Vec::new(),
             txn_replies: Vec::new(),
+            scratch_origin_replies: Vec::new(),
             dedup_store,
             config,
         });
@@ -980,19 +1022,32 @@ impl Loop {
 
     fn run_until(&mut self, stop: &AtomicBool) -> Result<()> {
         while !stop.load(Ordering::Acquire) {
-            let message = self.consumer.poll(Duration::from_millis(20));
+            // With an open transaction and commit-when-idle, only look whether a record is
+            // already waiting: if none is, commit now rather than after the interval.
+            let eager = {
+                let guard = self.consumer.context().engine();
+                let engine = guard.as_ref().expect("engine is set before the loop");
+                engine.config.commit_when_idle && engine.txn_open
+            };
+            let wait = if eager {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(20)
+            };
+            let message = self.consumer.poll(wait);
             let mut guard = self.consumer.context().engine();
             let engine = guard.as_mut().expect("engine is set before the loop");
             if let Some(e) = engine.fatal.take() {
                 return Err(e);
             }
+            let idle = message.is_none();
             match message {
                 Some(Ok(message)) => engine.handle(&message)?,
                 Some(Err(e)) => tracing::warn!(error = %e, "Consumer error."),
                 None => {}
             }
             engine.punctuate_if_due()?;
-            if engine.commit_due() {
+            if engine.commit_due() || (eager && idle) {
                 let group = self.consumer.group_metadata();
                 engine.commit(group.as_ref())?;
             }

@@ -16,7 +16,9 @@ fn command() -> BasketCommand {
         payload: BasketCommandPayload::CreateBasket(CreateBasket {
             channel: "web".into(),
             customer_id: Some("cust-9".into()),
+            segment: "consumer".into(),
         }),
+        customer_id: Some("cust-9".into()),
     }
 }
 
