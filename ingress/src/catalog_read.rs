@@ -9,12 +9,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use tcom_processors::domain::catalog_rules::pricing_campaign;
+use tcom_processors::domain::catalog_rules::{campaign_concerns, list_price, pricing_campaign};
 use tcom_processors::domain::pricing::{
-    self, ListPrice, PricingContext, quote, standard_vat_basis_points, vat_share,
+    self, PricingContext, quote, standard_vat_basis_points, vat_share,
 };
 use tcom_schemas::campaign::CampaignDefinition;
-use tcom_schemas::catalog::{OfferingDefinition, OfferingKind, PriceType, SimType};
+use tcom_schemas::catalog::{OfferingDefinition, OfferingKind, SimType};
 
 use crate::app::AppState;
 use crate::commands::now_ms;
@@ -262,21 +262,11 @@ async fn compute(
         {
             continue;
         }
-        let channel_price: Option<i64> = row.get(4);
-        let list = ListPrice {
-            one_time: price_of(&definition, PriceType::OneTime),
-            monthly: channel_price.unwrap_or_else(|| price_of(&definition, PriceType::Recurring)),
-        };
-        // Campaigns naming offerings apply to those; the others to every plan.
+        // The view's placement price and the definition's agree; the definition is the source.
+        let list = list_price(&definition, &channel);
         let applicable: Vec<pricing::Campaign> = campaigns
             .iter()
-            .filter(|(targets, _)| {
-                if targets.is_empty() {
-                    definition.kind == OfferingKind::Plan
-                } else {
-                    targets.contains(&offering_id)
-                }
-            })
+            .filter(|(targets, _)| campaign_concerns(targets, &offering_id, definition.kind))
             .map(|(_, c)| c.clone())
             .collect();
         let bindings: Vec<u32> = if definition.binding_months.is_empty() {
@@ -349,10 +339,3 @@ async fn compute(
     })
 }
 
-fn price_of(definition: &OfferingDefinition, kind: PriceType) -> i64 {
-    definition
-        .prices
-        .iter()
-        .find(|p| p.price_type == kind)
-        .map_or(0, |p| p.amount_minor)
-}

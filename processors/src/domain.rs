@@ -1,8 +1,10 @@
 //! Pure domain logic: value types with parsing constructors, rules, pricing. No I/O.
 
+pub mod basket;
 pub mod catalog_rules;
 pub mod hostname;
 pub mod msisdn;
+pub mod number_rules;
 pub mod pricing;
 pub mod tenant_id;
 pub mod tenant_rules;

@@ -326,6 +326,36 @@ pub fn validate_campaign(
     v.into_vec()
 }
 
+/// An offering's list prices in a channel: the one-time price, and the recurring price or the
+/// channel's own monthly price where its placement sets one.
+pub fn list_price(def: &OfferingDefinition, channel: &str) -> super::pricing::ListPrice {
+    let price_of = |kind: PriceType| {
+        def.prices
+            .iter()
+            .find(|p| p.price_type == kind)
+            .map_or(0, |p| p.amount_minor)
+    };
+    let channel_price = def
+        .placements
+        .iter()
+        .find(|p| p.channel == channel)
+        .and_then(|p| p.monthly_price_minor);
+    super::pricing::ListPrice {
+        one_time: price_of(PriceType::OneTime),
+        monthly: channel_price.unwrap_or_else(|| price_of(PriceType::Recurring)),
+    }
+}
+
+/// Whether a campaign naming `targets` concerns an offering: campaigns naming offerings apply
+/// to those, the others to every plan (never to add-ons unnamed).
+pub fn campaign_concerns(targets: &[String], offering_id: &str, kind: OfferingKind) -> bool {
+    if targets.is_empty() {
+        kind == OfferingKind::Plan
+    } else {
+        targets.iter().any(|t| t == offering_id)
+    }
+}
+
 /// The engine's view of a campaign.
 pub fn pricing_campaign(campaign_id: &str, def: &CampaignDefinition) -> super::pricing::Campaign {
     use super::pricing::{Alteration, Change, GroupKind, Target};
