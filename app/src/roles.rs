@@ -122,6 +122,7 @@ pub(crate) async fn run(
                     kafka: settings.kafka_settings(),
                     state_dir: settings.processors.state_dir.clone(),
                     instance_id: settings.processors.instance_id.clone(),
+                    timer_interval: std::time::Duration::from_millis(settings.processors.timer_interval_ms),
                     codec: BlockingCodec::new(codec.clone(), tokio::runtime::Handle::current()),
                     reply_sink: Some(Arc::new(
                         RedisReplySink::new(&settings.redis.url).context("redis.url")?,

@@ -53,6 +53,8 @@ pub struct ProcessorSettings {
     pub state_dir: std::path::PathBuf,
     /// Stable across restarts of this instance: it fences a previous incarnation.
     pub instance_id: String,
+    /// How often the expiry timers (baskets, number reservations) run.
+    pub timer_interval_ms: u64,
 }
 
 /// Contentful (or its simulator) for the content connector and webhooks.

@@ -9,7 +9,7 @@ use tcom_state::client::KafkaSettings;
 use tcom_state::{ReplySink, RuntimeConfig, RuntimeHandle};
 
 use crate::codec::BlockingCodec;
-use crate::{catalog, tenants};
+use crate::{baskets, catalog, numbers, tenants};
 
 /// What every processor of one instance shares.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct Deployment {
     pub instance_id: String,
     pub codec: BlockingCodec,
     pub reply_sink: Option<Arc<dyn ReplySink>>,
+    /// How often expiry timers (baskets, reservations) look for what is due.
+    pub timer_interval: std::time::Duration,
 }
 
 impl Deployment {
@@ -33,6 +35,8 @@ impl Deployment {
             self.state_dir.join(application_id),
         );
         config.reply_sink = self.reply_sink.clone();
+        // Every processor answers people waiting on an HTTP request.
+        config.commit_when_idle = true;
         config
     }
 
@@ -56,6 +60,30 @@ impl Deployment {
         config
     }
 
+    /// The basket processor's configuration: shoppers' commands and the reservation outcomes
+    /// for their baskets (co-partitioned), with a timer that expires untouched baskets.
+    pub fn baskets(&self) -> RuntimeConfig {
+        let mut config = self.config(
+            baskets::APPLICATION_ID,
+            &[topics::BASKET_COMMANDS, topics::MSISDN_EVENTS],
+            &[baskets::BASKETS_STORE, baskets::DEADLINES_STORE],
+        );
+        config.global_tables = baskets::global_tables();
+        config.punctuate_interval = Some(self.timer_interval);
+        config
+    }
+
+    /// The MSISDN processor's configuration, with a timer that expires reservations.
+    pub fn numbers(&self) -> RuntimeConfig {
+        let mut config = self.config(
+            numbers::APPLICATION_ID,
+            &[topics::MSISDN_COMMANDS],
+            &[numbers::NUMBERS_STORE, numbers::DEADLINES_STORE],
+        );
+        config.punctuate_interval = Some(self.timer_interval);
+        config
+    }
+
     /// Starts every processor; stops those already started if one fails.
     ///
     /// # Errors
@@ -65,6 +93,10 @@ impl Deployment {
             tcom_state::start(self.tenants(), tenants::factory(self.codec.clone())).await?;
         let catalog =
             tcom_state::start(self.catalog(), catalog::factory(self.codec.clone())).await?;
-        Ok(vec![tenants, catalog])
+        let numbers =
+            tcom_state::start(self.numbers(), numbers::factory(self.codec.clone())).await?;
+        let baskets =
+            tcom_state::start(self.baskets(), baskets::factory(self.codec.clone())).await?;
+        Ok(vec![tenants, catalog, numbers, baskets])
     }
 }

@@ -221,6 +221,7 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
         kafka: stack.kafka_settings(),
         state_dir,
         instance_id: unique("test"),
+        timer_interval: Duration::from_millis(250),
         codec: tcom_processors::BlockingCodec::new(
             codec.clone(),
             tokio::runtime::Handle::current(),
