@@ -86,19 +86,24 @@ pub(crate) async fn run(
                 .context("connecting to PostgreSQL")?;
                 let kafka = settings.kafka_settings();
                 let content_codec = codec.clone();
-                let codec = codec.clone();
-                let stop = stopped();
-                tasks.spawn(async move {
-                    tcom_connectors::views::run(
-                        kafka,
-                        tcom_connectors::views::GROUP_ID.to_owned(),
-                        pool,
-                        codec,
-                        stop,
-                    )
-                    .await
-                    .context("view connector")
-                });
+                for (group, topics) in [
+                    (
+                        tcom_connectors::views::GROUP_ID,
+                        tcom_connectors::views::TOPICS,
+                    ),
+                    (
+                        tcom_connectors::views::STOREFRONT_GROUP_ID,
+                        tcom_connectors::views::STOREFRONT_TOPICS,
+                    ),
+                ] {
+                    let (kafka, pool, codec, stop) =
+                        (kafka.clone(), pool.clone(), codec.clone(), stopped());
+                    tasks.spawn(async move {
+                        tcom_connectors::views::run(kafka, group.to_owned(), topics, pool, codec, stop)
+                            .await
+                            .with_context(|| format!("view connector {group}"))
+                    });
+                }
                 let content = tcom_connectors::contentful::ContentConfig {
                     delivery_url: settings.content.delivery_url.clone(),
                     tokens: settings.content.tokens.clone(),

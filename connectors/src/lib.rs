@@ -10,5 +10,6 @@ pub mod catalog_view;
 pub mod contentful;
 pub mod postgres;
 pub mod replies;
+pub mod storefront_view;
 pub mod tenant_view;
 pub mod views;

@@ -1,5 +1,7 @@
-//! The view connector: materializes the compacted entity topics (tenants, offerings,
-//! campaigns) into PostgreSQL.
+//! The view connectors: materialize the compacted entity topics into PostgreSQL. Two consumer
+//! groups run the same loop: one for the platform's entities (tenants, offerings, campaigns)
+//! and one for the storefront's (baskets, pool numbers), so shoppers' traffic never delays a
+//! brand partner's catalog change.
 //!
 //! At-least-once consumption made idempotent by version guards in every upsert: replaying a
 //! record, or receiving an older one after a newer one, leaves the row as it is. A record's
@@ -13,15 +15,17 @@ use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::BorrowedMessage;
 use sqlx::PgPool;
+use tcom_schemas::basket::BasketSnapshot;
 use tcom_schemas::campaign::Campaign;
+use tcom_schemas::msisdn::PhoneNumber;
 use tcom_schemas::catalog::ProductOffering;
 use tcom_schemas::tenant::Tenant;
 use tcom_schemas::{Codec, Contract, topics};
 use tcom_state::client::KafkaSettings;
 
-use crate::{catalog_view, tenant_view};
+use crate::{catalog_view, storefront_view, tenant_view};
 
-/// Consumer group of this connector.
+/// Consumer group of the platform entity views.
 pub const GROUP_ID: &str = "tcom-connector-views";
 
 /// The topics it materializes.
@@ -30,6 +34,12 @@ pub const TOPICS: &[&str] = &[
     topics::CATALOG_OFFERINGS,
     topics::CATALOG_CAMPAIGNS,
 ];
+
+/// Consumer group of the storefront views.
+pub const STOREFRONT_GROUP_ID: &str = "tcom-connector-storefront-views";
+
+/// The topics it materializes.
+pub const STOREFRONT_TOPICS: &[&str] = &[topics::BASKETS, topics::MSISDN_NUMBERS];
 
 /// Errors of the connector.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +55,8 @@ enum Row {
     Tenant(Option<Tenant>),
     Offering(Option<ProductOffering>),
     Campaign(Option<Campaign>),
+    Basket(Option<BasketSnapshot>),
+    Number(Option<PhoneNumber>),
 }
 
 enum Decoded {
@@ -82,6 +94,8 @@ async fn decode(codec: &Codec, message: &BorrowedMessage<'_>, key: &str) -> Deco
         topics::TENANTS => decode_value(codec, payload, key).await.map(Row::Tenant),
         topics::CATALOG_OFFERINGS => decode_value(codec, payload, key).await.map(Row::Offering),
         topics::CATALOG_CAMPAIGNS => decode_value(codec, payload, key).await.map(Row::Campaign),
+        topics::BASKETS => decode_value(codec, payload, key).await.map(Row::Basket),
+        topics::MSISDN_NUMBERS => decode_value(codec, payload, key).await.map(Row::Number),
         other => {
             tracing::error!(
                 topic = other,
@@ -114,23 +128,34 @@ async fn write(
         Row::Campaign(c) => {
             catalog_view::upsert_campaign(pool, tenant, entity, c.as_ref(), partition, offset).await
         }
+        // Baskets and numbers are never deleted (a basket ends in a status), so a tombstone
+        // can only be a mistake: nothing to write.
+        Row::Basket(b) => match b {
+            Some(b) => storefront_view::upsert_basket(pool, b, partition, offset).await,
+            None => Ok(()),
+        },
+        Row::Number(n) => match n {
+            Some(n) => storefront_view::upsert_number(pool, n).await,
+            None => Ok(()),
+        },
     }
 }
 
-/// Runs the connector in consumer group `group_id` (normally [`GROUP_ID`]) until `shutdown`
-/// resolves.
+/// Runs the connector on `topics` in consumer group `group_id` (normally [`GROUP_ID`] with
+/// [`TOPICS`], or [`STOREFRONT_GROUP_ID`] with [`STOREFRONT_TOPICS`]) until `shutdown` resolves.
 ///
 /// # Errors
 /// The consumer cannot be created or subscribed.
 pub async fn run(
     kafka: KafkaSettings,
     group_id: String,
+    topics: &[&str],
     pool: PgPool,
     codec: Arc<Codec>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ViewError> {
     let consumer: StreamConsumer = kafka.read_committed_consumer(&group_id).create()?;
-    consumer.subscribe(TOPICS)?;
+    consumer.subscribe(topics)?;
     tracing::info!(group = %group_id, "View connector started.");
     tokio::pin!(shutdown);
     loop {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use rdkafka::consumer::BaseConsumer;
 use tcom_schemas::Codec;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -23,7 +23,8 @@ use crate::replies::ReplyRouter;
 use crate::settings::Settings;
 use crate::storefront;
 use crate::tenancy::{TenantDirectory, follow_tenants};
-use crate::{admin, catalog_read, content_webhook, platform};
+use crate::shoppers::{RateLimits, ShopperAuth};
+use crate::{admin, basket_api, catalog_read, content_webhook, number_api, platform, shoppers};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct AppState {
     pub commands: CommandBus,
     pub webhook_secret: Arc<str>,
     pub catalog_cache: Arc<catalog_read::CatalogCache>,
+    pub shoppers: Arc<ShopperAuth>,
+    pub rate_limits: Arc<RateLimits>,
 }
 
 /// Errors while building the application.
@@ -57,6 +60,32 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/v1/storefront/tenant", get(storefront::current_tenant))
         .route("/v1/storefront/catalog", get(catalog_read::catalog))
+        .route("/v1/storefront/numbers", get(number_api::search_numbers))
+        .route("/v1/storefront/baskets", post(basket_api::create_basket))
+        .route(
+            "/v1/storefront/baskets/{basket_id}",
+            get(basket_api::get_basket).delete(basket_api::abandon_basket),
+        )
+        .route(
+            "/v1/storefront/baskets/{basket_id}/lines",
+            post(basket_api::add_line),
+        )
+        .route(
+            "/v1/storefront/baskets/{basket_id}/lines/{line_id}",
+            patch(basket_api::update_line).delete(basket_api::remove_line),
+        )
+        .route(
+            "/v1/storefront/baskets/{basket_id}/login",
+            post(basket_api::login),
+        )
+        .route(
+            "/v1/storefront/baskets/{basket_id}/readiness",
+            get(basket_api::basket_readiness),
+        )
+        .route(
+            "/v1/admin/number-pool",
+            get(number_api::list_pool).post(number_api::import_numbers),
+        )
         .route("/v1/platform/tenants", post(platform::onboard))
         .route(
             "/v1/platform/tenants/{tenant_id}",
@@ -99,6 +128,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .fallback(|| async { Problem::not_found() })
         .with_state(state)
         .layer(axum::middleware::map_response(problem::normalise_errors))
+        .layer(axum::middleware::map_response(shoppers::with_retry_after))
         .layer(RequestBodyLimitLayer::new(settings.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +182,7 @@ impl Application {
             .map_err(|e| BuildError::Setting(format!("database.url: {e}")))?;
         let redis = redis::Client::open(settings.redis.url.as_str())
             .map_err(|e| BuildError::Setting(format!("redis.url: {e}")))?;
+        let redis_for_limits = redis.clone();
         let reply_listener = {
             let replies = replies.clone();
             let redis = redis.clone();
@@ -177,6 +208,8 @@ impl Application {
             commands,
             webhook_secret: settings.content.webhook_secret.as_str().into(),
             catalog_cache: Arc::default(),
+            shoppers: Arc::new(ShopperAuth::new(&settings.auth)),
+            rate_limits: Arc::new(RateLimits::new(redis_for_limits)),
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await

@@ -8,16 +8,19 @@
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod basket_api;
 pub mod catalog_read;
 pub mod command_api;
 pub mod commands;
 pub mod content_webhook;
 pub mod health;
+pub mod number_api;
 pub mod openapi;
 pub mod platform;
 pub mod problem;
 pub mod replies;
 pub mod settings;
+pub mod shoppers;
 pub mod storefront;
 pub mod tenancy;
 

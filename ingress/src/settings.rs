@@ -31,6 +31,12 @@ pub struct AuthSettings {
     pub admin_issuer: String,
     /// Required `aud` claim.
     pub admin_audience: String,
+    /// HS256 secret shared with the identity broker that issues customer tokens (same issuer).
+    pub customer_jwt_secret: String,
+    /// Required `aud` claim of customer tokens.
+    pub customer_audience: String,
+    /// Signs guest basket tokens.
+    pub guest_token_secret: String,
 }
 
 /// Commands sent through Kafka with a synchronous reply.

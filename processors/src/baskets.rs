@@ -324,7 +324,7 @@ impl BasketProcessor {
         // Merge steps arrive at baskets their sender does not own yet; they check for
         // themselves below. Everything else needs the caller to own the basket.
         let owned = stored.filter(|s| match &s.basket.customer_id {
-            None => true,
+            None => command.holds_guest_token,
             Some(owner) => command.customer_id.as_deref() == Some(owner.as_str()),
         });
         if let BasketCommandPayload::AbsorbLines(absorb) = &command.payload {
@@ -648,6 +648,7 @@ impl BasketProcessor {
                 lines_json: serde_json::to_string(&lines).expect("lines serialize"),
             }),
             customer_id: Some(customer.clone()),
+            holds_guest_token: false,
         };
         self.send_basket_command(ctx, &absorb, origin)?;
         stored.handed_over = lines;
@@ -703,6 +704,7 @@ impl BasketProcessor {
                     detail,
                 }),
                 customer_id: command.customer_id.clone(),
+                holds_guest_token: false,
             };
             self.send_basket_command(ctx, &back, origin)?;
             return Ok(None);

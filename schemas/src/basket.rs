@@ -38,9 +38,13 @@ pub struct BasketCommand {
     pub basket_id: String,
     pub issued_at: i64,
     pub payload: BasketCommandPayload,
-    /// The signed-in customer issuing the command; `None` for a guest.
+    /// The signed-in customer issuing the command, if any.
     #[serde(default)]
     pub customer_id: Option<String>,
+    /// The caller presented this basket's guest token (checked by the ingress): what lets
+    /// anyone act on a basket that has no customer yet.
+    #[serde(default)]
+    pub holds_guest_token: bool,
 }
 
 /// The commands; the variant order is the Avro union's branch order.

@@ -254,6 +254,7 @@ fn basket_contracts_round_trip() {
             issued_at: 1,
             payload,
             customer_id: Some("cust".into()),
+            holds_guest_token: true,
         });
     }
     let events = [

@@ -31,6 +31,7 @@ async fn tenants_are_materialized_and_visible_only_in_their_own_scope() {
     let connector = tokio::spawn(tcom_connectors::views::run(
         stack.kafka_settings(),
         unique("tenant-view-test"),
+        tcom_connectors::views::TOPICS,
         pool.clone(),
         codec,
         async move {

@@ -19,6 +19,7 @@ fn command() -> BasketCommand {
             segment: "consumer".into(),
         }),
         customer_id: Some("cust-9".into()),
+        holds_guest_token: false,
     }
 }
 

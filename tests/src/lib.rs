@@ -231,13 +231,19 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
         )),
     };
     let handles = deployment.start_all().await.expect("processors start");
-    tokio::spawn(tcom_connectors::views::run(
-        stack.kafka_settings(),
-        unique("test-views"),
-        pool,
-        codec,
-        std::future::pending(),
-    ));
+    for (group, topics) in [
+        ("test-views", tcom_connectors::views::TOPICS),
+        ("test-storefront-views", tcom_connectors::views::STOREFRONT_TOPICS),
+    ] {
+        tokio::spawn(tcom_connectors::views::run(
+            stack.kafka_settings(),
+            unique(group),
+            topics,
+            pool.clone(),
+            codec.clone(),
+            std::future::pending(),
+        ));
+    }
     let assigned = eventually(Duration::from_secs(60), || {
         let all = handles
             .iter()

@@ -1,0 +1,268 @@
+//! Who is shopping: signed-in customers (bearer JWTs from the tenant's identity broker, with
+//! the customer in `sub` and the tenant in `tenant`), guests holding a basket's signed guest
+//! token, and the per-tenant request rate that keeps one brand from starving the others.
+//!
+//! A guest token is an HMAC over the tenant and the basket id: whoever holds it may act on that
+//! basket while it has no customer; it proves nothing about any other basket or tenant.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tcom_schemas::tenant::{StorefrontPolicy, Tenant};
+use tokio::sync::OnceCell;
+
+use crate::app::AppState;
+use crate::problem::Problem;
+use crate::settings::AuthSettings;
+use crate::tenancy::CurrentTenant;
+
+/// The header carrying a guest basket's token.
+pub const BASKET_TOKEN_HEADER: &str = "basket-token";
+
+/// The claims of a customer token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CustomerClaims {
+    /// The customer id.
+    pub sub: String,
+    pub tenant: String,
+    pub iss: String,
+    pub aud: String,
+    pub exp: u64,
+}
+
+/// Verifies customer tokens and signs guest tokens.
+#[derive(Clone)]
+pub struct ShopperAuth {
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    guest_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ShopperAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopperAuth")
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShopperAuth {
+    pub fn new(settings: &AuthSettings) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&settings.admin_issuer]);
+        validation.set_audience(&[&settings.customer_audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        Self {
+            decoding: DecodingKey::from_secret(settings.customer_jwt_secret.as_bytes()),
+            encoding: EncodingKey::from_secret(settings.customer_jwt_secret.as_bytes()),
+            validation,
+            issuer: settings.admin_issuer.clone(),
+            audience: settings.customer_audience.clone(),
+            guest_key: settings.guest_token_secret.as_bytes().to_vec(),
+        }
+    }
+
+    /// Issues a customer token (local runs, tests, `tcom token --customer`).
+    pub fn issue_customer(&self, tenant: &str, customer_id: &str, ttl_secs: u64) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let claims = CustomerClaims {
+            sub: customer_id.to_owned(),
+            tenant: tenant.to_owned(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            exp: now + ttl_secs,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing does not fail")
+    }
+
+    fn verify_customer(&self, token: &str) -> Result<CustomerClaims, Problem> {
+        jsonwebtoken::decode::<CustomerClaims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| Problem::unauthenticated(format!("customer token rejected: {e}")))
+    }
+
+    fn guest_mac(&self, tenant: &str, basket_id: &str) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.guest_key).expect("HMAC takes any key length");
+        mac.update(b"tcom-guest-basket\0");
+        mac.update(tenant.as_bytes());
+        mac.update(b"\0");
+        mac.update(basket_id.as_bytes());
+        mac
+    }
+
+    /// The guest token of a basket.
+    pub fn guest_token(&self, tenant: &str, basket_id: &str) -> String {
+        hex::encode(self.guest_mac(tenant, basket_id).finalize().into_bytes())
+    }
+
+    /// Whether `token` is the guest token of this tenant's basket (constant-time).
+    pub fn is_guest_token(&self, tenant: &str, basket_id: &str, token: &str) -> bool {
+        hex::decode(token)
+            .map(|bytes| {
+                self.guest_mac(tenant, basket_id)
+                    .verify_slice(&bytes)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// A storefront caller: the tenant of the host, the customer if signed in, and the guest
+/// token if one was presented. Extracting it also spends one unit of the tenant's rate.
+#[derive(Debug, Clone)]
+pub struct Shopper {
+    pub tenant: Arc<Tenant>,
+    pub customer_id: Option<String>,
+    guest_token: Option<String>,
+}
+
+impl Shopper {
+    /// Whether the caller holds `basket_id`'s guest token.
+    pub fn holds_guest_token(&self, auth: &ShopperAuth, basket_id: &str) -> bool {
+        self.guest_token
+            .as_deref()
+            .is_some_and(|t| auth.is_guest_token(&self.tenant.tenant_id, basket_id, t))
+    }
+}
+
+impl FromRequestParts<AppState> for Shopper {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, state).await?;
+        state.rate_limits.spend(&tenant).await?;
+        let customer_id = match parts.headers.get(AUTHORIZATION) {
+            None => None,
+            Some(value) => {
+                let token = value
+                    .to_str()
+                    .ok()
+                    .and_then(|h| h.strip_prefix("Bearer "))
+                    .ok_or_else(|| {
+                        Problem::unauthenticated("expected `Authorization: Bearer <token>`")
+                    })?;
+                let claims = state.shoppers.verify_customer(token.trim())?;
+                if claims.tenant != tenant.tenant_id {
+                    return Err(Problem::forbidden(
+                        "tenant_mismatch",
+                        "the token does not belong to the tenant served on this host",
+                    ));
+                }
+                Some(claims.sub)
+            }
+        };
+        let guest_token = parts
+            .headers
+            .get(BASKET_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self {
+            tenant,
+            customer_id,
+            guest_token,
+        })
+    }
+}
+
+/// Per-tenant request rates, counted in Redis per second so every ingress instance shares the
+/// count. When Redis cannot be reached the request goes through (logged): a shop that sells
+/// unmetered for a moment is better than a shop that does not sell.
+pub struct RateLimits {
+    client: redis::Client,
+    connection: OnceCell<redis::aio::ConnectionManager>,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("connected", &self.connection.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimits {
+    pub fn new(client: redis::Client) -> Self {
+        Self {
+            client,
+            connection: OnceCell::new(),
+        }
+    }
+
+    /// Counts a request of `tenant`.
+    ///
+    /// # Errors
+    /// 429 `rate_limited` with `Retry-After: 1` when the tenant is over its rate this second.
+    pub async fn spend(&self, tenant: &Tenant) -> Result<(), Problem> {
+        let limit = tenant
+            .settings
+            .storefront
+            .unwrap_or(StorefrontPolicy::PLATFORM_DEFAULT)
+            .requests_per_second;
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let key = format!("tcom:rate:{}:{second}", tenant.tenant_id);
+        let connection = self
+            .connection
+            .get_or_try_init(|| self.client.get_connection_manager())
+            .await;
+        let count: Result<(i64,), redis::RedisError> = match connection {
+            Ok(connection) => {
+                let mut connection = connection.clone();
+                redis::pipe()
+                    .atomic()
+                    .incr(&key, 1)
+                    .expire(&key, 2)
+                    .ignore()
+                    .query_async(&mut connection)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match count {
+            Ok((count,)) if count > i64::from(limit) => Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests for this shop; slow down",
+            )
+            .with_detail(format!("the shop allows {limit} requests per second"))),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "Rate limit not checked: Redis unavailable.");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Adds `Retry-After` to 429 answers (see [`crate::problem::normalise_errors`]).
+pub async fn with_retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    response
+}
