@@ -127,13 +127,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .fallback(|| async { Problem::not_found() })
         .with_state(state)
-        .layer(axum::middleware::map_response(problem::normalise_errors))
-        .layer(axum::middleware::map_response(shoppers::with_retry_after))
         .layer(RequestBodyLimitLayer::new(settings.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             settings.http.request_timeout(),
         ))
+        // Outside the body limit and the timeout, so their answers become problems too.
+        .layer(axum::middleware::map_response(problem::normalise_errors))
+        .layer(axum::middleware::map_response(shoppers::with_retry_after))
         .layer(TraceLayer::new_for_http())
 }
 

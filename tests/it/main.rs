@@ -1,6 +1,7 @@
 //! End-to-end tests on the real stack: Apache Kafka, PostgreSQL, Redis and the schema
 //! registry, started by `scripts/test`. One test binary, modules by concern.
 
+mod baskets;
 mod catalog_admin;
 mod content_sync;
 mod ingress;

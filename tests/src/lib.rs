@@ -283,3 +283,12 @@ pub fn admin_token(tenant: Option<&str>, roles: &[&str]) -> String {
 pub fn operator_token() -> String {
     admin_token(None, &[tcom_ingress::auth::PLATFORM_OPERATOR])
 }
+
+/// A customer's token for `tenant`, signed with the configured secret.
+pub fn customer_token(tenant: &str, customer_id: &str) -> String {
+    tcom_ingress::shoppers::ShopperAuth::new(&settings().auth).issue_customer(
+        tenant,
+        customer_id,
+        600,
+    )
+}

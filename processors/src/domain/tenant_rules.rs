@@ -217,6 +217,26 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
             || "give a reference to the token (vault://…, secret://…, env://…), never the token itself".into(),
         );
     }
+    if let Some(policy) = &s.storefront {
+        v.check(
+            (2..=7 * 86_400).contains(&policy.basket_ttl_seconds),
+            "invalid_storefront_policy",
+            "storefront/basket_ttl_seconds",
+            || "a basket lives 2 seconds to 7 days".into(),
+        );
+        v.check(
+            (1..=policy.basket_ttl_seconds.max(1)).contains(&policy.reservation_ttl_seconds),
+            "invalid_storefront_policy",
+            "storefront/reservation_ttl_seconds",
+            || "a number is held at least a second and at most as long as its basket lives".into(),
+        );
+        v.check(
+            (1..=100_000).contains(&policy.requests_per_second),
+            "invalid_storefront_policy",
+            "storefront/requests_per_second",
+            || "allow 1 to 100000 storefront requests per second".into(),
+        );
+    }
     v.into_vec()
 }
 
