@@ -293,7 +293,35 @@ pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
             .await?;
         println!("campaign {tenant}/{campaign}");
     }
+    for (tenant, numbers) in number_pools() {
+        let body = json!({ "numbers": numbers });
+        admin
+            .send(
+                tenant,
+                reqwest::Method::POST,
+                "/v1/admin/number-pool",
+                &format!("demo-pool-{tenant}-v1"),
+                Some(&body),
+            )
+            .await?;
+        println!("number pool {tenant}: {} numbers", numbers.len());
+    }
     Ok(())
+}
+
+/// 200 numbers per demo tenant. Brightwave's come from Ofcom's range for drama and
+/// examples (07700 900000–900999), which is never assigned to a real line.
+fn number_pools() -> Vec<(&'static str, Vec<String>)> {
+    vec![
+        (
+            "nordlys",
+            (0..200).map(|i| format!("+459100{i:04}")).collect(),
+        ),
+        (
+            "brightwave",
+            (0..200).map(|i| format!("+447700900{i:03}")).collect(),
+        ),
+    ]
 }
 
 /// Danish and English marketing copy for Nordlys in the simulator's `nordlys` space.

@@ -62,11 +62,15 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:38090")]
         listen: SocketAddr,
     },
-    /// Issue an admin token for local use (signed with the configured secret).
+    /// Issue an admin token, or with `--customer` a storefront customer token, for local use
+    /// (signed with the configured secrets).
     Token {
         /// Tenant the token is for; none for a platform operator.
         #[arg(long)]
         tenant: Option<String>,
+        /// Issue a customer token for this customer id (needs `--tenant`; roles are ignored).
+        #[arg(long)]
+        customer: Option<String>,
         /// Comma-separated roles, e.g. brand_admin or platform_operator.
         #[arg(long, value_delimiter = ',', default_value = "brand_admin")]
         roles: Vec<String>,
@@ -183,7 +187,21 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("contentful simulator")
         }
-        Command::Token { tenant, roles, ttl } => {
+        Command::Token {
+            tenant,
+            customer: Some(customer),
+            ttl,
+            ..
+        } => {
+            let settings = settings()?;
+            let tenant = tenant.context("a customer token needs --tenant")?;
+            let auth = tcom_ingress::shoppers::ShopperAuth::new(&settings.auth);
+            println!("{}", auth.issue_customer(&tenant, &customer, ttl));
+            Ok(())
+        }
+        Command::Token {
+            tenant, roles, ttl, ..
+        } => {
             let settings = settings()?;
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
             let auth = tcom_ingress::auth::AdminAuth::new(&settings.auth);

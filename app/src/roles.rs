@@ -99,9 +99,16 @@ pub(crate) async fn run(
                     let (kafka, pool, codec, stop) =
                         (kafka.clone(), pool.clone(), codec.clone(), stopped());
                     tasks.spawn(async move {
-                        tcom_connectors::views::run(kafka, group.to_owned(), topics, pool, codec, stop)
-                            .await
-                            .with_context(|| format!("view connector {group}"))
+                        tcom_connectors::views::run(
+                            kafka,
+                            group.to_owned(),
+                            topics,
+                            pool,
+                            codec,
+                            stop,
+                        )
+                        .await
+                        .with_context(|| format!("view connector {group}"))
                     });
                 }
                 let content = tcom_connectors::contentful::ContentConfig {
@@ -127,7 +134,15 @@ pub(crate) async fn run(
                     kafka: settings.kafka_settings(),
                     state_dir: settings.processors.state_dir.clone(),
                     instance_id: settings.processors.instance_id.clone(),
-                    timer_interval: std::time::Duration::from_millis(settings.processors.timer_interval_ms),
+                    timer_interval: std::time::Duration::from_millis(
+                        settings.processors.timer_interval_ms,
+                    ),
+                    commit: tcom_processors::deployment::CommitPolicy {
+                        interval: std::time::Duration::from_millis(
+                            settings.processors.commit_interval_ms,
+                        ),
+                        when_idle: settings.processors.commit_when_idle,
+                    },
                     codec: BlockingCodec::new(codec.clone(), tokio::runtime::Handle::current()),
                     reply_sink: Some(Arc::new(
                         RedisReplySink::new(&settings.redis.url).context("redis.url")?,
@@ -137,6 +152,41 @@ pub(crate) async fn run(
                     .start_all()
                     .await
                     .context("starting the processors")?;
+                let listener = tokio::net::TcpListener::bind(settings.processors.metrics_listen)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "binding processors.metrics_listen {}",
+                            settings.processors.metrics_listen
+                        )
+                    })?;
+                let served: Arc<Vec<(String, Arc<tcom_state::metrics::Metrics>)>> = Arc::new(
+                    handles
+                        .iter()
+                        .map(|h| (h.application_id().to_owned(), h.metrics().clone()))
+                        .collect(),
+                );
+                let metrics = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let served = served.clone();
+                        async move {
+                            served
+                                .iter()
+                                .map(|(application, metrics)| {
+                                    metrics.render_prometheus(application)
+                                })
+                                .collect::<String>()
+                        }
+                    }),
+                );
+                let metrics_stop = stopped();
+                tasks.spawn(async move {
+                    axum::serve(listener, metrics)
+                        .with_graceful_shutdown(metrics_stop)
+                        .await
+                        .context("processors metrics listener")
+                });
                 let stop = stopped();
                 tasks.spawn(async move {
                     stop.await;

@@ -34,8 +34,8 @@ pub async fn upsert_basket(
     partition: i32,
     offset: i64,
 ) -> Result<(), sqlx::Error> {
-    let document: serde_json::Value = serde_json::from_str(&basket.document)
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let document: serde_json::Value =
+        serde_json::from_str(&basket.document).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let mut tx = begin_for_tenant(pool, &basket.tenant_id).await?;
     sqlx::query(
         "INSERT INTO baskets (tenant_id, basket_id, version, status, customer_id, channel, document, expires_at, updated_at, source_partition, source_offset)

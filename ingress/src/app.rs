@@ -21,9 +21,9 @@ use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem};
 use crate::replies::ReplyRouter;
 use crate::settings::Settings;
+use crate::shoppers::{RateLimits, ShopperAuth};
 use crate::storefront;
 use crate::tenancy::{TenantDirectory, follow_tenants};
-use crate::shoppers::{RateLimits, ShopperAuth};
 use crate::{admin, basket_api, catalog_read, content_webhook, number_api, platform, shoppers};
 
 /// What every handler can reach.

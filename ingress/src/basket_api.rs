@@ -170,12 +170,8 @@ pub struct ReadQuery {
 }
 
 fn basket_not_found(basket_id: &str) -> Problem {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "basket_not_found",
-        "No such basket",
-    )
-    .with_detail(format!("no basket {basket_id} for this shopper"))
+    Problem::new(StatusCode::NOT_FOUND, "basket_not_found", "No such basket")
+        .with_detail(format!("no basket {basket_id} for this shopper"))
 }
 
 /// Basket ids are UUIDs (generated here); anything else names no basket.
@@ -214,9 +210,10 @@ fn epoch_day(text: &str) -> Result<i32, Problem> {
     let day: u8 = d.parse().map_err(|_| invalid())?;
     let month = time::Month::try_from(month).map_err(|_| invalid())?;
     let date = time::Date::from_calendar_date(year, month, day).map_err(|_| invalid())?;
-    Ok(date.to_julian_day() - time::Date::from_calendar_date(1970, time::Month::January, 1)
-        .expect("the epoch is a date")
-        .to_julian_day())
+    Ok(date.to_julian_day()
+        - time::Date::from_calendar_date(1970, time::Month::January, 1)
+            .expect("the epoch is a date")
+            .to_julian_day())
 }
 
 impl AddLineRequest {
@@ -236,9 +233,9 @@ impl AddLineRequest {
             }),
         };
         Ok(AddPlanLine {
-            line_id: self
-                .line_id
-                .unwrap_or_else(|| format!("line-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])),
+            line_id: self.line_id.unwrap_or_else(|| {
+                format!("line-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+            }),
             offering_id: self.offering_id,
             sim_type: self.sim_type,
             number,
@@ -270,7 +267,11 @@ async fn send(
     };
     let key = format!("{tenant_id}:{basket_id}");
     let sent = state.commands.send(&key, tenant_id, &id, &command).await?;
-    Ok(respond(sent, &format!("/v1/storefront/baskets/{basket_id}"), created))
+    Ok(respond(
+        sent,
+        &format!("/v1/storefront/baskets/{basket_id}"),
+        created,
+    ))
 }
 
 /// Creates a basket: a customer's when signed in, else a guest basket whose token comes back
@@ -390,9 +391,10 @@ async fn current_customer_basket(
     customer_id: &str,
     except: &str,
 ) -> Result<Option<String>, Problem> {
-    let mut tx = tcom_connectors::postgres::begin_for_tenant(&state.dependencies.postgres, tenant_id)
-        .await
-        .map_err(|e| Problem::database(&e))?;
+    let mut tx =
+        tcom_connectors::postgres::begin_for_tenant(&state.dependencies.postgres, tenant_id)
+            .await
+            .map_err(|e| Problem::database(&e))?;
     let row = sqlx::query(
         "SELECT basket_id FROM baskets
           WHERE customer_id = $1 AND status = 'ACTIVE' AND basket_id <> $2 AND expires_at > now()
@@ -436,7 +438,8 @@ pub async fn login(
             let response = send(&state, &shopper, &headers, &basket_id, payload, false).await?;
             // The answer is the customer's basket, which now holds the lines.
             let mut response = response;
-            if let Ok(location) = HeaderValue::from_str(&format!("/v1/storefront/baskets/{target}")) {
+            if let Ok(location) = HeaderValue::from_str(&format!("/v1/storefront/baskets/{target}"))
+            {
                 response.headers_mut().insert("location", location);
             }
             Ok(response)
@@ -454,8 +457,15 @@ pub async fn login(
                 let abandon = BasketCommandPayload::AbandonBasket(AbandonBasket {
                     reason: Some("replaced_on_login".to_owned()),
                 });
-                let replaced = send(&state, &shopper, &HeaderMap::new(), &previous, abandon, false)
-                    .await?;
+                let replaced = send(
+                    &state,
+                    &shopper,
+                    &HeaderMap::new(),
+                    &previous,
+                    abandon,
+                    false,
+                )
+                .await?;
                 if !replaced.status().is_success() {
                     tracing::warn!(basket = %previous, status = %replaced.status(), "The replaced basket was not abandoned.");
                 }
@@ -483,11 +493,12 @@ async fn read_basket(
         .await
         .map_err(|e| Problem::database(&e))?;
         // No tenant filter on purpose: Row-Level Security scopes the query.
-        let row = sqlx::query("SELECT document, customer_id, version FROM baskets WHERE basket_id = $1")
-            .bind(basket_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| Problem::database(&e))?;
+        let row =
+            sqlx::query("SELECT document, customer_id, version FROM baskets WHERE basket_id = $1")
+                .bind(basket_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| Problem::database(&e))?;
         tx.commit().await.map_err(|e| Problem::database(&e))?;
         let visible = row.filter(|r| {
             let owner: Option<String> = r.get(1);

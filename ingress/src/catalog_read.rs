@@ -338,4 +338,3 @@ async fn compute(
         offerings,
     })
 }
-

@@ -149,10 +149,12 @@ pub async fn list_pool(
     Query(query): Query<PoolQuery>,
 ) -> Result<Response, Problem> {
     principal.require_tenant_role(&tenant, CATALOG_READERS)?;
-    let mut tx =
-        tcom_connectors::postgres::begin_for_tenant(&state.dependencies.postgres, &tenant.tenant_id)
-            .await
-            .map_err(|e| Problem::database(&e))?;
+    let mut tx = tcom_connectors::postgres::begin_for_tenant(
+        &state.dependencies.postgres,
+        &tenant.tenant_id,
+    )
+    .await
+    .map_err(|e| Problem::database(&e))?;
     let rows = sqlx::query(
         "SELECT jsonb_build_object('msisdn', msisdn, 'status', status, 'basket_id', basket_id,
                 'reserved_until', reserved_until, 'order_id', order_id, 'version', version)
@@ -207,7 +209,9 @@ fn like_pattern(query: &SearchQuery) -> Result<(String, bool, i64), Problem> {
     match (&query.prefix, &query.pattern, query.random) {
         (Some(prefix), None, None) => {
             if prefix.is_empty() || prefix.len() > 16 || !digits_plus(prefix, &[]) {
-                return Err(invalid_search("a prefix is up to 15 digits, optionally after '+'"));
+                return Err(invalid_search(
+                    "a prefix is up to 15 digits, optionally after '+'",
+                ));
             }
             let digits = prefix.strip_prefix('+').unwrap_or(prefix);
             Ok((format!("+{digits}%"), false, limit))
@@ -295,10 +299,24 @@ mod tests {
 
     #[test]
     fn searches_become_like_patterns_of_digits_only() {
-        assert_eq!(like_pattern(&query(Some("+4520"), None, None)).unwrap().0, "+4520%");
-        assert_eq!(like_pattern(&query(Some("4520"), None, None)).unwrap().0, "+4520%");
-        assert_eq!(like_pattern(&query(None, Some("*1234"), None)).unwrap().0, "+%%1234");
-        assert_eq!(like_pattern(&query(None, Some("+4520??00*"), None)).unwrap().0, "+4520__00%");
+        assert_eq!(
+            like_pattern(&query(Some("+4520"), None, None)).unwrap().0,
+            "+4520%"
+        );
+        assert_eq!(
+            like_pattern(&query(Some("4520"), None, None)).unwrap().0,
+            "+4520%"
+        );
+        assert_eq!(
+            like_pattern(&query(None, Some("*1234"), None)).unwrap().0,
+            "+%%1234"
+        );
+        assert_eq!(
+            like_pattern(&query(None, Some("+4520??00*"), None))
+                .unwrap()
+                .0,
+            "+4520__00%"
+        );
         assert!(like_pattern(&query(None, None, Some(5))).unwrap().1);
         for bad in [
             query(Some("45%"), None, None),

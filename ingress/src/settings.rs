@@ -61,6 +61,12 @@ pub struct ProcessorSettings {
     pub instance_id: String,
     /// How often the expiry timers (baskets, number reservations) run.
     pub timer_interval_ms: u64,
+    /// Commit at least this often while records flow.
+    pub commit_interval_ms: u64,
+    /// Also commit as soon as no input record waits (lowest latency at low load).
+    pub commit_when_idle: bool,
+    /// Where the processors' metrics are served (`GET /metrics`, Prometheus text format).
+    pub metrics_listen: std::net::SocketAddr,
 }
 
 /// Contentful (or its simulator) for the content connector and webhooks.

@@ -188,7 +188,10 @@ impl Processor for BasketProcessor {
             return self.on_number_event(ctx, &event, &origin);
         }
         let command: BasketCommand = self.codec.decode(bytes)?;
-        let waiting = match (record.header(REPLY_TO_HEADER), record.header(COMMAND_ID_HEADER)) {
+        let waiting = match (
+            record.header(REPLY_TO_HEADER),
+            record.header(COMMAND_ID_HEADER),
+        ) {
             (Some(reply_to), Some(id)) => {
                 Some((String::from_utf8_lossy(reply_to).into_owned(), id.to_vec()))
             }
@@ -383,7 +386,8 @@ impl BasketProcessor {
                     binding_months: add.binding_months,
                     add_ons: add.add_ons.clone(),
                 };
-                let others: Vec<&Line> = stored.basket.lines.iter().chain(&stored.pending).collect();
+                let others: Vec<&Line> =
+                    stored.basket.lines.iter().chain(&stored.pending).collect();
                 let line = {
                     let catalog = GlobalCatalog::new(ctx, &self.codec, &command.tenant_id)?;
                     configure_line(&request, &others, shop, &catalog)
@@ -398,7 +402,15 @@ impl BasketProcessor {
                         basket_id: command.basket_id.clone(),
                         ttl_seconds: policy.reservation_ttl_seconds,
                     });
-                    self.send_number_command(ctx, &stored.basket, msisdn, reserve, origin, now, true)?;
+                    self.send_number_command(
+                        ctx,
+                        &stored.basket,
+                        msisdn,
+                        reserve,
+                        origin,
+                        now,
+                        true,
+                    )?;
                     stored.pending.push(line);
                     save(ctx, BASKETS_STORE, &key, &stored)?;
                     return Ok(None);
@@ -510,7 +522,11 @@ impl BasketProcessor {
             MsisdnEventPayload::NumberReserved(reserved) => {
                 let wanted = stored.basket.status == BasketStatus::Active
                     && (pending.is_some()
-                        || stored.basket.lines.iter().any(|l| l.number.msisdn() == event.msisdn));
+                        || stored
+                            .basket
+                            .lines
+                            .iter()
+                            .any(|l| l.number.msisdn() == event.msisdn));
                 if !wanted {
                     // The line went (removed, abandoned, merged away) while the number was
                     // being reserved: give it back.
@@ -563,10 +579,16 @@ impl BasketProcessor {
                     ),
                     _ => (
                         Refusal::Conflict,
-                        format!("{} is no longer available: pick another number", event.msisdn),
+                        format!(
+                            "{} is no longer available: pick another number",
+                            event.msisdn
+                        ),
                     ),
                 };
-                answer(ctx, Outcome::rejected(refusal, &rejected.reason_code, detail));
+                answer(
+                    ctx,
+                    Outcome::rejected(refusal, &rejected.reason_code, detail),
+                );
             }
             MsisdnEventPayload::ReservationExtended(extended) => {
                 let mut changed = false;
@@ -722,7 +744,15 @@ impl BasketProcessor {
                     to_basket_id: command.basket_id.clone(),
                     ttl_seconds: policy.reservation_ttl_seconds,
                 });
-                self.send_number_command(ctx, &stored.basket, msisdn, transfer, origin, now, false)?;
+                self.send_number_command(
+                    ctx,
+                    &stored.basket,
+                    msisdn,
+                    transfer,
+                    origin,
+                    now,
+                    false,
+                )?;
             }
             stored.basket.lines.push(line);
         }
@@ -754,7 +784,11 @@ impl BasketProcessor {
         } else {
             Refusal::Conflict
         };
-        Ok(Outcome::rejected(refusal, &back.reason_code, back.detail.clone()))
+        Ok(Outcome::rejected(
+            refusal,
+            &back.reason_code,
+            back.detail.clone(),
+        ))
     }
 
     /// Saves the basket, bumps its version, keeps the expiry index in step, publishes the
@@ -834,9 +868,13 @@ impl BasketProcessor {
             issued_at: now,
             payload,
         };
-        let output = Output::new(topics::MSISDN_COMMANDS, msisdn, self.codec.encode(&command)?)
-            .with_header(COMMAND_ID_HEADER, command_id.into_bytes())
-            .with_header(TENANT_HEADER, basket.tenant_id.as_bytes());
+        let output = Output::new(
+            topics::MSISDN_COMMANDS,
+            msisdn,
+            self.codec.encode(&command)?,
+        )
+        .with_header(COMMAND_ID_HEADER, command_id.into_bytes())
+        .with_header(TENANT_HEADER, basket.tenant_id.as_bytes());
         ctx.emit(with_origin(
             output,
             origin.waiting.as_ref().filter(|_| continues),

@@ -22,6 +22,18 @@ pub struct Deployment {
     pub reply_sink: Option<Arc<dyn ReplySink>>,
     /// How often expiry timers (baskets, reservations) look for what is due.
     pub timer_interval: std::time::Duration,
+    pub commit: CommitPolicy,
+}
+
+/// When the processors commit their transactions. Every processor answers people waiting on
+/// an HTTP request, so commits are frequent; each commit costs the broker several requests,
+/// so not more frequent than needed.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitPolicy {
+    /// Commit at least this often while records flow.
+    pub interval: std::time::Duration,
+    /// Also commit as soon as no input record is waiting.
+    pub when_idle: bool,
 }
 
 impl Deployment {
@@ -35,8 +47,8 @@ impl Deployment {
             self.state_dir.join(application_id),
         );
         config.reply_sink = self.reply_sink.clone();
-        // Every processor answers people waiting on an HTTP request.
-        config.commit_when_idle = true;
+        config.commit_interval = self.commit.interval;
+        config.commit_when_idle = self.commit.when_idle;
         config
     }
 

@@ -18,8 +18,8 @@ use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Rec
 
 use crate::catalog::entity_key;
 use crate::codec::BlockingCodec;
-use crate::domain::number_rules::{Decision, Holder, PoolNumber, Request, decide};
 use crate::domain::Msisdn;
+use crate::domain::number_rules::{Decision, Holder, PoolNumber, Request, decide};
 use crate::json_store::{load, save};
 use crate::outcome::{Outcome, Refusal};
 
@@ -180,7 +180,16 @@ impl Processor for NumberProcessor {
             let decision = decide(Some(&current), &current.tenant_id, Request::Expire, now_ms);
             let cause = format!("expiry:{msisdn}:{}", current.version);
             let tenant_id = current.tenant_id.clone();
-            self.apply(ctx, &tenant_id, &msisdn, Some(&current), decision, &cause, now_ms, None)?;
+            self.apply(
+                ctx,
+                &tenant_id,
+                &msisdn,
+                Some(&current),
+                decision,
+                &cause,
+                now_ms,
+                None,
+            )?;
         }
         Ok(())
     }
@@ -235,7 +244,10 @@ impl NumberProcessor {
                 entity_key(tenant_id, &notice.basket_id),
                 self.codec.encode(&event)?,
             )
-            .with_header(tcom_state::runtime::COMMAND_ID_HEADER, event_id.into_bytes())
+            .with_header(
+                tcom_state::runtime::COMMAND_ID_HEADER,
+                event_id.into_bytes(),
+            )
             .with_header(TENANT_HEADER, tenant_id.as_bytes());
             let continues = origin
                 .filter(|(basket, _)| *basket == notice.basket_id)

@@ -90,32 +90,32 @@ pub const ALL: &[TopicDecl] = &[
     },
     TopicDecl {
         name: BASKET_COMMANDS,
-        partitions: 12,
+        partitions: 6,
         retention: Retention::Stream,
     },
     TopicDecl {
         name: BASKET_EVENTS,
-        partitions: 12,
+        partitions: 6,
         retention: Retention::Stream,
     },
     TopicDecl {
         name: MSISDN_COMMANDS,
-        partitions: 12,
+        partitions: 6,
         retention: Retention::Stream,
     },
     TopicDecl {
         name: MSISDN_EVENTS,
-        partitions: 12,
+        partitions: 6,
         retention: Retention::Stream,
     },
     TopicDecl {
         name: BASKETS,
-        partitions: 12,
+        partitions: 6,
         retention: Retention::Compacted,
     },
     TopicDecl {
         name: MSISDN_NUMBERS,
-        partitions: 12,
+        partitions: 6,
         retention: Retention::Compacted,
     },
 ];

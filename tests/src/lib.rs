@@ -222,6 +222,10 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
         state_dir,
         instance_id: unique("test"),
         timer_interval: Duration::from_millis(250),
+        commit: tcom_processors::deployment::CommitPolicy {
+            interval: Duration::from_millis(10),
+            when_idle: true,
+        },
         codec: tcom_processors::BlockingCodec::new(
             codec.clone(),
             tokio::runtime::Handle::current(),
@@ -233,7 +237,10 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
     let handles = deployment.start_all().await.expect("processors start");
     for (group, topics) in [
         ("test-views", tcom_connectors::views::TOPICS),
-        ("test-storefront-views", tcom_connectors::views::STOREFRONT_TOPICS),
+        (
+            "test-storefront-views",
+            tcom_connectors::views::STOREFRONT_TOPICS,
+        ),
     ] {
         tokio::spawn(tcom_connectors::views::run(
             stack.kafka_settings(),

@@ -442,8 +442,7 @@ fn check_number(
 /// ICCID (ITU-T E.118): 19 or 20 digits, issuer prefix 89 (telecom), Luhn check digit.
 pub fn is_valid_iccid(text: &str) -> bool {
     let digits: Vec<u32> = text.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.len() != text.len() || !(19..=20).contains(&digits.len()) || !text.starts_with("89")
-    {
+    if digits.len() != text.len() || !(19..=20).contains(&digits.len()) || !text.starts_with("89") {
         return false;
     }
     let sum: u32 = digits
@@ -561,7 +560,10 @@ fn check_add_ons(
     }
     // Required add-ons the shopper left out.
     for relation in plan.definition.add_ons.iter().filter(|r| r.min > 0) {
-        if !selections.iter().any(|s| s.offering_id == relation.offering_id) {
+        if !selections
+            .iter()
+            .any(|s| s.offering_id == relation.offering_id)
+        {
             v.push(
                 "too_few_add_ons",
                 "add_ons",
@@ -596,9 +598,7 @@ fn price_offering(
     let applicable: Vec<pricing::Campaign> = catalog
         .campaigns()
         .iter()
-        .filter(|c| {
-            campaign_concerns(&c.targets, &offering.offering_id, offering.definition.kind)
-        })
+        .filter(|c| campaign_concerns(&c.targets, &offering.offering_id, offering.definition.kind))
         .map(|c| c.campaign.clone())
         .collect();
     let ctx = PricingContext {
@@ -649,7 +649,12 @@ pub fn price_line(line: &mut Line, shop: Shop<'_>, catalog: &impl CatalogLookup)
 }
 
 /// Prices every line again (campaigns change with time) and sums the totals.
-pub fn reprice(basket: &mut Basket, tenant: &TenantSettings, now: i64, catalog: &impl CatalogLookup) {
+pub fn reprice(
+    basket: &mut Basket,
+    tenant: &TenantSettings,
+    now: i64,
+    catalog: &impl CatalogLookup,
+) {
     let channel = basket.channel.clone();
     let segment = basket.segment.clone();
     let shop = Shop {
@@ -668,8 +673,8 @@ pub fn reprice(basket: &mut Basket, tenant: &TenantSettings, now: i64, catalog: 
             totals.monthly_minor += add_on.price.monthly_minor;
         }
     }
-    totals.monthly_vat_minor =
-        standard_vat_basis_points(&tenant.country).map(|rate| vat_share(totals.monthly_minor, rate));
+    totals.monthly_vat_minor = standard_vat_basis_points(&tenant.country)
+        .map(|rate| vat_share(totals.monthly_minor, rate));
     basket.totals = totals;
 }
 
@@ -688,12 +693,9 @@ pub fn readiness(basket: &Basket, now: i64) -> Vec<Violation> {
         "expires_at",
         || "the basket has expired".to_owned(),
     );
-    v.check(
-        !basket.lines.is_empty(),
-        "basket_empty",
-        "lines",
-        || "add a plan first".to_owned(),
-    );
+    v.check(!basket.lines.is_empty(), "basket_empty", "lines", || {
+        "add a plan first".to_owned()
+    });
     v.check(
         basket.customer_id.is_some(),
         "customer_not_signed_in",
@@ -703,7 +705,10 @@ pub fn readiness(basket: &Basket, now: i64) -> Vec<Violation> {
     let today = now.div_euclid(DAY_MS) as i32;
     for (i, line) in basket.lines.iter().enumerate() {
         match &line.number {
-            LineNumber::NewNumber { msisdn, reservation } => match reservation {
+            LineNumber::NewNumber {
+                msisdn,
+                reservation,
+            } => match reservation {
                 Reservation::Held { until } if *until > now => {}
                 Reservation::Pending => v.push(
                     "number_reservation_pending",
@@ -812,7 +817,10 @@ mod tests {
     fn catalog() -> Catalog {
         let mut offerings = HashMap::new();
         offerings.insert("plan".into(), offering("plan", OfferingKind::Plan, 29_900));
-        offerings.insert("share".into(), offering("share", OfferingKind::AddOn, 4_900));
+        offerings.insert(
+            "share".into(),
+            offering("share", OfferingKind::AddOn, 4_900),
+        );
         let mut bound = offering("bound", OfferingKind::Plan, 19_900);
         bound.definition.binding_months = vec![6];
         offerings.insert("bound".into(), bound);
@@ -854,8 +862,13 @@ mod tests {
             segment: "consumer",
             now: NOW,
         };
-        let line = configure_line(&request(new_number("20 12 34 56")), &[], shop, &catalog()).unwrap();
-        assert_eq!(line.number.msisdn(), "+4520123456", "national input becomes E.164");
+        let line =
+            configure_line(&request(new_number("20 12 34 56")), &[], shop, &catalog()).unwrap();
+        assert_eq!(
+            line.number.msisdn(),
+            "+4520123456",
+            "national input becomes E.164"
+        );
         assert_eq!(line.price.monthly_minor, 29_900);
         assert_eq!(line.add_ons[0].price.monthly_minor, 2 * 4_900);
         let mut basket = new_basket("nordlys", "b1", shop, None, 60_000).unwrap();
@@ -863,7 +876,11 @@ mod tests {
         reprice(&mut basket, &tenant, NOW, &catalog());
         assert_eq!(basket.totals.monthly_minor, 29_900 + 9_800);
         assert_eq!(basket.totals.one_time_minor, 3 * 9_900);
-        assert_eq!(basket.totals.monthly_vat_minor, Some(7_940), "25 % VAT is a fifth of the gross");
+        assert_eq!(
+            basket.totals.monthly_vat_minor,
+            Some(7_940),
+            "25 % VAT is a fifth of the gross"
+        );
     }
 
     #[test]
@@ -881,18 +898,32 @@ mod tests {
         bad.binding_months = Some(12);
         assert_eq!(
             codes(configure_line(&bad, &[], shop, &catalog())),
-            ["invalid_msisdn", "sim_type_not_offered", "binding_not_offered", "too_many_add_ons"]
+            [
+                "invalid_msisdn",
+                "sim_type_not_offered",
+                "binding_not_offered",
+                "too_many_add_ons"
+            ]
         );
         let mut bound = request(new_number("+4520123456"));
         bound.offering_id = "bound".into();
         bound.add_ons.clear();
-        assert_eq!(codes(configure_line(&bound, &[], shop, &catalog())), ["binding_not_accepted"]);
+        assert_eq!(
+            codes(configure_line(&bound, &[], shop, &catalog())),
+            ["binding_not_accepted"]
+        );
         let mut unknown = request(new_number("+4520123456"));
         unknown.offering_id = "nope".into();
-        assert_eq!(codes(configure_line(&unknown, &[], shop, &catalog())), ["unknown_offering"]);
+        assert_eq!(
+            codes(configure_line(&unknown, &[], shop, &catalog())),
+            ["unknown_offering"]
+        );
         let mut not_eligible = request(new_number("+4520123456"));
         not_eligible.add_ons[0].offering_id = "plan".into();
-        assert_eq!(codes(configure_line(&not_eligible, &[], shop, &catalog())), ["add_on_not_eligible"]);
+        assert_eq!(
+            codes(configure_line(&not_eligible, &[], shop, &catalog())),
+            ["add_on_not_eligible"]
+        );
     }
 
     #[test]
@@ -904,7 +935,8 @@ mod tests {
             segment: "consumer",
             now: NOW,
         };
-        let first = configure_line(&request(new_number("+4520123456")), &[], shop, &catalog()).unwrap();
+        let first =
+            configure_line(&request(new_number("+4520123456")), &[], shop, &catalog()).unwrap();
         let mut second = request(new_number("+45 20 12 34 56"));
         second.line_id = "l2".into();
         assert_eq!(
@@ -931,9 +963,22 @@ mod tests {
                 desired_port_date: Some(day),
             }))
         };
-        assert!(configure_line(&port("8945020000000000004", today + 1), &[], shop, &catalog()).is_ok());
+        assert!(
+            configure_line(
+                &port("8945020000000000004", today + 1),
+                &[],
+                shop,
+                &catalog()
+            )
+            .is_ok()
+        );
         assert_eq!(
-            codes(configure_line(&port("8945020000000000005", today), &[], shop, &catalog())),
+            codes(configure_line(
+                &port("8945020000000000005", today),
+                &[],
+                shop,
+                &catalog()
+            )),
             ["invalid_sim_icc", "invalid_port_date"]
         );
     }
@@ -956,9 +1001,13 @@ mod tests {
             now: NOW,
         };
         let mut basket = new_basket("nordlys", "b1", shop, None, 60_000).unwrap();
-        let problems: Vec<String> = readiness(&basket, NOW).into_iter().map(|v| v.code).collect();
+        let problems: Vec<String> = readiness(&basket, NOW)
+            .into_iter()
+            .map(|v| v.code)
+            .collect();
         assert_eq!(problems, ["basket_empty", "customer_not_signed_in"]);
-        let mut line = configure_line(&request(new_number("+4520123456")), &[], shop, &catalog()).unwrap();
+        let mut line =
+            configure_line(&request(new_number("+4520123456")), &[], shop, &catalog()).unwrap();
         line.number = LineNumber::NewNumber {
             msisdn: "+4520123456".into(),
             reservation: Reservation::Held { until: NOW + 1_000 },
@@ -966,10 +1015,15 @@ mod tests {
         basket.lines.push(line);
         basket.customer_id = Some("c1".into());
         assert!(readiness(&basket, NOW).is_empty());
-        let late: Vec<String> = readiness(&basket, NOW + 1_000).into_iter().map(|v| v.code).collect();
+        let late: Vec<String> = readiness(&basket, NOW + 1_000)
+            .into_iter()
+            .map(|v| v.code)
+            .collect();
         assert_eq!(late, ["number_reservation_lost"]);
-        let expired: Vec<String> =
-            readiness(&basket, NOW + 60_000).into_iter().map(|v| v.code).collect();
+        let expired: Vec<String> = readiness(&basket, NOW + 60_000)
+            .into_iter()
+            .map(|v| v.code)
+            .collect();
         assert_eq!(expired, ["basket_expired", "number_reservation_lost"]);
     }
 }

@@ -19,8 +19,14 @@ use tcom_schemas::msisdn::{
 pub enum Holder {
     Available,
     /// Until `until` (ms since the epoch, exclusive).
-    Reserved { basket_id: String, until: i64 },
-    Assigned { basket_id: String, order_id: String },
+    Reserved {
+        basket_id: String,
+        until: i64,
+    },
+    Assigned {
+        basket_id: String,
+        order_id: String,
+    },
 }
 
 /// A number of a tenant's pool.
@@ -55,11 +61,26 @@ impl PoolNumber {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request<'a> {
     AddToPool,
-    Reserve { basket_id: &'a str, ttl_ms: i64 },
-    Extend { basket_id: &'a str, ttl_ms: i64 },
-    Release { basket_id: &'a str },
-    Confirm { basket_id: &'a str, order_id: &'a str },
-    Transfer { from: &'a str, to: &'a str, ttl_ms: i64 },
+    Reserve {
+        basket_id: &'a str,
+        ttl_ms: i64,
+    },
+    Extend {
+        basket_id: &'a str,
+        ttl_ms: i64,
+    },
+    Release {
+        basket_id: &'a str,
+    },
+    Confirm {
+        basket_id: &'a str,
+        order_id: &'a str,
+    },
+    Transfer {
+        from: &'a str,
+        to: &'a str,
+        ttl_ms: i64,
+    },
     /// The expiry timer.
     Expire,
 }
@@ -222,7 +243,12 @@ pub fn decide(
                 Decision::default()
             } else {
                 // The basket thinks it holds a number it lost: tell it.
-                release_lapsed(number, lapsed_holder, now, vec![released(basket_id, ReleaseReason::Expired)])
+                release_lapsed(
+                    number,
+                    lapsed_holder,
+                    now,
+                    vec![released(basket_id, ReleaseReason::Expired)],
+                )
             }
         }
         Request::Release { basket_id } => {
@@ -279,7 +305,12 @@ pub fn decide(
                     refused: None,
                 }
             } else {
-                release_lapsed(number, lapsed_holder, now, vec![released(to, ReleaseReason::Expired)])
+                release_lapsed(
+                    number,
+                    lapsed_holder,
+                    now,
+                    vec![released(to, ReleaseReason::Expired)],
+                )
             }
         }
         Request::Expire => release_lapsed(number, lapsed_holder, now, Vec::new()),
@@ -321,7 +352,9 @@ mod tests {
     const MIN: i64 = 60_000;
 
     fn pooled() -> PoolNumber {
-        decide(None, "nordlys", Request::AddToPool, 0).changed.unwrap()
+        decide(None, "nordlys", Request::AddToPool, 0)
+            .changed
+            .unwrap()
     }
 
     fn reserve(basket_id: &str) -> Request<'_> {
@@ -333,7 +366,10 @@ mod tests {
 
     fn apply(number: &PoolNumber, request: Request<'_>, now: i64) -> (PoolNumber, Decision) {
         let decision = decide(Some(number), "nordlys", request, now);
-        (decision.changed.clone().unwrap_or_else(|| number.clone()), decision)
+        (
+            decision.changed.clone().unwrap_or_else(|| number.clone()),
+            decision,
+        )
     }
 
     fn codes(decision: &Decision) -> Vec<(String, String)> {
@@ -384,7 +420,9 @@ mod tests {
                 ("b2".into(), "reserved".into())
             ]
         );
-        assert!(matches!(taken.holder, Holder::Reserved { ref basket_id, .. } if basket_id == "b2"));
+        assert!(
+            matches!(taken.holder, Holder::Reserved { ref basket_id, .. } if basket_id == "b2")
+        );
     }
 
     #[test]
@@ -401,7 +439,10 @@ mod tests {
         let foreign = decide(Some(&number), "brightwave", reserve("b9"), 0);
         let unknown = decide(None, "brightwave", reserve("b9"), 0);
         assert_eq!(codes(&foreign), codes(&unknown));
-        assert_eq!(codes(&unknown), [("b9".into(), "number_not_in_pool".into())]);
+        assert_eq!(
+            codes(&unknown),
+            [("b9".into(), "number_not_in_pool".into())]
+        );
     }
 
     #[test]
@@ -416,7 +457,10 @@ mod tests {
     #[test]
     fn the_timer_expires_lapsed_reservations_only() {
         let (held, _) = apply(&pooled(), reserve("b1"), 0);
-        assert_eq!(apply(&held, Request::Expire, 15 * MIN - 1).1, Decision::default());
+        assert_eq!(
+            apply(&held, Request::Expire, 15 * MIN - 1).1,
+            Decision::default()
+        );
         let (freed, decision) = apply(&held, Request::Expire, 15 * MIN);
         assert_eq!(freed.holder, Holder::Available);
         assert_eq!(codes(&decision), [("b1".into(), "released:Expired".into())]);
@@ -479,7 +523,9 @@ mod tests {
             ttl_ms: 15 * MIN,
         };
         let (moved, decision) = apply(&held, transfer, MIN);
-        assert!(matches!(moved.holder, Holder::Reserved { ref basket_id, .. } if basket_id == "customer"));
+        assert!(
+            matches!(moved.holder, Holder::Reserved { ref basket_id, .. } if basket_id == "customer")
+        );
         assert_eq!(codes(&decision), [("customer".into(), "reserved".into())]);
         let (freed, late) = apply(&held, transfer, 15 * MIN);
         assert_eq!(freed.holder, Holder::Available);
