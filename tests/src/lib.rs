@@ -242,14 +242,19 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             tcom_connectors::views::STOREFRONT_TOPICS,
         ),
     ] {
-        tokio::spawn(tcom_connectors::views::run(
+        let connector = tcom_connectors::views::run(
             stack.kafka_settings(),
             unique(group),
             topics,
             pool.clone(),
             codec.clone(),
             std::future::pending(),
-        ));
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connector.await {
+                panic!("the {group} connector stopped: {e}");
+            }
+        });
     }
     let assigned = eventually(Duration::from_secs(60), || {
         let all = handles

@@ -458,7 +458,7 @@ pub fn is_valid_iccid(text: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The accepted binding: one of the offered terms; required when "none" (0) is not offered.
