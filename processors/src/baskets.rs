@@ -12,7 +12,7 @@
 //! that customer's commands; any other caller is told the basket does not exist.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tcom_schemas::basket::{
@@ -33,6 +33,7 @@ use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Rec
 
 use crate::catalog::entity_key;
 use crate::codec::BlockingCodec;
+use crate::deadlines;
 use crate::domain::basket::{
     Basket, CampaignEntry, CatalogLookup, Line, LineNumber, LineRequest, MAX_LINES, Reservation,
     Shop, configure_line, new_basket, reconfigure_line, reprice,
@@ -151,12 +152,6 @@ impl CatalogLookup for GlobalCatalog<'_, '_> {
     }
 }
 
-fn deadline_key(until: i64, key: &str) -> Vec<u8> {
-    let mut bytes = until.to_be_bytes().to_vec();
-    bytes.extend_from_slice(key.as_bytes());
-    bytes
-}
-
 fn not_found(basket_id: &str) -> Outcome {
     Outcome::rejected(
         Refusal::NotFound,
@@ -221,19 +216,8 @@ impl Processor for BasketProcessor {
     }
 
     fn punctuate(&mut self, ctx: &mut Context<'_>, now: SystemTime) -> Result<(), ProcessError> {
-        let now_ms = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        let due = ctx.range(
-            DEADLINES_STORE,
-            &[],
-            &deadline_key(now_ms + 1, ""),
-            EXPIRY_BATCH,
-        )?;
-        for (index_key, _) in due {
-            let key = String::from_utf8_lossy(&index_key[8..]).into_owned();
-            ctx.delete(DEADLINES_STORE, index_key)?;
+        let now_ms = deadlines::millis(now);
+        for key in deadlines::take_due(ctx, DEADLINES_STORE, now_ms, EXPIRY_BATCH)? {
             let Some(mut stored) = load::<StoredBasket>(ctx, BASKETS_STORE, &key)? else {
                 continue;
             };
@@ -811,14 +795,7 @@ impl BasketProcessor {
         stored.basket.updated_at = now;
         let new_expiry =
             (stored.basket.status == BasketStatus::Active).then_some(stored.basket.expires_at);
-        if old_expiry != new_expiry {
-            if let Some(at) = old_expiry {
-                ctx.delete(DEADLINES_STORE, deadline_key(at, &key))?;
-            }
-            if let Some(at) = new_expiry {
-                ctx.put(DEADLINES_STORE, deadline_key(at, &key), Vec::new())?;
-            }
-        }
+        deadlines::reschedule(ctx, DEADLINES_STORE, &key, old_expiry, new_expiry)?;
         save(ctx, BASKETS_STORE, &key, stored)?;
         let basket = &stored.basket;
         let snapshot = BasketSnapshot {

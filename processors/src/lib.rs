@@ -6,6 +6,7 @@
 pub mod baskets;
 pub mod catalog;
 pub mod codec;
+mod deadlines;
 pub mod deployment;
 pub mod domain;
 mod json_store;

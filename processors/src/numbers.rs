@@ -9,7 +9,7 @@
 //! releases reservations whose deadline has passed, using an index keyed by deadline.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tcom_schemas::msisdn::{MsisdnCommand, MsisdnCommandPayload, MsisdnEvent, PhoneNumber};
 use tcom_schemas::topics;
@@ -18,6 +18,7 @@ use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Rec
 
 use crate::catalog::entity_key;
 use crate::codec::BlockingCodec;
+use crate::deadlines;
 use crate::domain::Msisdn;
 use crate::domain::number_rules::{Decision, Holder, PoolNumber, Request, decide};
 use crate::json_store::{load, save};
@@ -46,13 +47,6 @@ pub fn factory(codec: BlockingCodec) -> ProcessorFactory {
 
 struct NumberProcessor {
     codec: Arc<BlockingCodec>,
-}
-
-/// The deadline index key of a reservation.
-fn deadline_key(until: i64, msisdn: &str) -> Vec<u8> {
-    let mut key = until.to_be_bytes().to_vec();
-    key.extend_from_slice(msisdn.as_bytes());
-    key
 }
 
 /// The origin headers of a record, when it continues a waiting shopper's command.
@@ -161,19 +155,8 @@ impl Processor for NumberProcessor {
     }
 
     fn punctuate(&mut self, ctx: &mut Context<'_>, now: SystemTime) -> Result<(), ProcessError> {
-        let now_ms = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
-        let due = ctx.range(
-            DEADLINES_STORE,
-            &[],
-            &deadline_key(now_ms + 1, ""),
-            EXPIRY_BATCH,
-        )?;
-        for (key, _) in due {
-            let msisdn = String::from_utf8_lossy(&key[8..]).into_owned();
-            ctx.delete(DEADLINES_STORE, key)?;
+        let now_ms = deadlines::millis(now);
+        for msisdn in deadlines::take_due(ctx, DEADLINES_STORE, now_ms, EXPIRY_BATCH)? {
             let Some(current) = load::<PoolNumber>(ctx, NUMBERS_STORE, &msisdn)? else {
                 continue;
             };
@@ -212,16 +195,13 @@ impl NumberProcessor {
         origin: Option<(&str, &(String, Vec<u8>))>,
     ) -> Result<(), ProcessError> {
         if let Some(next) = &decision.changed {
-            let old_deadline = current.and_then(PoolNumber::reserved_until);
-            let new_deadline = next.reserved_until();
-            if old_deadline != new_deadline {
-                if let Some(until) = old_deadline {
-                    ctx.delete(DEADLINES_STORE, deadline_key(until, msisdn))?;
-                }
-                if let Some(until) = new_deadline {
-                    ctx.put(DEADLINES_STORE, deadline_key(until, msisdn), Vec::new())?;
-                }
-            }
+            deadlines::reschedule(
+                ctx,
+                DEADLINES_STORE,
+                msisdn,
+                current.and_then(PoolNumber::reserved_until),
+                next.reserved_until(),
+            )?;
             save(ctx, NUMBERS_STORE, msisdn, next)?;
             let value = self.codec.encode(&view(msisdn, next))?;
             ctx.emit(
