@@ -435,9 +435,8 @@ pub async fn login(
             let payload = BasketCommandPayload::MergeInto(MergeInto {
                 target_basket_id: target.clone(),
             });
-            let response = send(&state, &shopper, &headers, &basket_id, payload, false).await?;
+            let mut response = send(&state, &shopper, &headers, &basket_id, payload, false).await?;
             // The answer is the customer's basket, which now holds the lines.
-            let mut response = response;
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/storefront/baskets/{target}"))
             {
                 response.headers_mut().insert("location", location);
