@@ -829,6 +829,15 @@ mod tests {
 
     const NOW: i64 = 1_795_305_600_000;
 
+    fn web_shop(tenant: &TenantSettings) -> Shop<'_> {
+        Shop {
+            tenant,
+            channel: "web",
+            segment: "consumer",
+            now: NOW,
+        }
+    }
+
     fn request(number: NumberChoice) -> LineRequest {
         LineRequest {
             line_id: "l1".into(),
@@ -856,12 +865,7 @@ mod tests {
     #[test]
     fn a_valid_line_is_priced_with_its_add_ons() {
         let tenant = danish_settings(&["x.example"]);
-        let shop = Shop {
-            tenant: &tenant,
-            channel: "web",
-            segment: "consumer",
-            now: NOW,
-        };
+        let shop = web_shop(&tenant);
         let line =
             configure_line(&request(new_number("20 12 34 56")), &[], shop, &catalog()).unwrap();
         assert_eq!(
@@ -886,12 +890,7 @@ mod tests {
     #[test]
     fn every_problem_of_a_line_is_reported_at_once() {
         let tenant = danish_settings(&["x.example"]);
-        let shop = Shop {
-            tenant: &tenant,
-            channel: "web",
-            segment: "consumer",
-            now: NOW,
-        };
+        let shop = web_shop(&tenant);
         let mut bad = request(new_number("12ab"));
         bad.sim_type = SimType::Psim;
         bad.add_ons[0].quantity = 4;
@@ -929,12 +928,7 @@ mod tests {
     #[test]
     fn a_number_can_be_on_one_line_only() {
         let tenant = danish_settings(&["x.example"]);
-        let shop = Shop {
-            tenant: &tenant,
-            channel: "web",
-            segment: "consumer",
-            now: NOW,
-        };
+        let shop = web_shop(&tenant);
         let first =
             configure_line(&request(new_number("+4520123456")), &[], shop, &catalog()).unwrap();
         let mut second = request(new_number("+45 20 12 34 56"));
@@ -948,12 +942,7 @@ mod tests {
     #[test]
     fn port_in_details_are_checked() {
         let tenant = danish_settings(&["x.example"]);
-        let shop = Shop {
-            tenant: &tenant,
-            channel: "web",
-            segment: "consumer",
-            now: NOW,
-        };
+        let shop = web_shop(&tenant);
         let today = (NOW / DAY_MS) as i32;
         let port = |icc: &str, day: i32| {
             request(NumberChoice::PortIn(PortIn {
@@ -994,12 +983,7 @@ mod tests {
     #[test]
     fn readiness_lists_every_problem() {
         let tenant = danish_settings(&["x.example"]);
-        let shop = Shop {
-            tenant: &tenant,
-            channel: "web",
-            segment: "consumer",
-            now: NOW,
-        };
+        let shop = web_shop(&tenant);
         let mut basket = new_basket("nordlys", "b1", shop, None, 60_000).unwrap();
         let problems: Vec<String> = readiness(&basket, NOW)
             .into_iter()
