@@ -244,12 +244,7 @@ pub async fn end_campaign(
 
 /// A JSON list from the views, RLS-scoped to the tenant.
 async fn list(state: &AppState, tenant: &Tenant, sql: &str) -> Result<Response, Problem> {
-    let mut tx = tcom_connectors::postgres::begin_for_tenant(
-        &state.dependencies.postgres,
-        &tenant.tenant_id,
-    )
-    .await
-    .map_err(|e| Problem::database(&e))?;
+    let mut tx = state.tenant_tx(&tenant.tenant_id).await?;
     let rows = sqlx::query(sql)
         .fetch_all(&mut *tx)
         .await

@@ -39,6 +39,21 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
 }
 
+impl AppState {
+    /// A read transaction in which Row-Level Security shows only `tenant_id`'s rows.
+    ///
+    /// # Errors
+    /// 503 when the database cannot be reached.
+    pub async fn tenant_tx(
+        &self,
+        tenant_id: &str,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, Problem> {
+        tcom_connectors::postgres::begin_for_tenant(&self.dependencies.postgres, tenant_id)
+            .await
+            .map_err(|e| Problem::database(&e))
+    }
+}
+
 /// Errors while building the application.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

@@ -391,10 +391,7 @@ async fn current_customer_basket(
     customer_id: &str,
     except: &str,
 ) -> Result<Option<String>, Problem> {
-    let mut tx =
-        tcom_connectors::postgres::begin_for_tenant(&state.dependencies.postgres, tenant_id)
-            .await
-            .map_err(|e| Problem::database(&e))?;
+    let mut tx = state.tenant_tx(tenant_id).await?;
     let row = sqlx::query(
         "SELECT basket_id FROM baskets
           WHERE customer_id = $1 AND status = 'ACTIVE' AND basket_id <> $2 AND expires_at > now()
@@ -485,12 +482,7 @@ async fn read_basket(
     check_basket_id(basket_id)?;
     let deadline = tokio::time::Instant::now() + READ_YOUR_WRITES_WAIT;
     loop {
-        let mut tx = tcom_connectors::postgres::begin_for_tenant(
-            &state.dependencies.postgres,
-            &shopper.tenant.tenant_id,
-        )
-        .await
-        .map_err(|e| Problem::database(&e))?;
+        let mut tx = state.tenant_tx(&shopper.tenant.tenant_id).await?;
         // No tenant filter on purpose: Row-Level Security scopes the query.
         let row =
             sqlx::query("SELECT document, customer_id, version FROM baskets WHERE basket_id = $1")

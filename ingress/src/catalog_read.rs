@@ -217,12 +217,7 @@ async fn compute(
         .with_detail("the segment is not one of this brand's"));
     }
 
-    let mut tx = tcom_connectors::postgres::begin_for_tenant(
-        &state.dependencies.postgres,
-        &tenant.tenant_id,
-    )
-    .await
-    .map_err(|e| Problem::database(&e))?;
+    let mut tx = state.tenant_tx(&tenant.tenant_id).await?;
     let rows = sqlx::query(OFFERINGS_SQL)
         .bind(&channel)
         .bind(&locale)

@@ -124,7 +124,7 @@ impl CommandBus {
                 value: Some(self.replies.instance_id()),
             })
             .insert(Header {
-                key: "tenant",
+                key: tcom_processors::headers::TENANT_HEADER,
                 value: Some(tenant),
             });
         let record = FutureRecord::to(T::TOPIC)

@@ -149,12 +149,7 @@ pub async fn list_pool(
     Query(query): Query<PoolQuery>,
 ) -> Result<Response, Problem> {
     principal.require_tenant_role(&tenant, CATALOG_READERS)?;
-    let mut tx = tcom_connectors::postgres::begin_for_tenant(
-        &state.dependencies.postgres,
-        &tenant.tenant_id,
-    )
-    .await
-    .map_err(|e| Problem::database(&e))?;
+    let mut tx = state.tenant_tx(&tenant.tenant_id).await?;
     let rows = sqlx::query(
         "SELECT jsonb_build_object('msisdn', msisdn, 'status', status, 'basket_id', basket_id,
                 'reserved_until', reserved_until, 'order_id', order_id, 'version', version)
@@ -260,12 +255,7 @@ pub async fn search_numbers(
     Query(query): Query<SearchQuery>,
 ) -> Result<Response, Problem> {
     let (like, random, limit) = like_pattern(&query)?;
-    let mut tx = tcom_connectors::postgres::begin_for_tenant(
-        &state.dependencies.postgres,
-        &shopper.tenant.tenant_id,
-    )
-    .await
-    .map_err(|e| Problem::database(&e))?;
+    let mut tx = state.tenant_tx(&shopper.tenant.tenant_id).await?;
     let sql = if random {
         "SELECT msisdn FROM phone_numbers WHERE status = 'AVAILABLE' AND msisdn LIKE $1
           ORDER BY random() LIMIT $2"

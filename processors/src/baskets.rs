@@ -11,6 +11,7 @@
 //! Ownership is checked here, not only in the ingress: a basket with a customer answers only
 //! that customer's commands; any other caller is told the basket does not exist.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -39,8 +40,8 @@ use crate::domain::basket::{
     Shop, configure_line, new_basket, reconfigure_line, reprice,
 };
 use crate::domain::catalog_rules::pricing_campaign;
+use crate::headers::{TENANT_HEADER, origin_of, with_origin};
 use crate::json_store::{load, save};
-use crate::numbers::{TENANT_HEADER, origin_of, with_origin};
 use crate::outcome::{Outcome, Refusal};
 
 /// Names the consumer group, changelogs and state folder.
@@ -104,22 +105,26 @@ impl StoredBasket {
     }
 }
 
-/// The tenant's catalog read from the global tables.
-struct GlobalCatalog<'a, 'b> {
-    ctx: &'a Context<'b>,
-    codec: &'a BlockingCodec,
-    tenant_id: &'a str,
+/// The tenant's catalog as it is in the global tables, read once per record: its offerings
+/// (a tenant has a handful) and its active campaigns.
+struct TenantCatalog {
+    offerings: HashMap<String, ProductOffering>,
     campaigns: Vec<CampaignEntry>,
 }
 
-impl<'a, 'b> GlobalCatalog<'a, 'b> {
-    fn new(
-        ctx: &'a Context<'b>,
-        codec: &'a BlockingCodec,
-        tenant_id: &'a str,
+impl TenantCatalog {
+    fn load(
+        ctx: &Context<'_>,
+        codec: &BlockingCodec,
+        tenant_id: &str,
     ) -> Result<Self, ProcessError> {
-        let mut campaigns = Vec::new();
         let prefix = format!("{tenant_id}:");
+        let mut offerings = HashMap::new();
+        for (_, bytes) in ctx.global_prefix(OFFERINGS_TABLE, prefix.as_bytes()) {
+            let offering: ProductOffering = codec.decode(&bytes)?;
+            offerings.insert(offering.offering_id.clone(), offering);
+        }
+        let mut campaigns = Vec::new();
         for (_, bytes) in ctx.global_prefix(CAMPAIGNS_TABLE, prefix.as_bytes()) {
             let campaign: Campaign = codec.decode(&bytes)?;
             if campaign.status == CampaignStatus::Active {
@@ -130,21 +135,15 @@ impl<'a, 'b> GlobalCatalog<'a, 'b> {
             }
         }
         Ok(Self {
-            ctx,
-            codec,
-            tenant_id,
+            offerings,
             campaigns,
         })
     }
 }
 
-impl CatalogLookup for GlobalCatalog<'_, '_> {
+impl CatalogLookup for TenantCatalog {
     fn offering(&self, offering_id: &str) -> Option<ProductOffering> {
-        let bytes = self.ctx.global(
-            OFFERINGS_TABLE,
-            entity_key(self.tenant_id, offering_id).as_bytes(),
-        )?;
-        self.codec.decode(&bytes).ok()
+        self.offerings.get(offering_id).cloned()
     }
 
     fn campaigns(&self) -> &[CampaignEntry] {
@@ -333,11 +332,11 @@ impl BasketProcessor {
                 ),
             )));
         }
-        let tenant_settings = tenant.settings.clone();
+        let catalog = TenantCatalog::load(ctx, &self.codec, &command.tenant_id)?;
         let channel = stored.basket.channel.clone();
         let segment = stored.basket.segment.clone();
         let shop = Shop {
-            tenant: &tenant_settings,
+            tenant: &tenant.settings,
             channel: &channel,
             segment: &segment,
             now,
@@ -372,11 +371,7 @@ impl BasketProcessor {
                 };
                 let others: Vec<&Line> =
                     stored.basket.lines.iter().chain(&stored.pending).collect();
-                let line = {
-                    let catalog = GlobalCatalog::new(ctx, &self.codec, &command.tenant_id)?;
-                    configure_line(&request, &others, shop, &catalog)
-                };
-                let line = match line {
+                let line = match configure_line(&request, &others, shop, &catalog) {
                     Ok(line) => line,
                     Err(violations) => return Ok(Outcome::violated(Refusal::Invalid, violations)),
                 };
@@ -410,17 +405,14 @@ impl BasketProcessor {
                 else {
                     return Ok(Some(line_not_found(&update.line_id)));
                 };
-                let changed = {
-                    let catalog = GlobalCatalog::new(ctx, &self.codec, &command.tenant_id)?;
-                    reconfigure_line(
-                        &stored.basket.lines[index],
-                        update.sim_type,
-                        update.binding_months,
-                        update.add_ons.clone(),
-                        shop,
-                        &catalog,
-                    )
-                };
+                let changed = reconfigure_line(
+                    &stored.basket.lines[index],
+                    update.sim_type,
+                    update.binding_months,
+                    update.add_ons.clone(),
+                    shop,
+                    &catalog,
+                );
                 match changed {
                     Ok(line) => stored.basket.lines[index] = line,
                     Err(violations) => return Ok(Outcome::violated(Refusal::Invalid, violations)),
@@ -468,9 +460,7 @@ impl BasketProcessor {
         // Every accepted change keeps the basket (and its held numbers) alive.
         stored.basket.expires_at = now + i64::from(policy.basket_ttl_seconds) * 1000;
         self.extend_reservations(ctx, &stored, policy, origin, now)?;
-        let catalog = GlobalCatalog::new(ctx, &self.codec, &command.tenant_id)?;
-        reprice(&mut stored.basket, &tenant_settings, now, &catalog);
-        drop(catalog);
+        reprice(&mut stored.basket, &tenant.settings, now, &catalog);
         self.commit(ctx, &mut stored, now).map(Some)
     }
 
@@ -537,7 +527,7 @@ impl BasketProcessor {
                         let policy = Self::policy(&tenant);
                         stored.basket.expires_at =
                             now + i64::from(policy.basket_ttl_seconds) * 1000;
-                        let catalog = GlobalCatalog::new(ctx, &self.codec, &event.tenant_id)?;
+                        let catalog = TenantCatalog::load(ctx, &self.codec, &event.tenant_id)?;
                         reprice(&mut stored.basket, &tenant.settings, now, &catalog);
                     }
                 } else {
@@ -741,9 +731,8 @@ impl BasketProcessor {
             stored.basket.lines.push(line);
         }
         stored.basket.expires_at = now + i64::from(policy.basket_ttl_seconds) * 1000;
-        let catalog = GlobalCatalog::new(ctx, &self.codec, &command.tenant_id)?;
+        let catalog = TenantCatalog::load(ctx, &self.codec, &command.tenant_id)?;
         reprice(&mut stored.basket, &tenant.settings, now, &catalog);
-        drop(catalog);
         self.commit(ctx, &mut stored, now).map(Some)
     }
 

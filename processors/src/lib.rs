@@ -9,6 +9,7 @@ pub mod codec;
 mod deadlines;
 pub mod deployment;
 pub mod domain;
+pub mod headers;
 mod json_store;
 pub mod numbers;
 pub mod outcome;

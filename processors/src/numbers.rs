@@ -13,7 +13,6 @@ use std::time::SystemTime;
 
 use tcom_schemas::msisdn::{MsisdnCommand, MsisdnCommandPayload, MsisdnEvent, PhoneNumber};
 use tcom_schemas::topics;
-use tcom_state::reply::{ORIGIN_COMMAND_ID_HEADER, ORIGIN_REPLY_TO_HEADER};
 use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Record};
 
 use crate::catalog::entity_key;
@@ -21,6 +20,7 @@ use crate::codec::BlockingCodec;
 use crate::deadlines;
 use crate::domain::Msisdn;
 use crate::domain::number_rules::{Decision, Holder, PoolNumber, Request, decide};
+use crate::headers::{TENANT_HEADER, origin_of, with_origin};
 use crate::json_store::{load, save};
 use crate::outcome::{Outcome, Refusal};
 
@@ -30,8 +30,6 @@ pub const APPLICATION_ID: &str = "tcom-msisdn";
 pub const NUMBERS_STORE: &str = "numbers";
 /// Deadline (8 bytes, big-endian ms) + E.164 → nothing: reservations in expiry order.
 pub const DEADLINES_STORE: &str = "deadlines";
-/// The header naming the tenant on every record the platform produces.
-pub const TENANT_HEADER: &str = "tenant";
 /// At most this many reservations are expired per timer tick and task (the rest next tick).
 const EXPIRY_BATCH: usize = 500;
 
@@ -47,26 +45,6 @@ pub fn factory(codec: BlockingCodec) -> ProcessorFactory {
 
 struct NumberProcessor {
     codec: Arc<BlockingCodec>,
-}
-
-/// The origin headers of a record, when it continues a waiting shopper's command.
-pub(crate) fn origin_of(record: &Record<'_>) -> Option<(String, Vec<u8>)> {
-    let reply_to = record.header(ORIGIN_REPLY_TO_HEADER)?;
-    let command_id = record.header(ORIGIN_COMMAND_ID_HEADER)?;
-    Some((
-        String::from_utf8_lossy(reply_to).into_owned(),
-        command_id.to_vec(),
-    ))
-}
-
-/// Attaches origin headers to an output.
-pub(crate) fn with_origin(output: Output, origin: Option<&(String, Vec<u8>)>) -> Output {
-    match origin {
-        Some((reply_to, command_id)) => output
-            .with_header(ORIGIN_REPLY_TO_HEADER, reply_to.as_bytes())
-            .with_header(ORIGIN_COMMAND_ID_HEADER, command_id.clone()),
-        None => output,
-    }
 }
 
 impl Processor for NumberProcessor {

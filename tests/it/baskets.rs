@@ -428,7 +428,6 @@ async fn baskets_racing_for_the_same_numbers_get_each_number_once() {
             other => panic!("unexpected {other}: {}", r.body),
         }
     }
-    let pool = shop.pool().await;
     for msisdn in &shop.numbers {
         let holders = winners.get(msisdn).cloned().unwrap_or_default();
         assert_eq!(holders.len(), 1, "{msisdn} went to {holders:?}");
@@ -437,11 +436,7 @@ async fn baskets_racing_for_the_same_numbers_get_each_number_once() {
             shop.pool_shows(msisdn, "RESERVED", Duration::from_secs(5))
                 .await
         );
-        let pool = if pool.get(msisdn).and_then(|(_, b)| b.clone()).is_some() {
-            pool.clone()
-        } else {
-            shop.pool().await
-        };
+        let pool = shop.pool().await;
         assert_eq!(pool[msisdn].1.as_deref(), Some(holders[0].as_str()));
         let token = &baskets.iter().find(|(b, _)| *b == holders[0]).unwrap().1;
         let basket = shop

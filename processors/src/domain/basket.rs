@@ -263,24 +263,14 @@ pub fn configure_line(
     let mut add_ons = Vec::new();
     let mut binding = None;
     if let Some(plan) = &plan {
-        let def = &plan.definition;
-        v.check(
-            def.sim_types.contains(&request.sim_type),
-            "sim_type_not_offered",
-            "sim_type",
-            || {
-                format!(
-                    "{} offers {:?} SIMs only",
-                    def.name,
-                    def.sim_types
-                        .iter()
-                        .map(|s| format!("{s:?}").to_uppercase())
-                        .collect::<Vec<_>>()
-                )
-            },
+        (binding, add_ons) = check_configuration(
+            &mut v,
+            plan,
+            request.sim_type,
+            request.binding_months,
+            &request.add_ons,
+            catalog,
         );
-        binding = check_binding(&mut v, &def.binding_months, request.binding_months);
-        add_ons = check_add_ons(&mut v, plan, &request.add_ons, catalog);
     }
     let violations = v.into_vec();
     match (violations.is_empty(), plan, number) {
@@ -333,16 +323,9 @@ pub fn reconfigure_line(
             })
             .collect()
     });
-    let def = &plan.definition;
     let mut v = Violations::default();
-    v.check(
-        def.sim_types.contains(&sim_type),
-        "sim_type_not_offered",
-        "sim_type",
-        || format!("{} does not offer this SIM type", def.name),
-    );
-    let binding = check_binding(&mut v, &def.binding_months, binding_months);
-    let add_ons = check_add_ons(&mut v, &plan, &add_ons, catalog);
+    let (binding, add_ons) =
+        check_configuration(&mut v, &plan, sim_type, binding_months, &add_ons, catalog);
     let violations = v.into_vec();
     if !violations.is_empty() {
         return Err(violations);
@@ -355,6 +338,36 @@ pub fn reconfigure_line(
     };
     price_line(&mut changed, shop, catalog);
     Ok(changed)
+}
+
+/// The plan-dependent checks of a line: SIM type, binding term, add-ons. Returns the accepted
+/// binding and the add-on lines (unpriced).
+fn check_configuration(
+    v: &mut Violations,
+    plan: &ProductOffering,
+    sim_type: SimType,
+    binding_months: Option<i32>,
+    add_ons: &[AddOnSelection],
+    catalog: &impl CatalogLookup,
+) -> (Option<u32>, Vec<AddOnLine>) {
+    let def = &plan.definition;
+    v.check(
+        def.sim_types.contains(&sim_type),
+        "sim_type_not_offered",
+        "sim_type",
+        || {
+            format!(
+                "{} offers {:?} SIMs only",
+                def.name,
+                def.sim_types
+                    .iter()
+                    .map(|s| format!("{s:?}").to_uppercase())
+                    .collect::<Vec<_>>()
+            )
+        },
+    );
+    let binding = check_binding(v, &def.binding_months, binding_months);
+    (binding, check_add_ons(v, plan, add_ons, catalog))
 }
 
 fn on_sale(offering: &ProductOffering, shop: Shop<'_>) -> bool {
