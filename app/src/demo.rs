@@ -306,7 +306,117 @@ pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
             .await?;
         println!("number pool {tenant}: {} numbers", numbers.len());
     }
-    Ok(())
+    verify(&http, &auth, url, std::time::Duration::from_secs(60)).await
+}
+
+/// What a seeded tenant must show through the API. A command's answer says it was decided;
+/// only the views say a shopper or brand partner can see it. Seeding fails unless all of it
+/// is visible within `timeout` (a processor that stopped would otherwise let the seed print
+/// success over an empty catalog).
+async fn verify(
+    http: &reqwest::Client,
+    auth: &AdminAuth,
+    url: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let missing = missing_demo_data(http, auth, url).await;
+        if missing.is_empty() {
+            println!("verified: every demo tenant, offering, campaign and pool number is visible");
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "seeded data not visible through the API after {} s: {}",
+                timeout.as_secs(),
+                missing.join("; ")
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Everything seeded that the API does not show (yet), as readable lines.
+async fn missing_demo_data(http: &reqwest::Client, auth: &AdminAuth, url: &str) -> Vec<String> {
+    let operator = auth.issue("demo-seed", None, &[PLATFORM_OPERATOR], 600);
+    let mut missing = Vec::new();
+    let get = |host: &str, path: &str, token: Option<String>| {
+        let mut request = http.get(format!("{url}{path}")).header("host", host);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                _ => None,
+            }
+        }
+    };
+    let ids = |body: &Option<Value>, field: &str| -> Vec<String> {
+        body.as_ref()
+            .and_then(|b| b["items"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item[field].as_str().map(str::to_owned))
+            .collect()
+    };
+    for (tenant, host, _) in tenants() {
+        if get(
+            host,
+            &format!("/v1/platform/tenants/{tenant}"),
+            Some(operator.clone()),
+        )
+        .await
+        .is_none()
+        {
+            missing.push(format!("tenant {tenant}"));
+            continue;
+        }
+        let admin = || Some(auth.issue("demo-seed", Some(tenant), &[BRAND_ADMIN], 600));
+        let listed_offerings = get(host, "/v1/admin/offerings", admin()).await;
+        let active: Vec<String> = listed_offerings
+            .as_ref()
+            .and_then(|b| b["items"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|o| o["lifecycle_status"] == "ACTIVE")
+            .filter_map(|o| o["offering_id"].as_str().map(str::to_owned))
+            .collect();
+        for (_, offering, _) in offerings().into_iter().filter(|(t, _, _)| *t == tenant) {
+            if !active.iter().any(|id| id == offering) {
+                missing.push(format!("active offering {tenant}/{offering}"));
+            }
+        }
+        let listed_campaigns = ids(
+            &get(host, "/v1/admin/campaigns", admin()).await,
+            "campaign_id",
+        );
+        for (_, campaign, _) in campaigns().into_iter().filter(|(t, _, _)| *t == tenant) {
+            if !listed_campaigns.iter().any(|id| id == campaign) {
+                missing.push(format!("campaign {tenant}/{campaign}"));
+            }
+        }
+        let pool = ids(&get(host, "/v1/admin/number-pool", admin()).await, "msisdn");
+        for (_, numbers) in number_pools().into_iter().filter(|(t, _)| *t == tenant) {
+            let absent = numbers.iter().filter(|n| !pool.contains(n)).count();
+            if absent > 0 {
+                missing.push(format!(
+                    "{absent} of {} pool numbers of {tenant}",
+                    numbers.len()
+                ));
+            }
+        }
+        let catalog = get(host, "/v1/storefront/catalog", None).await;
+        let on_sale = catalog
+            .as_ref()
+            .and_then(|c| c["offerings"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        if on_sale == 0 {
+            missing.push(format!("storefront catalog of {tenant} (empty)"));
+        }
+    }
+    missing
 }
 
 /// 200 numbers per demo tenant. Brightwave's come from Ofcom's range for drama and

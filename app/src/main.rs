@@ -4,6 +4,7 @@
 //! `schemas register`, `demo seed`) and `registry` runs the schema-registry stand-in.
 
 mod demo;
+mod processors_http;
 mod roles;
 
 use std::net::SocketAddr;
@@ -160,7 +161,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let settings = settings()?;
-            let pool = tcom_connectors::postgres::connect(&settings.database.url, 2)
+            let url = settings
+                .database
+                .migration_url
+                .as_deref()
+                .unwrap_or(&settings.database.url);
+            let pool = tcom_connectors::postgres::connect(url, 2)
                 .await
                 .context("connecting to PostgreSQL")?;
             tcom_connectors::postgres::migrate(&pool)

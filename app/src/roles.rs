@@ -2,8 +2,10 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use tcom_connectors::dead_letter::ConnectorMetrics;
 use tcom_connectors::replies::RedisReplySink;
 use tcom_ingress::{Application, Settings};
 use tcom_processors::BlockingCodec;
@@ -49,6 +51,16 @@ pub(crate) fn topic_specs() -> Vec<TopicSpec> {
         .collect()
 }
 
+/// Refuses a pool whose role may bypass Row-Level Security.
+async fn refuse_rls_bypass(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let mut connection = pool.acquire().await.context("connecting to PostgreSQL")?;
+    tcom_ingress::database_role::privileges(&mut connection)
+        .await
+        .context("reading the database role's privileges")?
+        .check()
+        .map_err(|reason| anyhow::anyhow!("refusing to start: {reason}"))
+}
+
 /// Runs the roles until `shutdown` resolves; if one role fails, the others are stopped too,
 /// so a half-working process never looks healthy.
 pub(crate) async fn run(
@@ -56,6 +68,9 @@ pub(crate) async fn run(
     roles: &[Role],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    settings
+        .check_safe_to_run()
+        .map_err(|problems| anyhow::anyhow!("refusing to start: {}", problems.join("; ")))?;
     let codec = Arc::new(tcom_schemas::Codec::new(&settings.schema_registry.url)?);
     codec
         .register_all(&tcom_schemas::contract::all())
@@ -70,6 +85,35 @@ pub(crate) async fn run(
         }
     };
     let mut tasks = tokio::task::JoinSet::new();
+    // The connectors' retry and dead-letter counters: `/metrics/connectors` on
+    // `processors.metrics_listen` (also `/metrics` there when this process runs no processors).
+    let connector_metrics: Arc<Vec<(&str, Arc<ConnectorMetrics>)>> = Arc::new(
+        [
+            tcom_connectors::views::GROUP_ID,
+            tcom_connectors::views::STOREFRONT_GROUP_ID,
+            "tcom-connector-content",
+        ]
+        .map(|name| (name, Arc::default()))
+        .to_vec(),
+    );
+    let connector_options = |name: &str| tcom_connectors::dead_letter::Options {
+        retry: Default::default(),
+        metrics: connector_metrics
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default(),
+    };
+    let connectors_running = roles.contains(&Role::Connectors);
+    let served = connector_metrics.clone();
+    let connector_route = axum::routing::get(move || {
+        let text = served
+            .iter()
+            .filter(|_| connectors_running)
+            .map(|(name, metrics)| metrics.render_prometheus(name))
+            .collect::<String>();
+        std::future::ready(text)
+    });
     for role in roles {
         match role {
             Role::Ingress => {
@@ -84,6 +128,7 @@ pub(crate) async fn run(
                 )
                 .await
                 .context("connecting to PostgreSQL")?;
+                refuse_rls_bypass(&pool).await?;
                 let kafka = settings.kafka_settings();
                 let content_codec = codec.clone();
                 for (group, topics) in [
@@ -98,13 +143,15 @@ pub(crate) async fn run(
                 ] {
                     let (kafka, pool, codec, stop) =
                         (kafka.clone(), pool.clone(), codec.clone(), stopped());
+                    let options = connector_options(group);
                     tasks.spawn(async move {
-                        tcom_connectors::views::run(
+                        tcom_connectors::views::run_with(
                             kafka,
                             group.to_owned(),
                             topics,
                             pool,
                             codec,
+                            options,
                             stop,
                         )
                         .await
@@ -123,11 +170,35 @@ pub(crate) async fn run(
                     .context("connecting to PostgreSQL")?;
                 let (kafka, stop) = (settings.kafka_settings(), stopped());
                 let codec = content_codec;
+                let options = connector_options("tcom-connector-content");
                 tasks.spawn(async move {
-                    tcom_connectors::contentful::run(kafka, content_pool, codec, content, stop)
-                        .await
-                        .context("content connector")
+                    tcom_connectors::contentful::run_with(
+                        kafka,
+                        content_pool,
+                        codec,
+                        content,
+                        options,
+                        stop,
+                    )
+                    .await
+                    .context("content connector")
                 });
+                if !roles.contains(&Role::Processors) {
+                    let listener =
+                        tokio::net::TcpListener::bind(settings.processors.metrics_listen)
+                            .await
+                            .context("binding processors.metrics_listen for the connectors")?;
+                    let router = axum::Router::new()
+                        .route("/metrics", connector_route.clone())
+                        .route("/metrics/connectors", connector_route.clone());
+                    let metrics_stop = stopped();
+                    tasks.spawn(async move {
+                        axum::serve(listener, router)
+                            .with_graceful_shutdown(metrics_stop)
+                            .await
+                            .context("connectors metrics listener")
+                    });
+                }
             }
             Role::Processors => {
                 let deployment = Deployment {
@@ -145,13 +216,18 @@ pub(crate) async fn run(
                     },
                     codec: BlockingCodec::new(codec.clone(), tokio::runtime::Handle::current()),
                     reply_sink: Some(Arc::new(
-                        RedisReplySink::new(&settings.redis.url).context("redis.url")?,
+                        RedisReplySink::with_timeout(
+                            &settings.redis.url,
+                            settings.redis.response_timeout(),
+                        )
+                        .context("redis.url")?,
                     )),
                 };
                 let handles = deployment
                     .start_all()
                     .await
                     .context("starting the processors")?;
+                let runtimes = Arc::new(std::sync::Mutex::new(handles));
                 let listener = tokio::net::TcpListener::bind(settings.processors.metrics_listen)
                     .await
                     .with_context(|| {
@@ -160,45 +236,17 @@ pub(crate) async fn run(
                             settings.processors.metrics_listen
                         )
                     })?;
-                let served: Arc<Vec<(String, Arc<tcom_state::metrics::Metrics>)>> = Arc::new(
-                    handles
-                        .iter()
-                        .map(|h| (h.application_id().to_owned(), h.metrics().clone()))
-                        .collect(),
-                );
-                let metrics = axum::Router::new().route(
-                    "/metrics",
-                    axum::routing::get(move || {
-                        let served = served.clone();
-                        async move {
-                            served
-                                .iter()
-                                .map(|(application, metrics)| {
-                                    metrics.render_prometheus(application)
-                                })
-                                .collect::<String>()
-                        }
-                    }),
-                );
                 let metrics_stop = stopped();
+                let router = crate::processors_http::router(runtimes.clone())
+                    .route("/metrics/connectors", connector_route.clone());
                 tasks.spawn(async move {
-                    axum::serve(listener, metrics)
+                    axum::serve(listener, router)
                         .with_graceful_shutdown(metrics_stop)
                         .await
                         .context("processors metrics listener")
                 });
                 let stop = stopped();
-                tasks.spawn(async move {
-                    stop.await;
-                    tokio::task::spawn_blocking(move || {
-                        handles
-                            .into_iter()
-                            .try_for_each(tcom_state::RuntimeHandle::join)
-                    })
-                    .await
-                    .context("processors panicked")?
-                    .context("processors")
-                });
+                tasks.spawn(crate::processors_http::supervise(runtimes, stop));
             }
         }
     }
@@ -210,8 +258,32 @@ pub(crate) async fn run(
         shutdown.await;
         let _ = on_signal.send(true);
     });
+    // Once stopping, every role has the HTTP grace period plus a bounded drain to finish; a
+    // role still busy after that (a connector stuck in a call, a runtime in a long restore)
+    // does not keep the process alive: it exits non-zero and says so.
+    let bound = Duration::from_millis(settings.http.shutdown_grace_ms) + SHUTDOWN_DRAIN;
+    let stopping = {
+        let mut rx = stop_tx.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+            tokio::time::sleep(bound).await;
+        }
+    };
+    tokio::pin!(stopping);
     let mut outcome = Ok(());
-    while let Some(joined) = tasks.join_next().await {
+    loop {
+        let joined = tokio::select! {
+            joined = tasks.join_next() => joined,
+            () = &mut stopping => {
+                tracing::error!(
+                    bound_ms = bound.as_millis() as u64,
+                    still_running = tasks.len(),
+                    "Shutdown did not finish in time; exiting."
+                );
+                std::process::exit(1);
+            }
+        };
+        let Some(joined) = joined else { break };
         let result = joined.context("a role panicked").and_then(|r| r);
         if let Err(e) = result {
             tracing::error!(
@@ -224,3 +296,7 @@ pub(crate) async fn run(
     }
     outcome
 }
+
+/// How long roles may take to drain after the HTTP grace period (final commits, connectors'
+/// current record).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(15);

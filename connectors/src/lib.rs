@@ -8,6 +8,7 @@
 
 pub mod catalog_view;
 pub mod contentful;
+pub mod dead_letter;
 pub mod postgres;
 pub mod replies;
 pub mod storefront_view;

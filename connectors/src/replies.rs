@@ -11,6 +11,9 @@ use tcom_state::{Reply, ReplyBody, ReplySink};
 pub struct RedisReplySink {
     client: redis::Client,
     connection: Mutex<Option<redis::Connection>>,
+    /// Bound on connecting and on each answer: this runs on the runtime's thread, and a Redis
+    /// that accepts connections but never answers must not stall processing.
+    timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for RedisReplySink {
@@ -25,9 +28,18 @@ impl RedisReplySink {
     /// # Errors
     /// The URL is invalid.
     pub fn new(url: &str) -> redis::RedisResult<Self> {
+        Self::with_timeout(url, std::time::Duration::from_millis(500))
+    }
+
+    /// A sink whose connection and answers are bounded by `timeout`.
+    ///
+    /// # Errors
+    /// The URL is invalid.
+    pub fn with_timeout(url: &str, timeout: std::time::Duration) -> redis::RedisResult<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
             connection: Mutex::new(None),
+            timeout,
         })
     }
 
@@ -44,6 +56,14 @@ impl RedisReplySink {
                 command_id: reply.command_id.clone(),
                 outcome: None,
                 dead_lettered: Some(error.clone()),
+                key_reused: false,
+            })
+            .expect("a reply serializes"),
+            ReplyBody::KeyReused => serde_json::to_string(&ReplyMessage {
+                command_id: reply.command_id.clone(),
+                outcome: None,
+                dead_lettered: None,
+                key_reused: true,
             })
             .expect("a reply serializes"),
         }
@@ -52,10 +72,10 @@ impl RedisReplySink {
     fn try_publish(&self, replies: &[Reply]) -> redis::RedisResult<()> {
         let mut guard = self.connection.lock().expect("reply connection lock");
         if guard.is_none() {
-            *guard = Some(
-                self.client
-                    .get_connection_with_timeout(std::time::Duration::from_secs(2))?,
-            );
+            let connection = self.client.get_connection_with_timeout(self.timeout)?;
+            connection.set_read_timeout(Some(self.timeout))?;
+            connection.set_write_timeout(Some(self.timeout))?;
+            *guard = Some(connection);
         }
         let connection = guard.as_mut().expect("connected above");
         let mut pipe = redis::pipe();

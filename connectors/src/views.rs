@@ -5,9 +5,17 @@
 //!
 //! At-least-once consumption made idempotent by version guards in every upsert: replaying a
 //! record, or receiving an older one after a newer one, leaves the row as it is. A record's
-//! offset is committed only after its row is written; database failures are retried on the
-//! same record, so nothing is skipped for a transient reason.
+//! offset is committed only after its row is written or the record is dead-lettered.
+//!
+//! Failures follow [`crate::dead_letter`]: while the database (or the schema registry) is
+//! unreachable the connector waits on the same record with capped backoff, however long the
+//! outage lasts, and never dead-letters for it; a record the database refuses (a NUL byte in
+//! a text, a constraint) goes to `<topic>.dlq` at once, one that keeps failing with a passing
+//! error after the policy's attempts; then the connector goes on with the next record. So one
+//! tenant's bad record never freezes the other tenants' views. Every wait and database call
+//! races the stop signal.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +31,10 @@ use tcom_schemas::tenant::Tenant;
 use tcom_schemas::{Codec, Contract, topics};
 use tcom_state::client::KafkaSettings;
 
+use crate::dead_letter::{
+    Attempts, ConnectorMetrics, DeadLetters, Failure, Next, classify_sqlx, describe_sqlx,
+    unless_stopped,
+};
 use crate::{catalog_view, storefront_view, tenant_view};
 
 /// Consumer group of the platform entity views.
@@ -48,7 +60,11 @@ pub enum ViewError {
     Database(#[from] sqlx::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("dead-letter topics: {0}")]
+    Topics(#[from] tcom_state::Error),
 }
+
+pub use crate::dead_letter::Options;
 
 /// A decoded record of one of the view topics.
 enum Row {
@@ -59,54 +75,38 @@ enum Row {
     Number(Option<PhoneNumber>),
 }
 
-enum Decoded {
-    Row(Box<Row>),
-    /// Will never decode: logged and skipped.
-    Skip,
-    /// The registry is unavailable: retry the record.
-    Retry,
-}
+/// A failed attempt at a record: its kind and what to log and put in `dlq.error`.
+type Failed = (Failure, String);
 
 async fn decode_value<T: Contract>(
     codec: &Codec,
     bytes: Option<&[u8]>,
-    key: &str,
-) -> Result<Option<T>, Decoded> {
+) -> Result<Option<T>, Failed> {
     let Some(bytes) = bytes else {
         return Ok(None);
     };
     match codec.decode::<T>(bytes).await {
         Ok(value) => Ok(Some(value)),
-        Err(e) if e.is_retryable() => {
-            tracing::warn!(error = %e, "Schema registry unavailable; will retry this record.");
-            Err(Decoded::Retry)
-        }
-        Err(e) => {
-            tracing::error!(topic = T::TOPIC, key, error = %e, "Skipping an undecodable record.");
-            Err(Decoded::Skip)
-        }
+        Err(e) if e.is_retryable() => Err((
+            Failure::Unavailable,
+            format!("schema registry unavailable: {e}"),
+        )),
+        Err(e) => Err((Failure::Permanent, format!("undecodable record: {e}"))),
     }
 }
 
-async fn decode(codec: &Codec, message: &BorrowedMessage<'_>, key: &str) -> Decoded {
+async fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Row, Failed> {
     let payload = message.payload();
-    let row = match message.topic() {
-        topics::TENANTS => decode_value(codec, payload, key).await.map(Row::Tenant),
-        topics::CATALOG_OFFERINGS => decode_value(codec, payload, key).await.map(Row::Offering),
-        topics::CATALOG_CAMPAIGNS => decode_value(codec, payload, key).await.map(Row::Campaign),
-        topics::BASKETS => decode_value(codec, payload, key).await.map(Row::Basket),
-        topics::MSISDN_NUMBERS => decode_value(codec, payload, key).await.map(Row::Number),
-        other => {
-            tracing::error!(
-                topic = other,
-                "Record from a topic this connector does not handle."
-            );
-            return Decoded::Skip;
-        }
-    };
-    match row {
-        Ok(row) => Decoded::Row(Box::new(row)),
-        Err(d) => d,
+    match message.topic() {
+        topics::TENANTS => decode_value(codec, payload).await.map(Row::Tenant),
+        topics::CATALOG_OFFERINGS => decode_value(codec, payload).await.map(Row::Offering),
+        topics::CATALOG_CAMPAIGNS => decode_value(codec, payload).await.map(Row::Campaign),
+        topics::BASKETS => decode_value(codec, payload).await.map(Row::Basket),
+        topics::MSISDN_NUMBERS => decode_value(codec, payload).await.map(Row::Number),
+        other => Err((
+            Failure::Permanent,
+            format!("a record from {other}, a topic this connector does not handle"),
+        )),
     }
 }
 
@@ -141,11 +141,116 @@ async fn write(
     }
 }
 
+/// One attempt at a record: decode and write.
+async fn attempt(
+    codec: &Codec,
+    pool: &PgPool,
+    message: &BorrowedMessage<'_>,
+    key: &str,
+) -> Result<(), Failed> {
+    let row = decode(codec, message).await?;
+    write(pool, key, &row, message.partition(), message.offset())
+        .await
+        .map_err(|e| (classify_sqlx(&e), describe_sqlx(&e)))
+}
+
+/// What became of a record.
+enum Handled {
+    /// Written, or dead-lettered: commit its offset.
+    Done,
+    /// The stop signal came first.
+    Stopped,
+}
+
+struct Connector<'a> {
+    pool: &'a PgPool,
+    codec: &'a Codec,
+    options: &'a Options,
+    dead_letters: &'a DeadLetters,
+}
+
+impl Connector<'_> {
+    /// Writes the record, retrying and dead-lettering as [`crate::dead_letter`] says.
+    async fn handle(
+        &self,
+        message: &BorrowedMessage<'_>,
+        key: &str,
+        mut stop: Pin<&mut impl Future<Output = ()>>,
+    ) -> Handled {
+        let metrics = &self.options.metrics;
+        let mut attempts = Attempts::new(self.options.retry);
+        let error = loop {
+            let Some(result) =
+                unless_stopped(stop.as_mut(), attempt(self.codec, self.pool, message, key)).await
+            else {
+                return Handled::Stopped;
+            };
+            let (failure, error) = match result {
+                Ok(()) => {
+                    metrics.set_stalled(false);
+                    ConnectorMetrics::add(&metrics.written);
+                    return Handled::Done;
+                }
+                Err(failed) => failed,
+            };
+            match attempts.after(failure) {
+                Next::DeadLetter => break error,
+                Next::RetryAfter(wait) => {
+                    ConnectorMetrics::add(&metrics.retries);
+                    if failure == Failure::Unavailable {
+                        metrics.set_stalled(true);
+                        tracing::warn!(topic = message.topic(), key, error = %error, retry_in_ms = wait.as_millis() as u64, "Cannot write views now; waiting and retrying the same record.");
+                    } else {
+                        tracing::warn!(topic = message.topic(), key, error = %error, retry_in_ms = wait.as_millis() as u64, "Writing a view row failed; retrying.");
+                    }
+                    if unless_stopped(stop.as_mut(), tokio::time::sleep(wait))
+                        .await
+                        .is_none()
+                    {
+                        return Handled::Stopped;
+                    }
+                }
+            }
+        };
+        metrics.set_stalled(false);
+        tracing::error!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            key,
+            error = %error,
+            "A view record can never be written; dead-lettering it and going on."
+        );
+        let mut retry = 0;
+        loop {
+            match unless_stopped(stop.as_mut(), self.dead_letters.send(message, &error)).await {
+                None => return Handled::Stopped,
+                Some(Ok(())) => break,
+                Some(Err(e)) => {
+                    ConnectorMetrics::add(&metrics.retries);
+                    let wait = self.options.retry.backoff(retry);
+                    retry += 1;
+                    tracing::warn!(error = %e, "Sending a dead letter failed; retrying.");
+                    if unless_stopped(stop.as_mut(), tokio::time::sleep(wait))
+                        .await
+                        .is_none()
+                    {
+                        return Handled::Stopped;
+                    }
+                }
+            }
+        }
+        ConnectorMetrics::add(&metrics.dead_letters);
+        Handled::Done
+    }
+}
+
 /// Runs the connector on `topics` in consumer group `group_id` (normally [`GROUP_ID`] with
-/// [`TOPICS`], or [`STOREFRONT_GROUP_ID`] with [`STOREFRONT_TOPICS`]) until `shutdown` resolves.
+/// [`TOPICS`], or [`STOREFRONT_GROUP_ID`] with [`STOREFRONT_TOPICS`]) until `shutdown`
+/// resolves, with the default [`Options`].
 ///
 /// # Errors
-/// The consumer cannot be created or subscribed.
+/// The consumer cannot be created or subscribed, or the dead-letter topics created.
 pub async fn run(
     kafka: KafkaSettings,
     group_id: String,
@@ -154,20 +259,66 @@ pub async fn run(
     codec: Arc<Codec>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ViewError> {
+    run_with(
+        kafka,
+        group_id,
+        topics,
+        pool,
+        codec,
+        Options::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`] with the given retry policy and metrics.
+///
+/// # Errors
+/// The consumer cannot be created or subscribed, or the dead-letter topics created.
+pub async fn run_with(
+    kafka: KafkaSettings,
+    group_id: String,
+    topics: &[&str],
+    pool: PgPool,
+    codec: Arc<Codec>,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ViewError> {
+    tokio::pin!(shutdown);
+    let specs = crate::dead_letter::topic_specs(topics);
+    match unless_stopped(
+        shutdown.as_mut(),
+        tcom_state::admin::ensure_topics(&kafka, &specs),
+    )
+    .await
+    {
+        None => return Ok(()),
+        Some(created) => created?,
+    }
+    let dead_letters = DeadLetters::new(&kafka, &group_id)?;
     let consumer: StreamConsumer = kafka.read_committed_consumer(&group_id).create()?;
     consumer.subscribe(topics)?;
+    let connector = Connector {
+        pool: &pool,
+        codec: &codec,
+        options: &options,
+        dead_letters: &dead_letters,
+    };
     tracing::info!(group = %group_id, "View connector started.");
-    tokio::pin!(shutdown);
     loop {
         let message = tokio::select! {
-            _ = &mut shutdown => break,
+            biased;
+            () = &mut shutdown => break,
             message = consumer.recv() => message,
         };
         let message = match message {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "Kafka receive failed; retrying.");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                let wait = tokio::time::sleep(Duration::from_millis(500));
+                if unless_stopped(shutdown.as_mut(), wait).await.is_none() {
+                    break;
+                }
                 continue;
             }
         };
@@ -176,30 +327,16 @@ pub async fn run(
             .map(String::from_utf8_lossy)
             .unwrap_or_default()
             .into_owned();
-        let row = match decode(&codec, &message, &key).await {
-            Decoded::Row(row) => row,
-            Decoded::Skip => {
-                consumer.commit_message(&message, CommitMode::Async)?;
-                continue;
+        match connector.handle(&message, &key, shutdown.as_mut()).await {
+            Handled::Done => {
+                // A failed commit is not fatal: the record comes again and is written again
+                // (idempotently) or dead-lettered again.
+                if let Err(e) = consumer.commit_message(&message, CommitMode::Async) {
+                    tracing::warn!(error = %e, topic = message.topic(), "Committing a view offset failed.");
+                }
             }
-            Decoded::Retry => {
-                consumer.seek(
-                    message.topic(),
-                    message.partition(),
-                    rdkafka::Offset::Offset(message.offset()),
-                    Duration::from_secs(5),
-                )?;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let mut backoff = Duration::from_millis(100);
-        while let Err(e) = write(&pool, &key, &row, message.partition(), message.offset()).await {
-            tracing::warn!(topic = message.topic(), key = %key, error = %e, "Writing a view row failed; retrying.");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            Handled::Stopped => break,
         }
-        consumer.commit_message(&message, CommitMode::Async)?;
     }
     tracing::info!("View connector stopped.");
     Ok(())

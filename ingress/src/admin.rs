@@ -55,13 +55,18 @@ async fn send_catalog_command<T: tcom_schemas::Contract>(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,
+    principal: &AdminPrincipal,
     kind: &str,
     entity_id: &str,
     build: impl FnOnce(String, i64) -> T,
 ) -> Result<Response, Problem> {
     valid_id(entity_id, kind)?;
-    let id = command_id(headers, &format!("{}:{kind}:{entity_id}", tenant.tenant_id))?;
-    let command = build(id.clone(), now_ms());
+    let id = command_id(
+        headers,
+        &format!("{}:{kind}:{entity_id}", tenant.tenant_id),
+        Some(&principal.idempotency_scope()),
+    )?;
+    let command = build(id.id.clone(), now_ms());
     // Keyed by tenant: one task decides all of a tenant's catalog changes in order.
     let sent = state
         .commands
@@ -78,6 +83,7 @@ async fn send_offering(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,
+    principal: &AdminPrincipal,
     offering_id: &str,
     payload: CatalogCommandPayload,
 ) -> Result<Response, Problem> {
@@ -85,6 +91,7 @@ async fn send_offering(
         state,
         tenant,
         headers,
+        principal,
         "offering",
         offering_id,
         |command_id, issued_at| CatalogCommand {
@@ -102,6 +109,7 @@ async fn send_campaign(
     state: &AppState,
     tenant: &Tenant,
     headers: &HeaderMap,
+    principal: &AdminPrincipal,
     campaign_id: &str,
     payload: CampaignCommandPayload,
 ) -> Result<Response, Problem> {
@@ -109,6 +117,7 @@ async fn send_campaign(
         state,
         tenant,
         headers,
+        principal,
         "campaign",
         campaign_id,
         |command_id, issued_at| CampaignCommand {
@@ -143,6 +152,7 @@ pub async fn put_offering(
         &state,
         &tenant,
         &headers,
+        &principal,
         &offering_id,
         CatalogCommandPayload::UpsertOffering(UpsertOffering { definition }),
     )
@@ -164,6 +174,7 @@ pub async fn activate_offering(
         &state,
         &tenant,
         &headers,
+        &principal,
         &offering_id,
         CatalogCommandPayload::ActivateOffering(ActivateOffering { note: None }),
     )
@@ -187,6 +198,7 @@ pub async fn retire_offering(
         &state,
         &tenant,
         &headers,
+        &principal,
         &offering_id,
         CatalogCommandPayload::RetireOffering(RetireOffering { reason }),
     )
@@ -213,6 +225,7 @@ pub async fn put_campaign(
         &state,
         &tenant,
         &headers,
+        &principal,
         &campaign_id,
         CampaignCommandPayload::UpsertCampaign(UpsertCampaign { definition }),
     )
@@ -236,6 +249,7 @@ pub async fn end_campaign(
         &state,
         &tenant,
         &headers,
+        &principal,
         &campaign_id,
         CampaignCommandPayload::EndCampaign(EndCampaign { reason }),
     )

@@ -142,6 +142,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .fallback(|| async { Problem::not_found() })
         .with_state(state)
+        // Inside the body limit: it buffers bodies to check them (and fingerprint them).
+        .layer(axum::middleware::from_fn(crate::write_requests::inspect))
         .layer(RequestBodyLimitLayer::new(settings.http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -170,6 +172,9 @@ impl Application {
     /// # Errors
     /// The address cannot be bound or a setting is invalid.
     pub async fn build(settings: &Settings) -> Result<Self, BuildError> {
+        settings
+            .check_safe_to_run()
+            .map_err(|problems| BuildError::Setting(problems.join("; ")))?;
         let kafka = settings.kafka_settings();
         let codec = Arc::new(
             Codec::new(&settings.schema_registry.url)
@@ -194,8 +199,27 @@ impl Application {
         let postgres = sqlx::postgres::PgPoolOptions::new()
             .max_connections(settings.database.max_connections)
             .acquire_timeout(settings.readiness.check_timeout())
+            .after_connect(|connection, _| {
+                Box::pin(crate::database_role::refuse_rls_bypass(connection))
+            })
             .connect_lazy(&settings.database.url)
             .map_err(|e| BuildError::Setting(format!("database.url: {e}")))?;
+        // Refuse to start as a role that bypasses Row-Level Security. An unreachable
+        // database is not refused here: readiness reports it until it answers, and every
+        // connection made later is checked too.
+        // (The pool retries connections whose `after_connect` fails until it times out, so
+        // the start-up check uses a connection of its own.)
+        let probe_connection = async {
+            use sqlx::Connection;
+            let mut connection = sqlx::PgConnection::connect(&settings.database.url).await?;
+            crate::database_role::privileges(&mut connection).await
+        };
+        if let Ok(Ok(role)) =
+            tokio::time::timeout(settings.readiness.check_timeout(), probe_connection).await
+        {
+            role.check()
+                .map_err(|reason| BuildError::Setting(format!("database.url: {reason}")))?;
+        }
         let redis = redis::Client::open(settings.redis.url.as_str())
             .map_err(|e| BuildError::Setting(format!("redis.url: {e}")))?;
         let redis_for_limits = redis.clone();
@@ -204,8 +228,14 @@ impl Application {
             let redis = redis.clone();
             tokio::spawn(async move { replies.listen(redis).await })
         };
-        let commands = CommandBus::new(&kafka, codec, replies, settings.commands.reply_timeout())
-            .map_err(|e| BuildError::Setting(format!("kafka: {e}")))?;
+        let commands = CommandBus::new(
+            &kafka,
+            codec,
+            replies,
+            settings.commands.reply_timeout(),
+            Duration::from_millis(settings.kafka.delivery_timeout_ms),
+        )
+        .map_err(|e| BuildError::Setting(format!("kafka: {e}")))?;
         let dependencies = Arc::new(Dependencies {
             kafka: Arc::new(probe),
             postgres,
@@ -225,7 +255,10 @@ impl Application {
             webhook_secret: settings.content.webhook_secret.as_str().into(),
             catalog_cache: Arc::default(),
             shoppers: Arc::new(ShopperAuth::new(&settings.auth)),
-            rate_limits: Arc::new(RateLimits::new(redis_for_limits)),
+            rate_limits: Arc::new(RateLimits::new(
+                redis_for_limits,
+                settings.redis.response_timeout(),
+            )),
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await

@@ -119,6 +119,15 @@ impl AdminAuth {
 pub struct AdminPrincipal(pub AdminClaims);
 
 impl AdminPrincipal {
+    /// Whom an idempotency key of this caller belongs to: the token's subject at its tenant.
+    pub fn idempotency_scope(&self) -> String {
+        format!(
+            "admin:{}:{}",
+            self.0.tenant.as_deref().unwrap_or("*"),
+            self.0.sub
+        )
+    }
+
     fn has_any(&self, roles: &[&str]) -> bool {
         self.0.roles.iter().any(|r| roles.contains(&r.as_str()))
     }

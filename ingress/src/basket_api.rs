@@ -255,9 +255,15 @@ async fn send(
     created: bool,
 ) -> Result<Response, Problem> {
     let tenant_id = &shopper.tenant.tenant_id;
-    let id = command_id(headers, &format!("{tenant_id}:basket:{basket_id}"))?;
+    let id = command_id(
+        headers,
+        &format!("{tenant_id}:basket:{basket_id}"),
+        shopper
+            .idempotency_scope(&state.shoppers, basket_id)
+            .as_deref(),
+    )?;
     let command = BasketCommand {
-        command_id: id.clone(),
+        command_id: id.id.clone(),
         tenant_id: tenant_id.clone(),
         basket_id: basket_id.to_owned(),
         issued_at: now_ms(),
@@ -286,19 +292,18 @@ pub async fn create_basket(
     JsonBody(request): JsonBody<CreateBasketRequest>,
 ) -> Result<Response, Problem> {
     let tenant_id = &shopper.tenant.tenant_id;
-    // A retry with the same Idempotency-Key must address the same basket (and so the same
-    // partition, where the first answer is kept): derive the id from the key.
-    let basket_id = match headers
-        .get(crate::command_api::IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(key) => {
-            let digest = Sha256::digest(format!("{tenant_id}\0basket\0{key}"));
+    // A customer's retry with the same Idempotency-Key must address the same basket (and so
+    // the same partition, where the first answer is kept): derive the id from the key and the
+    // customer. A guest without a token has no principal to scope a key to: a fresh basket.
+    let key = crate::command_api::idempotency_key(&headers)?;
+    let basket_id = match (key, &shopper.customer_id) {
+        (Some(key), Some(customer)) => {
+            let digest = Sha256::digest(format!("{tenant_id}\0basket\0{customer}\0{key}"));
             uuid::Builder::from_random_bytes(digest[..16].try_into().expect("16 bytes"))
                 .into_uuid()
                 .to_string()
         }
-        None => uuid::Uuid::now_v7().to_string(),
+        _ => uuid::Uuid::now_v7().to_string(),
     };
     let payload = BasketCommandPayload::CreateBasket(CreateBasket {
         channel: request.channel,

@@ -1,9 +1,18 @@
 //! The HTTP face of commands: ids from `Idempotency-Key`, and the processor's outcome as a
 //! response (200/201 with the resource, 4xx problem with every violation, 202 + Location).
+//!
+//! An `Idempotency-Key` is scoped to the principal that sent it (the customer, the holder of
+//! a basket's guest token, the admin's subject), as payment providers scope keys to an
+//! account: the same key from anyone else is a new command to them, never a replay of the
+//! stored answer. A caller with no principal at all (a guest creating a basket, who holds no
+//! token yet) has nothing to scope a key to, so its key is not honoured: each such request is
+//! new (an empty basket created twice simply expires). The same key with a different request
+//! (method, path or body: the fingerprint below) answers 422 `idempotency_key_reused`.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 use tcom_processors::outcome::{Outcome, Refusal, ReplyMessage};
 
 use crate::commands::Sent;
@@ -12,14 +21,59 @@ use crate::problem::Problem;
 /// Header with which a client makes a retry safe: the same key, the same command.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// The command id: the client's `Idempotency-Key` scoped to `scope` (tenant and resource), or
-/// a fresh UUIDv7.
+/// Internal header with the fingerprint of a request that carries an `Idempotency-Key`, set by
+/// [`crate::write_requests::inspect`] (a client's own value is replaced).
+pub const FINGERPRINT_HEADER: &str = "x-tcom-request-fingerprint";
+
+/// A command's id and, when it came from an idempotency key, the fingerprint of its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandId {
+    pub id: String,
+    pub fingerprint: Option<String>,
+}
+
+impl CommandId {
+    fn fresh() -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            fingerprint: None,
+        }
+    }
+}
+
+/// The command id: the client's `Idempotency-Key` scoped to `scope` (tenant and resource) and
+/// to `principal` (who sent it), or a fresh UUIDv7 when there is no key or no principal.
 ///
 /// # Errors
 /// 400 when the key is not 1–128 visible ASCII characters.
-pub fn command_id(headers: &HeaderMap, scope: &str) -> Result<String, Problem> {
+pub fn command_id(
+    headers: &HeaderMap,
+    scope: &str,
+    principal: Option<&str>,
+) -> Result<CommandId, Problem> {
+    let Some(key) = idempotency_key(headers)? else {
+        return Ok(CommandId::fresh());
+    };
+    let Some(principal) = principal else {
+        return Ok(CommandId::fresh());
+    };
+    let scoped = Sha256::digest(format!("{principal}\0{key}"));
+    Ok(CommandId {
+        id: format!("{scope}|{}", hex::encode(&scoped[..16])),
+        fingerprint: headers
+            .get(FINGERPRINT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    })
+}
+
+/// The client's `Idempotency-Key`, if it sent one.
+///
+/// # Errors
+/// 400 when the key is not 1–128 visible ASCII characters.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Problem> {
     match headers.get(IDEMPOTENCY_KEY) {
-        None => Ok(uuid::Uuid::now_v7().to_string()),
+        None => Ok(None),
         Some(value) => {
             let key = value
                 .to_str()
@@ -33,7 +87,7 @@ pub fn command_id(headers: &HeaderMap, scope: &str) -> Result<String, Problem> {
                     )
                     .with_detail("use 1 to 128 visible ASCII characters, e.g. a UUID")
                 })?;
-            Ok(format!("{scope}|{key}"))
+            Ok(Some(key))
         }
     }
 }
@@ -74,6 +128,17 @@ pub fn respond(sent: Sent, location: &str, created: bool) -> Response {
                 .insert(header::LOCATION, location_header);
             response
         }
+        Sent::Replied(ReplyMessage {
+            key_reused: true, ..
+        }) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "The Idempotency-Key was used before for a different request",
+        )
+        .with_detail(
+            "use a new key for a new request; retry only with the same method, path and body",
+        )
+        .into_response(),
         Sent::Replied(ReplyMessage {
             outcome: Some(Outcome::Accepted { resource, .. }),
             ..

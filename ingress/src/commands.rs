@@ -14,6 +14,7 @@ use tcom_processors::outcome::ReplyMessage;
 use tcom_schemas::{Codec, Contract};
 use tcom_state::client::KafkaSettings;
 
+use crate::command_api::CommandId;
 use crate::problem::Problem;
 use crate::replies::ReplyRouter;
 
@@ -24,6 +25,7 @@ pub struct CommandBus {
     codec: Arc<Codec>,
     replies: Arc<ReplyRouter>,
     timeout: Duration,
+    delivery_timeout: Duration,
 }
 
 impl std::fmt::Debug for CommandBus {
@@ -62,9 +64,21 @@ impl CommandBus {
         codec: Arc<Codec>,
         replies: Arc<ReplyRouter>,
         timeout: Duration,
+        delivery_timeout: Duration,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         Ok(Self {
-            producer: kafka.idempotent_producer().set("linger.ms", "0").create()?,
+            // A command is delivered within `delivery_timeout` or not at all, and that bound
+            // is shorter than the request's: a request answered 503 "nothing written" never
+            // sees its command delivered afterwards.
+            producer: kafka
+                .idempotent_producer()
+                .set("linger.ms", "0")
+                .set(
+                    "message.timeout.ms",
+                    delivery_timeout.as_millis().to_string(),
+                )
+                .create()?,
+            delivery_timeout,
             codec,
             replies,
             timeout,
@@ -88,7 +102,7 @@ impl CommandBus {
         self.producer
             .send(
                 FutureRecord::to(T::TOPIC).key(key).payload(&bytes),
-                Duration::from_secs(5),
+                self.delivery_timeout,
             )
             .await
             .map(|_| ())
@@ -106,15 +120,16 @@ impl CommandBus {
         &self,
         key: &str,
         tenant: &str,
-        command_id: &str,
+        id: &CommandId,
         command: &T,
     ) -> Result<Sent, Problem> {
+        let command_id = id.id.as_str();
         let value = self.codec.encode(command).await.map_err(|e| {
             tracing::error!(error = %e, topic = T::TOPIC, "Cannot encode a command.");
             Problem::unavailable()
         })?;
         let pending = self.replies.expect(command_id);
-        let headers = OwnedHeaders::new()
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: tcom_state::runtime::COMMAND_ID_HEADER,
                 value: Some(command_id),
@@ -127,12 +142,18 @@ impl CommandBus {
                 key: tcom_processors::headers::TENANT_HEADER,
                 value: Some(tenant),
             });
+        if let Some(fingerprint) = &id.fingerprint {
+            headers = headers.insert(Header {
+                key: tcom_state::reply::COMMAND_FINGERPRINT_HEADER,
+                value: Some(fingerprint.as_str()),
+            });
+        }
         let record = FutureRecord::to(T::TOPIC)
             .key(key)
             .payload(&value)
             .headers(headers);
         self.producer
-            .send(record, Duration::from_secs(5))
+            .send(record, self.delivery_timeout)
             .await
             .map_err(|(e, _)| {
                 tracing::error!(error = %e, topic = T::TOPIC, "Cannot publish a command.");

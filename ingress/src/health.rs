@@ -1,8 +1,9 @@
 //! Liveness and readiness.
 //!
 //! `/healthz` says the process serves HTTP. `/readyz` says this instance can do its work: the
-//! broker, PostgreSQL, Redis and the schema registry answer, and the tenant directory has
-//! caught up (otherwise a known tenant's shopper would get "unknown tenant"). Load balancers
+//! broker, PostgreSQL, Redis and the schema registry answer, the tenant directory has
+//! caught up (otherwise a known tenant's shopper would get "unknown tenant"), and every
+//! processor that decides its commands has a running instance. Load balancers
 //! route on `/readyz`; orchestrators restart on `/healthz`.
 
 use std::collections::BTreeMap;
@@ -36,6 +37,14 @@ impl std::fmt::Debug for Dependencies {
     }
 }
 
+/// The processors (their consumer groups) that decide the commands this ingress writes.
+const COMMAND_PROCESSORS: &[&str] = &[
+    tcom_processors::tenants::APPLICATION_ID,
+    tcom_processors::catalog::APPLICATION_ID,
+    tcom_processors::baskets::APPLICATION_ID,
+    tcom_processors::numbers::APPLICATION_ID,
+];
+
 /// The outcome of one check: `"ok"` or what failed.
 type CheckResult = Result<(), String>;
 
@@ -48,6 +57,36 @@ impl Dependencies {
                 .fetch_metadata(Some(tcom_schemas::topics::TENANTS), timeout)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// Every processor that decides this ingress' commands has a live instance: its consumer
+    /// group has members. Without one, commands would be written and wait out their timeout
+    /// (202) with nobody to decide them.
+    async fn check_processors(&self) -> CheckResult {
+        let consumer = self.kafka.clone();
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || {
+            let mut missing = Vec::new();
+            for group in COMMAND_PROCESSORS {
+                let groups = consumer
+                    .fetch_group_list(Some(group), timeout)
+                    .map_err(|e| format!("cannot describe consumer group {group}: {e}"))?;
+                let live = groups
+                    .groups()
+                    .iter()
+                    .any(|g| g.name() == *group && !g.members().is_empty());
+                if !live {
+                    missing.push(*group);
+                }
+            }
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("no running instance of {}", missing.join(", ")))
+            }
         })
         .await
         .map_err(|e| e.to_string())?
@@ -129,11 +168,12 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let deps = &state.dependencies;
     let t = deps.timeout;
-    let (kafka, postgres, redis, registry) = tokio::join!(
+    let (kafka, postgres, redis, registry, processors) = tokio::join!(
         bounded(t, deps.check_kafka()),
         bounded(t, deps.check_postgres()),
         bounded(t, deps.check_redis()),
         bounded(t, deps.check_registry()),
+        bounded(t, deps.check_processors()),
     );
     let tenants: CheckResult = if state.tenants.is_caught_up() {
         Ok(())
@@ -155,6 +195,7 @@ pub async fn readyz(State(state): State<AppState>, headers: axum::http::HeaderMa
         ("schema_registry", registry),
         ("tenant_directory", tenants),
         ("command_replies", replies),
+        ("processors", processors),
     ] {
         if let Err(e) = &result {
             tracing::warn!(dependency = name, error = %e, "Readiness check failed.");

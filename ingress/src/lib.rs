@@ -13,6 +13,7 @@ pub mod catalog_read;
 pub mod command_api;
 pub mod commands;
 pub mod content_webhook;
+pub mod database_role;
 pub mod health;
 pub mod number_api;
 pub mod openapi;
@@ -23,6 +24,7 @@ pub mod settings;
 pub mod shoppers;
 pub mod storefront;
 pub mod tenancy;
+pub mod write_requests;
 
 pub use app::{AppState, Application, router};
 pub use settings::Settings;

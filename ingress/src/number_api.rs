@@ -88,11 +88,19 @@ pub async fn import_numbers(
     }
     valid.sort();
     valid.dedup();
-    let import_id = command_id(&headers, &format!("{}:pool", tenant.tenant_id))?;
+    let import = command_id(
+        &headers,
+        &format!("{}:pool", tenant.tenant_id),
+        Some(&principal.idempotency_scope()),
+    )?;
+    let import_id = import.id.clone();
     let sends = valid.iter().map(|msisdn| {
-        let id = format!("{import_id}:{msisdn}");
+        let id = crate::command_api::CommandId {
+            id: format!("{import_id}:{msisdn}"),
+            fingerprint: import.fingerprint.clone(),
+        };
         let command = MsisdnCommand {
-            command_id: id.clone(),
+            command_id: id.id.clone(),
             msisdn: msisdn.clone(),
             tenant_id: tenant.tenant_id.clone(),
             issued_at: now_ms(),

@@ -47,13 +47,18 @@ fn valid_tenant_id(id: &str) -> Result<(), Problem> {
 async fn send(
     state: &AppState,
     headers: &HeaderMap,
+    principal: &AdminPrincipal,
     tenant_id: &str,
     payload: TenantCommandPayload,
     created: bool,
 ) -> Result<Response, Problem> {
-    let command_id = command_id(headers, &format!("platform:{tenant_id}"))?;
+    let command_id = command_id(
+        headers,
+        &format!("platform:{tenant_id}"),
+        Some(&principal.idempotency_scope()),
+    )?;
     let command = TenantCommand {
-        command_id: command_id.clone(),
+        command_id: command_id.id.clone(),
         tenant_id: tenant_id.to_owned(),
         issued_at: now_ms(),
         payload,
@@ -94,6 +99,7 @@ pub async fn onboard(
     send(
         &state,
         &headers,
+        &principal,
         &request.tenant_id,
         TenantCommandPayload::OnboardTenant(OnboardTenant {
             settings: request.settings,
@@ -119,6 +125,7 @@ pub async fn update_settings(
     send(
         &state,
         &headers,
+        &principal,
         &tenant_id,
         TenantCommandPayload::UpdateTenantSettings(UpdateTenantSettings { settings }),
         false,
@@ -142,6 +149,7 @@ pub async fn suspend(
     send(
         &state,
         &headers,
+        &principal,
         &tenant_id,
         TenantCommandPayload::SuspendTenant(SuspendTenant {
             reason: request.reason,

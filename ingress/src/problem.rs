@@ -131,11 +131,17 @@ impl IntoResponse for Problem {
 /// into problems, so every error a client sees has one shape.
 pub async fn normalise_errors(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    // Problems, and the JSON documents handlers answer errors with on purpose (readiness
+    // reports), stay as they are; only the plain answers of axum and tower layers (timeouts,
+    // body limits, unknown methods) become problems.
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if is_problem || !(status.is_client_error() || status.is_server_error()) {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/problem+json")
+                || v.as_bytes().starts_with(b"application/json")
+        });
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let problem = match status {

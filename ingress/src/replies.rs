@@ -1,22 +1,30 @@
 //! Waiting for command outcomes: every ingress instance subscribes to its own Redis channel
 //! (`tcom:replies:<instance>`); processors publish there after their transaction commits.
 //! A request registers its command id before publishing the command, so a reply can never
-//! arrive before someone waits for it.
+//! arrive before someone waits for it. Several requests may wait for one command id (a client
+//! retrying with the same Idempotency-Key while the first attempt still waits): the reply
+//! reaches every one of them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
 use tcom_processors::outcome::{ReplyMessage, reply_channel};
 use tokio::sync::oneshot;
 
+/// A request waiting for a reply: its number and where the reply goes.
+type Waiter = (u64, oneshot::Sender<ReplyMessage>);
+
 /// Routes replies arriving on this instance's channel to the requests waiting for them.
 #[derive(Debug)]
 pub struct ReplyRouter {
     instance_id: String,
-    waiting: Mutex<HashMap<String, oneshot::Sender<ReplyMessage>>>,
+    /// Per command id, every request waiting for it (with the waiter's number, so a request
+    /// that gives up removes only itself).
+    waiting: Mutex<HashMap<String, Vec<Waiter>>>,
+    next_waiter: AtomicU64,
     subscribed: AtomicBool,
 }
 
@@ -25,6 +33,7 @@ pub struct ReplyRouter {
 pub struct PendingReply<'a> {
     router: &'a ReplyRouter,
     command_id: String,
+    waiter: u64,
     receiver: Option<oneshot::Receiver<ReplyMessage>>,
 }
 
@@ -38,11 +47,13 @@ impl PendingReply<'_> {
 
 impl Drop for PendingReply<'_> {
     fn drop(&mut self) {
-        self.router
-            .waiting
-            .lock()
-            .expect("reply table lock")
-            .remove(&self.command_id);
+        let mut waiting = self.router.waiting.lock().expect("reply table lock");
+        if let Some(waiters) = waiting.get_mut(&self.command_id) {
+            waiters.retain(|(waiter, _)| *waiter != self.waiter);
+            if waiters.is_empty() {
+                waiting.remove(&self.command_id);
+            }
+        }
     }
 }
 
@@ -52,6 +63,7 @@ impl ReplyRouter {
         Self {
             instance_id,
             waiting: Mutex::new(HashMap::new()),
+            next_waiter: AtomicU64::new(0),
             subscribed: AtomicBool::new(false),
         }
     }
@@ -69,26 +81,32 @@ impl ReplyRouter {
     /// Registers interest in a command's reply; call before publishing the command.
     pub fn expect(&self, command_id: &str) -> PendingReply<'_> {
         let (sender, receiver) = oneshot::channel();
+        let waiter = self.next_waiter.fetch_add(1, Ordering::Relaxed);
         self.waiting
             .lock()
             .expect("reply table lock")
-            .insert(command_id.to_owned(), sender);
+            .entry(command_id.to_owned())
+            .or_default()
+            .push((waiter, sender));
         PendingReply {
             router: self,
             command_id: command_id.to_owned(),
+            waiter,
             receiver: Some(receiver),
         }
     }
 
     fn deliver(&self, message: ReplyMessage) {
-        let waiter = self
+        let waiters = self
             .waiting
             .lock()
             .expect("reply table lock")
             .remove(&message.command_id);
-        match waiter {
-            Some(sender) => {
-                let _ = sender.send(message);
+        match waiters {
+            Some(waiters) => {
+                for (_, sender) in waiters {
+                    let _ = sender.send(message.clone());
+                }
             }
             // The request gave up (answered 202); the outcome is in the views.
             None => tracing::debug!(command = %message.command_id, "Reply for nobody waiting."),
@@ -129,5 +147,42 @@ impl ReplyRouter {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(id: &str) -> ReplyMessage {
+        ReplyMessage {
+            command_id: id.to_owned(),
+            outcome: None,
+            dead_lettered: Some("x".to_owned()),
+            key_reused: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_waiting_for_a_command_gets_its_reply() {
+        let router = ReplyRouter::new("i".to_owned());
+        let first = router.expect("c1");
+        let second = router.expect("c1");
+        let gave_up = router.expect("c1");
+        drop(gave_up);
+        router.deliver(reply("c1"));
+        let timeout = Duration::from_millis(100);
+        assert_eq!(first.wait(timeout).await, Some(reply("c1")));
+        assert_eq!(second.wait(timeout).await, Some(reply("c1")));
+        assert!(router.waiting.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_that_gives_up_leaves_the_others_waiting() {
+        let router = ReplyRouter::new("i".to_owned());
+        let stays = router.expect("c1");
+        drop(router.expect("c1"));
+        router.deliver(reply("c1"));
+        assert!(stays.wait(Duration::from_millis(100)).await.is_some());
     }
 }

@@ -7,9 +7,21 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Where the platform runs. Only `local` accepts the known development secrets of
+/// `config/default.toml`; the project's scripts set it (`TCOM__MODE=local`), nothing else does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Production,
+    Local,
+}
+
 /// The platform's settings.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    #[serde(default)]
+    pub mode: Mode,
     pub http: HttpSettings,
     pub kafka: KafkaSection,
     pub database: DatabaseSettings,
@@ -95,17 +107,55 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct KafkaSection {
     pub bootstrap_servers: String,
+    /// Replication factor of the topics the platform creates (1 locally; 3 in production).
+    #[serde(default = "one")]
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of those topics (1 locally; 2 in production, so an
+    /// acknowledged write survives the loss of a broker).
+    #[serde(default = "one")]
+    pub min_insync_replicas: i32,
+    /// How long the ingress' producer tries to deliver a command (`message.timeout.ms`). It
+    /// must be shorter than `http.request_timeout_ms`: a request answered "nothing written"
+    /// must not be delivered afterwards.
+    #[serde(default = "default_delivery_timeout_ms")]
+    pub delivery_timeout_ms: u64,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn default_delivery_timeout_ms() -> u64 {
+    5000
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
+    /// The role the platform serves tenants as: never a superuser or BYPASSRLS role.
     pub url: String,
     pub max_connections: u32,
+    /// The role `tcom migrate` applies migrations as (it may own the tables); `url` if unset.
+    #[serde(default)]
+    pub migration_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
     pub url: String,
+    /// Longest wait for a Redis answer (rate limits, replies): a Redis that accepts
+    /// connections but does not answer must not stall requests or processing.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub response_timeout_ms: u64,
+}
+
+fn default_redis_timeout_ms() -> u64 {
+    500
+}
+
+impl RedisSettings {
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_millis(self.response_timeout_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +178,11 @@ impl ReadinessSettings {
     pub fn check_timeout(&self) -> Duration {
         Duration::from_millis(self.check_timeout_ms)
     }
+}
+
+/// The secrets `config/default.toml` ships with: known to everyone who read the repository.
+fn is_development_secret(value: &str) -> bool {
+    value.starts_with("local-development-") || value.is_empty()
 }
 
 /// The conventional variables that override their setting when present.
@@ -160,6 +215,102 @@ impl Settings {
 
     /// The Kafka client settings for the runtime crate.
     pub fn kafka_settings(&self) -> tcom_state::client::KafkaSettings {
-        tcom_state::client::KafkaSettings::new(&self.kafka.bootstrap_servers)
+        let mut kafka = tcom_state::client::KafkaSettings::new(&self.kafka.bootstrap_servers);
+        kafka.replication_factor = self.kafka.replication_factor;
+        kafka.min_insync_replicas = self.kafka.min_insync_replicas;
+        kafka
+    }
+
+    /// Every reason these settings are unsafe to run with, at once: a known development
+    /// secret outside local mode, or a delivery bound longer than the request timeout.
+    ///
+    /// # Errors
+    /// The list of problems.
+    pub fn check_safe_to_run(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.mode != Mode::Local {
+            for (name, value) in [
+                ("auth.admin_jwt_secret", &self.auth.admin_jwt_secret),
+                ("auth.customer_jwt_secret", &self.auth.customer_jwt_secret),
+                ("auth.guest_token_secret", &self.auth.guest_token_secret),
+                ("content.webhook_secret", &self.content.webhook_secret),
+            ] {
+                if is_development_secret(value) {
+                    problems.push(format!(
+                        "{name} is the development default from config/default.toml: set it \
+                         from your secret store (TCOM__{}), or set TCOM__MODE=local for a local run",
+                        name.to_uppercase().replace('.', "__")
+                    ));
+                }
+            }
+        }
+        if self.kafka.delivery_timeout_ms >= self.http.request_timeout_ms {
+            problems.push(format!(
+                "kafka.delivery_timeout_ms ({}) must be shorter than http.request_timeout_ms ({}): \
+                 a command the request gave up on could otherwise still be delivered",
+                self.kafka.delivery_timeout_ms, self.http.request_timeout_ms
+            ));
+        }
+        if self.kafka.replication_factor < 1
+            || self.kafka.min_insync_replicas < 1
+            || self.kafka.min_insync_replicas > self.kafka.replication_factor
+        {
+            problems.push(format!(
+                "kafka.min_insync_replicas ({}) must be between 1 and kafka.replication_factor ({})",
+                self.kafka.min_insync_replicas, self.kafka.replication_factor
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Settings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let mut settings = Settings::load(&dir).expect("default.toml loads");
+        settings.mode = Mode::Production;
+        settings
+    }
+
+    #[test]
+    fn the_shipped_secrets_are_refused_outside_local_mode() {
+        let mut settings = defaults();
+        let problems = settings.check_safe_to_run().unwrap_err();
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(
+            problems[0].contains("auth.admin_jwt_secret"),
+            "{problems:?}"
+        );
+        settings.mode = Mode::Local;
+        assert_eq!(settings.check_safe_to_run(), Ok(()));
+    }
+
+    #[test]
+    fn real_secrets_run_in_production() {
+        let mut settings = defaults();
+        settings.auth.admin_jwt_secret = "4f9c…from-the-vault".to_owned();
+        settings.auth.customer_jwt_secret = "another".to_owned();
+        settings.auth.guest_token_secret = "a third".to_owned();
+        settings.content.webhook_secret = "a fourth".to_owned();
+        assert_eq!(settings.check_safe_to_run(), Ok(()));
+    }
+
+    #[test]
+    fn a_delivery_bound_beyond_the_request_timeout_is_refused() {
+        let mut settings = defaults();
+        settings.mode = Mode::Local;
+        settings.kafka.delivery_timeout_ms = settings.http.request_timeout_ms;
+        let problems = settings.check_safe_to_run().unwrap_err();
+        assert!(problems[0].contains("delivery_timeout_ms"), "{problems:?}");
+        settings.kafka.delivery_timeout_ms = 5000;
+        settings.kafka.min_insync_replicas = 2;
+        assert!(settings.check_safe_to_run().unwrap_err()[0].contains("min_insync"));
     }
 }

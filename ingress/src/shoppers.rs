@@ -135,6 +135,17 @@ pub struct Shopper {
 }
 
 impl Shopper {
+    /// Whom this caller's idempotency keys on `basket_id` belong to: the signed-in customer,
+    /// else the holder of the basket's guest token, else nobody (`None`: a key is not
+    /// honoured, see [`crate::command_api`]).
+    pub fn idempotency_scope(&self, auth: &ShopperAuth, basket_id: &str) -> Option<String> {
+        match &self.customer_id {
+            Some(customer) => Some(format!("customer:{customer}")),
+            None if self.holds_guest_token(auth, basket_id) => Some(format!("guest:{basket_id}")),
+            None => None,
+        }
+    }
+
     /// Whether the caller holds `basket_id`'s guest token.
     pub fn holds_guest_token(&self, auth: &ShopperAuth, basket_id: &str) -> bool {
         self.guest_token
@@ -191,6 +202,9 @@ impl FromRequestParts<AppState> for Shopper {
 pub struct RateLimits {
     client: redis::Client,
     connection: OnceCell<redis::aio::ConnectionManager>,
+    /// A Redis that accepts connections but does not answer must not hold requests: after
+    /// this long the request passes unmetered, as when Redis is down.
+    timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for RateLimits {
@@ -202,10 +216,11 @@ impl std::fmt::Debug for RateLimits {
 }
 
 impl RateLimits {
-    pub fn new(client: redis::Client) -> Self {
+    pub fn new(client: redis::Client, timeout: std::time::Duration) -> Self {
         Self {
             client,
             connection: OnceCell::new(),
+            timeout,
         }
     }
 
@@ -224,23 +239,28 @@ impl RateLimits {
             .map(|d| d.as_secs())
             .unwrap_or_default();
         let key = format!("tcom:rate:{}:{second}", tenant.tenant_id);
-        let connection = self
-            .connection
-            .get_or_try_init(|| self.client.get_connection_manager())
-            .await;
-        let count: Result<(i64,), redis::RedisError> = match connection {
-            Ok(connection) => {
-                let mut connection = connection.clone();
-                redis::pipe()
-                    .atomic()
-                    .incr(&key, 1)
-                    .expire(&key, 2)
-                    .ignore()
-                    .query_async(&mut connection)
-                    .await
-            }
-            Err(e) => Err(e),
+        let count = async {
+            let connection = self
+                .connection
+                .get_or_try_init(|| self.client.get_connection_manager())
+                .await?;
+            let mut connection = connection.clone();
+            redis::pipe()
+                .atomic()
+                .incr(&key, 1)
+                .expire(&key, 2)
+                .ignore()
+                .query_async::<(i64,)>(&mut connection)
+                .await
         };
+        let count = tokio::time::timeout(self.timeout, count)
+            .await
+            .unwrap_or_else(|_| {
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::IoError,
+                    "no answer in time",
+                )))
+            });
         match count {
             Ok((count,)) if count > i64::from(limit) => Err(Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,

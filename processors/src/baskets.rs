@@ -17,7 +17,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use tcom_schemas::basket::{
-    AbsorbLines, BasketCommand, BasketCommandPayload, BasketSnapshot, BasketStatus, ReturnLines,
+    AbsorbLines, BasketCommand, BasketCommandPayload, BasketEvent, BasketSnapshot, BasketStatus,
+    ReturnLines,
 };
 use tcom_schemas::campaign::{Campaign, CampaignStatus};
 use tcom_schemas::catalog::ProductOffering;
@@ -229,7 +230,7 @@ impl Processor for BasketProcessor {
             };
             self.release_all(ctx, &mut stored, &origin, now_ms)?;
             stored.basket.status = BasketStatus::Expired;
-            self.commit(ctx, &mut stored, now_ms)?;
+            self.commit(ctx, &mut stored, now_ms, &origin.cause)?;
         }
         Ok(())
     }
@@ -304,7 +305,7 @@ impl BasketProcessor {
                 pending: Vec::new(),
                 handed_over: Vec::new(),
             };
-            return self.commit(ctx, &mut stored, now).map(Some);
+            return self.commit(ctx, &mut stored, now, &origin.cause).map(Some);
         }
 
         // Merge steps arrive at baskets their sender does not own yet; they check for
@@ -320,7 +321,9 @@ impl BasketProcessor {
             return Ok(Some(not_found(&command.basket_id)));
         };
         if let BasketCommandPayload::ReturnLines(back) = &command.payload {
-            return self.take_back(ctx, &mut stored, back, now).map(Some);
+            return self
+                .take_back(ctx, &mut stored, back, now, &origin.cause)
+                .map(Some);
         }
         if stored.basket.status != BasketStatus::Active {
             return Ok(Some(Outcome::rejected(
@@ -461,7 +464,7 @@ impl BasketProcessor {
         stored.basket.expires_at = now + i64::from(policy.basket_ttl_seconds) * 1000;
         self.extend_reservations(ctx, &stored, policy, origin, now)?;
         reprice(&mut stored.basket, &tenant.settings, now, &catalog);
-        self.commit(ctx, &mut stored, now).map(Some)
+        self.commit(ctx, &mut stored, now, &origin.cause).map(Some)
     }
 
     /// A reservation's outcome, an extension, an expiry: the basket's view of its numbers.
@@ -537,7 +540,7 @@ impl BasketProcessor {
                         }
                     }
                 }
-                let outcome = self.commit(ctx, &mut stored, now)?;
+                let outcome = self.commit(ctx, &mut stored, now, &origin.cause)?;
                 answer(ctx, outcome);
             }
             MsisdnEventPayload::ReservationRejected(rejected) => {
@@ -578,7 +581,7 @@ impl BasketProcessor {
                     }
                 }
                 if changed {
-                    self.commit(ctx, &mut stored, now)?;
+                    self.commit(ctx, &mut stored, now, &origin.cause)?;
                 }
             }
             MsisdnEventPayload::NumberReleased(_) => {
@@ -595,7 +598,7 @@ impl BasketProcessor {
                     }
                 }
                 if changed {
-                    self.commit(ctx, &mut stored, now)?;
+                    self.commit(ctx, &mut stored, now, &origin.cause)?;
                 }
             }
             MsisdnEventPayload::NumberConfirmed(_) => {}
@@ -652,7 +655,7 @@ impl BasketProcessor {
         stored.basket.status = BasketStatus::Merged;
         stored.basket.merged_into = Some(target.to_owned());
         stored.basket.totals = Default::default();
-        self.commit(ctx, stored, command.issued_at)?;
+        self.commit(ctx, stored, command.issued_at, &origin.cause)?;
         Ok(None)
     }
 
@@ -733,7 +736,7 @@ impl BasketProcessor {
         stored.basket.expires_at = now + i64::from(policy.basket_ttl_seconds) * 1000;
         let catalog = TenantCatalog::load(ctx, &self.codec, &command.tenant_id)?;
         reprice(&mut stored.basket, &tenant.settings, now, &catalog);
-        self.commit(ctx, &mut stored, now).map(Some)
+        self.commit(ctx, &mut stored, now, &origin.cause).map(Some)
     }
 
     /// Merge refused by the target: the guest basket gets its lines back.
@@ -743,6 +746,7 @@ impl BasketProcessor {
         stored: &mut StoredBasket,
         back: &ReturnLines,
         now: i64,
+        cause: &str,
     ) -> Result<Outcome, ProcessError> {
         if stored.basket.status == BasketStatus::Merged
             && stored.basket.merged_into.as_deref() == Some(back.target_basket_id.as_str())
@@ -750,7 +754,7 @@ impl BasketProcessor {
             stored.basket.lines = std::mem::take(&mut stored.handed_over);
             stored.basket.status = BasketStatus::Active;
             stored.basket.merged_into = None;
-            self.commit(ctx, stored, now)?;
+            self.commit(ctx, stored, now, cause)?;
         }
         let refusal = if back.reason_code == "basket_not_found" {
             Refusal::NotFound
@@ -765,12 +769,14 @@ impl BasketProcessor {
     }
 
     /// Saves the basket, bumps its version, keeps the expiry index in step, publishes the
-    /// snapshot; returns the acceptance with the basket.
+    /// snapshot and what changed (`basket.events`, caused by the record `cause`); returns the
+    /// acceptance with the basket.
     fn commit(
         &self,
         ctx: &mut Context<'_>,
         stored: &mut StoredBasket,
         now: i64,
+        cause: &str,
     ) -> Result<Outcome, ProcessError> {
         let key = entity_key(&stored.basket.tenant_id, &stored.basket.basket_id);
         let before: Option<StoredBasket> = load(ctx, BASKETS_STORE, &key)?;
@@ -798,6 +804,28 @@ impl BasketProcessor {
             updated_at: basket.updated_at,
             document: serde_json::to_string(basket).expect("a basket serializes"),
         };
+        let events =
+            crate::domain::basket_events::changes(before.as_ref().map(|b| &b.basket), basket);
+        for (index, payload) in events.into_iter().enumerate() {
+            let event = BasketEvent {
+                // Derived from the version: a replayed record makes the same ids.
+                event_id: format!("{key}:{}:{index}", basket.version),
+                command_id: cause.to_owned(),
+                tenant_id: basket.tenant_id.clone(),
+                basket_id: basket.basket_id.clone(),
+                version: basket.version,
+                occurred_at: now,
+                payload,
+            };
+            ctx.emit(
+                Output::new(
+                    topics::BASKET_EVENTS,
+                    key.clone(),
+                    self.codec.encode(&event)?,
+                )
+                .with_header(TENANT_HEADER, basket.tenant_id.as_bytes()),
+            );
+        }
         ctx.emit(
             Output::new(topics::BASKETS, key, self.codec.encode(&snapshot)?)
                 .with_header(TENANT_HEADER, basket.tenant_id.as_bytes()),

@@ -1,6 +1,7 @@
 //! Pure domain logic: value types with parsing constructors, rules, pricing. No I/O.
 
 pub mod basket;
+pub mod basket_events;
 pub mod catalog_rules;
 pub mod hostname;
 pub mod msisdn;
@@ -8,6 +9,7 @@ pub mod number_rules;
 pub mod pricing;
 pub mod tenant_id;
 pub mod tenant_rules;
+pub mod text;
 pub mod violation;
 
 pub use msisdn::{Msisdn, MsisdnError};

@@ -89,4 +89,7 @@ pub struct ReplyMessage {
     pub outcome: Option<Outcome>,
     #[serde(default)]
     pub dead_lettered: Option<String>,
+    /// The idempotency key was used before for a different request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub key_reused: bool,
 }

@@ -41,6 +41,10 @@ pub enum RegistryError {
     BadRequest(String),
     #[error("Error while storing the change in the schemas topic: {0}")]
     Store(String),
+    /// A request refused before any handler ran (unknown route, wrong method, unreadable
+    /// path or body): Confluent answers these with the HTTP status as `error_code`.
+    #[error("{message}")]
+    Http { status: u16, message: String },
 }
 
 impl RegistryError {
@@ -61,6 +65,7 @@ impl RegistryError {
             Self::Incompatible { .. } => 409,
             Self::BadRequest(_) => 400,
             Self::Store(_) => 500,
+            Self::Http { status, .. } => *status,
         }
     }
 
@@ -81,6 +86,7 @@ impl RegistryError {
             Self::Incompatible { .. } => 409,
             Self::BadRequest(_) => 400,
             Self::Store(_) => 50001,
+            Self::Http { status, .. } => u32::from(*status),
         }
     }
 }

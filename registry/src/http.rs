@@ -1,14 +1,18 @@
 //! The Confluent Schema Registry REST API, for the endpoints that serializers, converters and
-//! common tooling use. Answers use `application/vnd.schemaregistry.v1+json` and Confluent's
-//! error body (`{"error_code": 40401, "message": "..."}`).
+//! common tooling use. Answers use `application/vnd.schemaregistry.v1+json`, and every error,
+//! including those axum answers by itself (unknown route, wrong method, unreadable body), has
+//! Confluent's error body (`{"error_code": 40401, "message": "..."}`).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::map_response;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -93,6 +97,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
             "/mode",
             get(|| async { reply(json!({"mode": "READWRITE"})) }),
         )
+        .layer(map_response(confluent_errors))
         .with_state(registry)
 }
 
@@ -117,19 +122,80 @@ impl IntoResponse for RegistryError {
     }
 }
 
+/// Gives the errors that axum answers by itself, in plain text or with no body at all, the
+/// shape of Confluent's: `error_code` is the HTTP status, as Confluent's registry does for
+/// them, and the message is axum's text or, when it has none, the status line ("HTTP 404 Not
+/// Found", Confluent's wording). Errors of the handlers already have that shape.
+async fn confluent_errors(response: Response) -> Response {
+    let status = response.status();
+    let already_ours = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value == CONTENT_TYPE);
+    if already_ours || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        format!(
+            "HTTP {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        )
+    } else {
+        text
+    };
+    let mut answer = RegistryError::Http {
+        status: status.as_u16(),
+        message,
+    }
+    .into_response();
+    // A 405 says which methods the path has.
+    if let Some(allow) = parts.headers.remove(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow);
+    }
+    answer
+}
+
 type Shared = State<Arc<Registry>>;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The boolean query parameters, read as Confluent's registry reads them (Java's
+/// `Boolean.parseBoolean`): `true` in any letter case is true; anything else, or no value, is
+/// false. Python's `False`/`True` therefore work, and a query string is never refused. Of
+/// repeated parameters the first counts. Parameters the stand-in has no use for (`normalize`:
+/// schemas are always compared in normalised form; `format`, `offset`, `limit`) are ignored.
+#[derive(Debug)]
 struct Flags {
-    #[serde(default)]
     deleted: bool,
-    #[serde(default)]
     permanent: bool,
-    #[serde(default)]
     verbose: bool,
-    #[serde(default)]
     default_to_global: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Flags {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let pairs: Vec<(String, String)> = Query::try_from_uri(&parts.uri)
+            .map(|Query(pairs)| pairs)
+            .unwrap_or_default();
+        let flag = |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| key == name)
+                .is_some_and(|(_, value)| value.eq_ignore_ascii_case("true"))
+        };
+        Ok(Self {
+            deleted: flag("deleted"),
+            permanent: flag("permanent"),
+            verbose: flag("verbose"),
+            default_to_global: flag("defaultToGlobal"),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,14 +230,14 @@ fn parse_schema_request(body: &Bytes) -> Result<crate::state::StoredSchema> {
     parse_schema(&request.schema)
 }
 
-async fn list_subjects(State(r): Shared, Query(f): Query<Flags>) -> Response {
+async fn list_subjects(State(r): Shared, f: Flags) -> Response {
     reply(json!(r.state.read().await.subjects(f.deleted)))
 }
 
 async fn list_versions(
     State(r): Shared,
     Path(subject): Path<String>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> Result<Response> {
     Ok(reply(json!(
         r.state.read().await.versions(&subject, f.deleted)?
@@ -205,7 +271,7 @@ async fn lookup(State(r): Shared, Path(subject): Path<String>, body: Bytes) -> R
 async fn get_version(
     State(r): Shared,
     Path((subject, version)): Path<(String, String)>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> Result<Response> {
     let version = VersionRef::parse(&version)?;
     let found = r.state.read().await.version(&subject, version, f.deleted)?;
@@ -228,7 +294,7 @@ async fn get_version_schema(
 async fn delete_subject(
     State(r): Shared,
     Path(subject): Path<String>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> Result<Response> {
     let _writer = r.writer.lock().await;
     let (versions, records) = r
@@ -244,7 +310,7 @@ async fn delete_subject(
 async fn delete_version(
     State(r): Shared,
     Path((subject, version)): Path<(String, String)>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> Result<Response> {
     let version = VersionRef::parse(&version)?;
     let _writer = r.writer.lock().await;
@@ -275,11 +341,7 @@ async fn raw_schema_by_id(State(r): Shared, Path(id): Path<String>) -> Result<Re
     Ok(reply(raw))
 }
 
-async fn subjects_by_id(
-    State(r): Shared,
-    Path(id): Path<String>,
-    Query(f): Query<Flags>,
-) -> Result<Response> {
+async fn subjects_by_id(State(r): Shared, Path(id): Path<String>, f: Flags) -> Result<Response> {
     let id = parse_id(&id)?;
     let state = r.state.read().await;
     state.schema_by_id(id)?;
@@ -292,11 +354,7 @@ async fn subjects_by_id(
     Ok(reply(json!(subjects)))
 }
 
-async fn versions_by_id(
-    State(r): Shared,
-    Path(id): Path<String>,
-    Query(f): Query<Flags>,
-) -> Result<Response> {
+async fn versions_by_id(State(r): Shared, Path(id): Path<String>, f: Flags) -> Result<Response> {
     let id = parse_id(&id)?;
     let state = r.state.read().await;
     state.schema_by_id(id)?;
@@ -319,7 +377,7 @@ fn compatibility_reply(messages: Vec<String>, verbose: bool) -> Response {
 async fn check_all(
     State(r): Shared,
     Path(subject): Path<String>,
-    Query(f): Query<Flags>,
+    f: Flags,
     body: Bytes,
 ) -> Result<Response> {
     let schema = parse_schema_request(&body)?;
@@ -334,7 +392,7 @@ async fn check_all(
 async fn check_one(
     State(r): Shared,
     Path((subject, version)): Path<(String, String)>,
-    Query(f): Query<Flags>,
+    f: Flags,
     body: Bytes,
 ) -> Result<Response> {
     let version = VersionRef::parse(&version)?;
@@ -372,7 +430,7 @@ async fn put_global_config(State(r): Shared, body: Bytes) -> Result<Response> {
 async fn get_subject_config(
     State(r): Shared,
     Path(subject): Path<String>,
-    Query(f): Query<Flags>,
+    f: Flags,
 ) -> Result<Response> {
     let state = r.state.read().await;
     let level = match state.subject_level(&subject) {

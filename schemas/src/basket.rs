@@ -163,6 +163,31 @@ pub enum BasketEventPayload {
     PlanLineAdded(PlanLineAdded),
     LineRemoved(LineRemoved),
     BasketAbandoned(BasketAbandoned),
+    LineChanged(LineChanged),
+    BasketClaimed(BasketClaimed),
+    BasketMerged(BasketMerged),
+    BasketExpired(BasketExpired),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineChanged {
+    pub line_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketClaimed {
+    pub customer_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketMerged {
+    pub into_basket_id: String,
+    pub lines: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketExpired {
+    pub lines: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,13 +53,19 @@ impl TopicSpec {
 #[tracing::instrument(skip_all, fields(topics = specs.len()))]
 pub async fn ensure_topics(settings: &KafkaSettings, specs: &[TopicSpec]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = settings.client_config().create()?;
+    let min_insync = settings.min_insync_replicas.to_string();
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
         .map(|spec| {
-            spec.config.iter().fold(
-                NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(1)),
-                |topic, (k, v)| topic.set(k, v),
+            let topic = NewTopic::new(
+                &spec.name,
+                spec.partitions,
+                TopicReplication::Fixed(settings.replication_factor),
             )
+            .set("min.insync.replicas", &min_insync);
+            spec.config
+                .iter()
+                .fold(topic, |topic, (k, v)| topic.set(k, v))
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));

@@ -10,6 +10,10 @@ pub struct KafkaSettings {
     pub bootstrap_servers: String,
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, …) applied to every client.
     pub extra: Vec<(String, String)>,
+    /// Replication factor of topics this platform creates.
+    pub replication_factor: i32,
+    /// `min.insync.replicas` of topics this platform creates.
+    pub min_insync_replicas: i32,
 }
 
 impl KafkaSettings {
@@ -18,6 +22,8 @@ impl KafkaSettings {
         Self {
             bootstrap_servers: bootstrap_servers.into(),
             extra: Vec::new(),
+            replication_factor: 1,
+            min_insync_replicas: 1,
         }
     }
 

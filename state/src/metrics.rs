@@ -32,11 +32,55 @@ pub struct Metrics {
     /// Sum over owned input partitions of (high watermark - position), from librdkafka's
     /// statistics.
     pub consumer_lag: AtomicI64,
+    /// Transient Kafka errors retried (opening tasks, restoring, committing).
+    pub transient_retries: AtomicU64,
+    /// Pauses of the loop because a record kept failing with a retryable error.
+    pub retry_pauses: AtomicU64,
+    /// 1 while the loop is paused on a retryable error, else 0.
+    pub paused: AtomicI64,
+    /// 1 while assigned tasks restore their state, else 0.
+    pub restoring: AtomicI64,
+    /// 1 once the consumer group assigned this instance its partitions (possibly none).
+    pub assignment_received: AtomicI64,
+    /// Milliseconds since the Unix epoch of the loop's last turn: a loop that stopped turning
+    /// is not ready even if its thread lives.
+    pub loop_heartbeat_ms: AtomicI64,
 }
 
 impl Metrics {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn beat(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        self.loop_heartbeat_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Why the runtime reporting these metrics cannot do its work, if it cannot: no partition
+    /// assignment yet, restoring, paused on a retryable error, or a loop that stopped turning
+    /// for `stall` (its thread may live, but nothing is processed).
+    ///
+    /// # Errors
+    /// The reason, for a readiness report.
+    pub fn readiness(&self, now_ms: i64, stall: std::time::Duration) -> Result<(), String> {
+        if self.assignment_received.load(Ordering::Relaxed) == 0 {
+            return Err("waiting for the consumer group to assign partitions".to_owned());
+        }
+        if self.restoring.load(Ordering::Relaxed) != 0 {
+            return Err("restoring task state".to_owned());
+        }
+        if self.paused.load(Ordering::Relaxed) != 0 {
+            return Err("paused: a record keeps failing with a retryable error".to_owned());
+        }
+        let since = now_ms - self.loop_heartbeat_ms.load(Ordering::Relaxed);
+        if since > stall.as_millis() as i64 {
+            return Err(format!("the processing loop has not turned for {since} ms"));
+        }
+        Ok(())
     }
 
     pub(crate) fn record_commit(&self, micros: u64) {
@@ -111,6 +155,30 @@ impl Metrics {
                 "Input records not yet consumed",
                 gauge(&self.consumer_lag),
             ),
+            (
+                "tcom_runtime_transient_retries_total",
+                "counter",
+                "Transient Kafka errors retried while opening tasks, restoring or committing",
+                count(&self.transient_retries),
+            ),
+            (
+                "tcom_runtime_retry_pauses_total",
+                "counter",
+                "Pauses because a record kept failing with a retryable error",
+                count(&self.retry_pauses),
+            ),
+            (
+                "tcom_runtime_paused",
+                "gauge",
+                "1 while paused on a retryable error",
+                gauge(&self.paused),
+            ),
+            (
+                "tcom_runtime_restoring",
+                "gauge",
+                "1 while assigned tasks restore their state",
+                gauge(&self.restoring),
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, value) in series {
@@ -127,6 +195,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn readiness_needs_an_assignment_a_restored_state_and_a_turning_loop() {
+        let stall = std::time::Duration::from_secs(10);
+        let metrics = Metrics::default();
+        assert!(
+            metrics
+                .readiness(50_000, stall)
+                .unwrap_err()
+                .contains("assign")
+        );
+        metrics.assignment_received.store(1, Ordering::Relaxed);
+        metrics.restoring.store(1, Ordering::Relaxed);
+        assert!(
+            metrics
+                .readiness(50_000, stall)
+                .unwrap_err()
+                .contains("restoring")
+        );
+        metrics.restoring.store(0, Ordering::Relaxed);
+        metrics.loop_heartbeat_ms.store(45_000, Ordering::Relaxed);
+        assert_eq!(metrics.readiness(50_000, stall), Ok(()));
+        metrics.paused.store(1, Ordering::Relaxed);
+        assert!(
+            metrics
+                .readiness(50_000, stall)
+                .unwrap_err()
+                .contains("paused")
+        );
+        metrics.paused.store(0, Ordering::Relaxed);
+        assert!(
+            metrics
+                .readiness(61_000, stall)
+                .unwrap_err()
+                .contains("not turned")
+        );
+    }
+
+    #[test]
     fn prometheus_text_has_every_series_with_its_value() {
         let metrics = Metrics::default();
         Metrics::add(&metrics.records, 5);
@@ -139,6 +244,10 @@ mod tests {
         );
         assert!(
             text.contains("tcom_runtime_commit_seconds_total{application=\"basket\"} 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tcom_runtime_paused{application=\"basket\"} 0\n"),
             "{text}"
         );
         assert!(text.contains("# TYPE tcom_runtime_consumer_lag gauge\ntcom_runtime_consumer_lag{application=\"basket\"} 7\n"), "{text}");

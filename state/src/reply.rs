@@ -26,6 +26,9 @@ pub enum ReplyBody {
     Processed(Vec<u8>),
     /// The processor could not handle it; it went to the dead-letter topic with this error.
     DeadLettered(String),
+    /// The command id was used before for a different request (its fingerprint differs):
+    /// neither decided again nor answered with the other request's outcome.
+    KeyReused,
 }
 
 /// One reply, addressed.
@@ -42,6 +45,18 @@ pub trait ReplySink: Send + Sync + std::fmt::Debug {
     /// committed. A failure here loses only the notification, not the decision: the waiting
     /// caller falls back to polling the view, so implementations log and return.
     fn publish(&self, replies: Vec<Reply>);
+}
+
+/// Header with a fingerprint of the request a command came from (the ingress hashes method,
+/// path and body). A command whose id was already processed with another fingerprint is a
+/// client reusing an idempotency key for a different request.
+pub const COMMAND_FINGERPRINT_HEADER: &str = "command-fingerprint";
+
+/// The command-id store key under which a command's fingerprint is kept, beside its decision.
+pub(crate) fn fingerprint_key(command_id: &[u8]) -> Vec<u8> {
+    let mut key = command_id.to_vec();
+    key.extend_from_slice(b"\x1ffingerprint");
+    key
 }
 
 /// Splits a command-id store value into the time it was processed and the reply kept with it.

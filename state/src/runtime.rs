@@ -43,7 +43,10 @@ use crate::failpoint;
 use crate::global::{self, GlobalTableSpec, GlobalTables};
 use crate::metrics::Metrics;
 use crate::processor::{Context, Output, ProcessError, ProcessorFactory, Record};
-use crate::reply::{REPLY_TO_HEADER, Reply, ReplyBody, ReplySink, split_seen};
+use crate::reply::{
+    COMMAND_FINGERPRINT_HEADER, REPLY_TO_HEADER, Reply, ReplyBody, ReplySink, fingerprint_key,
+    split_seen,
+};
 use crate::restore::{Restorer, Target};
 use crate::store::{TaskDb, Writes};
 
@@ -52,11 +55,65 @@ pub const COMMAND_ID_HEADER: &str = "command-id";
 /// The internal store remembering processed command ids.
 pub const COMMAND_IDS_STORE: &str = "command-ids";
 
-/// How retryable failures are retried before the record is dead-lettered.
+/// How retryable failures are retried.
+///
+/// A record that fails with a retryable error (the schema registry briefly down, say) is first
+/// retried in place `attempts` times, `initial_backoff` doubling. If it still fails, the loop
+/// *pauses*: it commits what it processed before that record (leaving the record's own offset
+/// uncommitted), waits (backoff doubling up to `max_pause`) and consumes again from the
+/// committed offsets, so the record is tried again first. Only when the same record has kept failing for `give_up_after` is it dead-lettered
+/// as if it were permanent. Permanent errors dead-letter at once.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     pub attempts: u32,
     pub initial_backoff: Duration,
+    pub max_pause: Duration,
+    pub give_up_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            initial_backoff: Duration::from_millis(50),
+            max_pause: Duration::from_secs(5),
+            give_up_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How long transient Kafka errors (no leader yet, coordinator moving) are retried while
+/// opening tasks, restoring or committing before the runtime gives up and fails.
+const TRANSIENT_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Runs `op` until it succeeds, fails with a non-transient error, or transient failures have
+/// lasted [`TRANSIENT_RETRY_FOR`]; backoff doubles from 50 ms to 2 s.
+fn retry_transient<T>(
+    what: &str,
+    metrics: &Metrics,
+    mut op: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match op() {
+            Err(e) if e.is_transient() && started.elapsed() < TRANSIENT_RETRY_FOR => {
+                Metrics::add(&metrics.transient_retries, 1);
+                tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "{what} failed transiently; retrying.");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The input record that failed with a retryable error and made the loop pause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RetryingRecord {
+    topic: String,
+    partition: i32,
+    offset: i64,
 }
 
 /// Everything a runtime instance needs to know.
@@ -89,6 +146,8 @@ pub struct RuntimeConfig {
     pub deduplicate_commands: bool,
     /// Where replies to commands go after their transaction commits; `None`: nowhere.
     pub reply_sink: Option<Arc<dyn ReplySink>>,
+    /// Memtable size per store in RocksDB (the crash tests make it small to flush often).
+    pub state_write_buffer_bytes: usize,
 }
 
 impl RuntimeConfig {
@@ -113,13 +172,11 @@ impl RuntimeConfig {
             commit_max_records: 1000,
             commit_when_idle: false,
             punctuate_interval: None,
-            retry: RetryPolicy {
-                attempts: 3,
-                initial_backoff: Duration::from_millis(50),
-            },
+            retry: RetryPolicy::default(),
             global_tables: Vec::new(),
             deduplicate_commands: true,
             reply_sink: None,
+            state_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
         }
     }
 
@@ -171,6 +228,22 @@ impl RuntimeHandle {
     /// Whether the loop has ended (stopped, or failed).
     pub fn is_finished(&self) -> bool {
         self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Whether this instance does its work: the loop runs and turns, its partitions are
+    /// assigned and restored, and it is not paused on a retryable error.
+    ///
+    /// # Errors
+    /// Why not, for a readiness report.
+    pub fn readiness(&self) -> std::result::Result<(), String> {
+        if self.is_finished() {
+            return Err("the runtime has stopped".to_owned());
+        }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        self.metrics.readiness(now, Duration::from_secs(15))
     }
 
     /// Stops (if not yet) and waits for the loop to end.
@@ -373,6 +446,12 @@ struct Engine {
     scratch_origin_replies: Vec<(String, Vec<u8>, Vec<u8>)>,
     /// The command-id store's index, looked up once rather than per record.
     dedup_store: Option<usize>,
+    /// Set by `handle` when a record still fails with a retryable error after its in-place
+    /// attempts: the loop aborts, waits and consumes again.
+    pause_requested: Option<String>,
+    /// The record the pauses are for, and since when it fails.
+    retrying: Option<(RetryingRecord, Instant)>,
+    pause_backoff: Duration,
 }
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -466,19 +545,32 @@ impl Engine {
         let reply_to = record
             .header(REPLY_TO_HEADER)
             .map(|r| String::from_utf8_lossy(r).into_owned());
+        let fingerprint = record
+            .header(COMMAND_FINGERPRINT_HEADER)
+            .map(<[u8]>::to_vec);
         if let (Some(store), Some(id)) = (dedup_store, &command_id) {
-            let seen = match task.pending.lookup(store, id) {
-                Some(value) => value.map(<[u8]>::to_vec),
-                None => task.db.get(store, id)?,
+            let committed_or_pending = |key: &[u8]| -> Result<Option<Vec<u8>>> {
+                match task.pending.lookup(store, key) {
+                    Some(value) => Ok(value.map(<[u8]>::to_vec)),
+                    None => task.db.get(store, key),
+                }
             };
-            if let Some(seen) = seen {
+            if let Some(seen) = committed_or_pending(id)? {
                 Metrics::add(&self.metrics.duplicates, 1);
-                // Answer a re-delivered command with its first decision.
-                if let (Some(reply_to), Some(body)) = (reply_to, split_seen(&seen)) {
+                let first_fingerprint = committed_or_pending(&fingerprint_key(id))?;
+                let reused = matches!((&fingerprint, &first_fingerprint), (Some(now), Some(first)) if now != first);
+                // Answer a re-delivered command with its first decision; a different request
+                // under the same id gets neither that decision nor a new one.
+                let body = if reused {
+                    Some(ReplyBody::KeyReused)
+                } else {
+                    split_seen(&seen).map(|body| ReplyBody::Processed(body.to_vec()))
+                };
+                if let (Some(reply_to), Some(body)) = (reply_to, body) {
                     self.txn_replies.push(Reply {
                         reply_to,
                         command_id: String::from_utf8_lossy(id).into_owned(),
-                        body: ReplyBody::Processed(body.to_vec()),
+                        body,
                     });
                 }
                 return Ok(());
@@ -515,15 +607,51 @@ impl Engine {
                     attempt += 1;
                     tracing::debug!(error = %e, attempt, "Retrying a record.");
                 }
+                Err(ProcessError::Retryable(e)) => {
+                    let position = RetryingRecord {
+                        topic: record.topic.to_owned(),
+                        partition,
+                        offset: record.offset,
+                    };
+                    let since = match &self.retrying {
+                        Some((failing, since)) if *failing == position => *since,
+                        _ => Instant::now(),
+                    };
+                    if since.elapsed() >= self.config.retry.give_up_after {
+                        break Err(ProcessError::Permanent(format!(
+                            "still failing after {} s of retries: {e}",
+                            since.elapsed().as_secs()
+                        )));
+                    }
+                    self.retrying = Some((position, since));
+                    self.pause_requested = Some(e);
+                    // Not consumed: the commit before the pause leaves the partition's
+                    // offset at this record, so it is the first one read afterwards.
+                    task.consumed.insert(record.topic.to_owned(), record.offset);
+                    return Ok(());
+                }
                 Err(e) => break Err(e),
             }
         };
+        if self.retrying.as_ref().is_some_and(|(failing, _)| {
+            failing.partition == partition
+                && failing.offset == record.offset
+                && failing.topic == record.topic
+        }) {
+            // The record that made the loop pause went through (or is dead-lettered now).
+            self.retrying = None;
+            self.pause_backoff = Duration::ZERO;
+            self.metrics.paused.store(0, Ordering::Relaxed);
+        }
         match outcome {
             Ok(()) => {
                 if let (Some(store), Some(id)) = (dedup_store, &command_id) {
                     let mut seen = record.timestamp_ms.to_be_bytes().to_vec();
                     seen.extend_from_slice(reply.as_deref().unwrap_or_default());
                     writes.put(store, id.clone(), seen);
+                    if let Some(fingerprint) = fingerprint {
+                        writes.put(store, fingerprint_key(id), fingerprint);
+                    }
                 }
                 if let (Some(reply_to), Some(id), Some(body)) = (reply_to, command_id, reply) {
                     self.txn_replies.push(Reply {
@@ -655,6 +783,16 @@ impl Engine {
         Ok(())
     }
 
+    /// The next pause on a retryable error: doubling from 100 ms up to the policy's maximum.
+    fn next_pause(&mut self) -> Duration {
+        self.pause_backoff = (self.pause_backoff * 2)
+            .max(Duration::from_millis(100))
+            .min(self.config.retry.max_pause);
+        Metrics::add(&self.metrics.retry_pauses, 1);
+        self.metrics.paused.store(1, Ordering::Relaxed);
+        self.pause_backoff
+    }
+
     fn commit_due(&self) -> bool {
         self.txn_open
             && (self.txn_records >= self.config.commit_max_records
@@ -724,14 +862,23 @@ impl Engine {
             let group = group.ok_or_else(|| {
                 Error::Store("no consumer group metadata to commit offsets with".to_owned())
             })?;
-            self.producer
-                .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)?;
+            retry_transient("Sending offsets to the transaction", &self.metrics, || {
+                self.producer
+                    .send_offsets_to_transaction(&offsets, group, TXN_TIMEOUT)
+                    .map_err(Error::from)
+            })?;
         }
         let offsets_sent = Instant::now();
         failpoint::hit("before-commit");
         drain(&self.producer, TXN_TIMEOUT);
         let drained = Instant::now();
-        self.producer.commit_transaction(TXN_TIMEOUT)?;
+        // A retriable commit error leaves the transaction as it was: committing again is
+        // what librdkafka prescribes.
+        retry_transient("Committing the transaction", &self.metrics, || {
+            self.producer
+                .commit_transaction(TXN_TIMEOUT)
+                .map_err(Error::from)
+        })?;
         tracing::debug!(
             offsets_ms = offsets_sent.duration_since(phase_start).as_secs_f64() * 1e3,
             drain_ms = drained.duration_since(offsets_sent).as_secs_f64() * 1e3,
@@ -782,6 +929,9 @@ impl Engine {
     }
 
     fn abort(&mut self) -> Result<()> {
+        // librdkafka aborts only once every record of the transaction has its delivery
+        // report, and this producer's reports are served by polling it.
+        drain(&self.producer, TXN_TIMEOUT);
         self.producer.abort_transaction(TXN_TIMEOUT)?;
         self.producer
             .context()
@@ -815,7 +965,14 @@ impl Engine {
                 .state_dir
                 .join(&self.config.application_id)
                 .join(partition.to_string());
-            opened.push((*partition, TaskDb::open(&path, &self.stores)?));
+            opened.push((
+                *partition,
+                TaskDb::open_with_write_buffer(
+                    &path,
+                    &self.stores,
+                    self.config.state_write_buffer_bytes,
+                )?,
+            ));
         }
         let mut targets = Vec::with_capacity(opened.len() * self.stores.len());
         for (partition, db) in &opened {
@@ -828,7 +985,12 @@ impl Engine {
                 });
             }
         }
-        let restored = self.restorer.restore(&targets, &self.metrics)?;
+        self.metrics.restoring.store(1, Ordering::Relaxed);
+        let restored = retry_transient("Restoring task state", &self.metrics, || {
+            self.restorer.restore(&targets, &self.metrics)
+        });
+        self.metrics.restoring.store(0, Ordering::Relaxed);
+        let restored = restored?;
         drop(targets);
         Metrics::add(&self.metrics.restored_tasks, opened.len() as u64);
         Metrics::add(
@@ -933,9 +1095,13 @@ impl ConsumerContext for RuntimeContext {
                     .map(|e| e.partition())
                     .collect();
                 if let Err(e) = engine.open_tasks(&assigned) {
-                    tracing::error!(error = %e, "Opening tasks failed.");
+                    tracing::error!(error = %e, "Opening tasks failed; the runtime stops.");
                     engine.fatal.get_or_insert(e);
                 }
+                engine
+                    .metrics
+                    .assignment_received
+                    .store(1, Ordering::Relaxed);
                 tracing::info!(tasks = engine.tasks.len(), "Partitions assigned.");
             }
             Rebalance::Revoke(_) => {}
@@ -1015,6 +1181,9 @@ impl Loop {
             txn_replies: Vec::new(),
             scratch_origin_replies: Vec::new(),
             dedup_store,
+            pause_requested: None,
+            retrying: None,
+            pause_backoff: Duration::ZERO,
             config,
         });
         Ok(Self {
@@ -1047,6 +1216,7 @@ impl Loop {
 
     fn run_until(&mut self, stop: &AtomicBool) -> Result<()> {
         while !stop.load(Ordering::Acquire) {
+            self.consumer.context().metrics.beat();
             // With an open transaction and commit-when-idle, only look whether a record is
             // already waiting: if none is, commit now rather than after the interval.
             let eager = {
@@ -1071,6 +1241,25 @@ impl Loop {
                 Some(Err(e)) => tracing::warn!(error = %e, "Consumer error."),
                 None => {}
             }
+            if let Some(reason) = engine.pause_requested.take() {
+                // Commit what was processed before the failing record (its own offset stays
+                // uncommitted), wait, and consume again from the committed offsets: the
+                // failing record comes back first, nothing before it is processed twice.
+                let group = self.consumer.group_metadata();
+                engine.commit(group.as_ref())?;
+                engine.rewind = false;
+                let pause = engine.next_pause();
+                tracing::warn!(error = %reason, pause_ms = pause.as_millis() as u64,
+                    "A record keeps failing with a retryable error; pausing before trying again.");
+                drop(guard);
+                let until = Instant::now() + pause;
+                while Instant::now() < until && !stop.load(Ordering::Acquire) {
+                    self.consumer.context().metrics.beat();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                self.rewind_to_committed()?;
+                continue;
+            }
             engine.punctuate_if_due()?;
             if engine.commit_due() || (eager && idle) {
                 let group = self.consumer.group_metadata();
@@ -1089,9 +1278,12 @@ impl Loop {
     /// After an abort, consume again from the last committed offsets.
     fn rewind_to_committed(&self) -> Result<()> {
         let assignment = self.consumer.assignment()?;
-        let committed = self
-            .consumer
-            .committed_offsets(assignment, Duration::from_secs(10))?;
+        let metrics = &self.consumer.context().metrics;
+        let committed = retry_transient("Reading the committed offsets", metrics, || {
+            self.consumer
+                .committed_offsets(assignment.clone(), Duration::from_secs(10))
+                .map_err(Error::from)
+        })?;
         for element in committed.elements() {
             let offset = match element.offset() {
                 Offset::Offset(o) => Offset::Offset(o),

@@ -5,7 +5,11 @@
 //! so reads see them and range scans merge them); after the Kafka transaction that carries
 //! their changelog records commits, [`TaskDb::apply`] writes them and the changelog offsets in
 //! one atomic batch. RocksDB's write-ahead log is off: a batch lost in a crash is replayed from
-//! the changelog, because the offset it would have stored is lost with it.
+//! the changelog, because the offset it would have stored is lost with it. That holds only if
+//! the column families reach disk together: without a WAL, RocksDB flushes each family's
+//! memtable on its own, and the meta family (offsets) could be on disk while a data family's
+//! writes of the same batch were lost. `atomic_flush` makes every flush cover all families
+//! at once, so what is on disk is always the state as of one batch.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -16,6 +20,8 @@ use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, Wri
 use crate::error::{Error, Result};
 
 const META_CF: &str = "__meta";
+/// Memtable size per column family unless configured otherwise.
+pub const DEFAULT_WRITE_BUFFER_BYTES: usize = 8 << 20;
 
 /// Key–value pairs, in key order.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -109,18 +115,37 @@ impl TaskDb {
     /// # Errors
     /// RocksDB cannot open the folder (permissions, corruption, another process holds it).
     pub fn open(path: &Path, stores: &[String]) -> Result<Self> {
+        Self::open_with_write_buffer(path, stores, DEFAULT_WRITE_BUFFER_BYTES)
+    }
+
+    /// As [`TaskDb::open`], with each column family's memtable limited to `write_buffer_bytes`
+    /// (small values flush often; the crash tests use them).
+    ///
+    /// # Errors
+    /// As for [`TaskDb::open`].
+    pub fn open_with_write_buffer(
+        path: &Path,
+        stores: &[String],
+        write_buffer_bytes: usize,
+    ) -> Result<Self> {
         std::fs::create_dir_all(path)
             .map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_max_background_jobs(2);
-        options.set_write_buffer_size(8 << 20);
+        options.set_atomic_flush(true);
+        options.set_write_buffer_size(write_buffer_bytes);
+        let family_options = || {
+            let mut options = Options::default();
+            options.set_write_buffer_size(write_buffer_bytes);
+            options
+        };
         let mut families: Vec<ColumnFamilyDescriptor> = stores
             .iter()
-            .map(|s| ColumnFamilyDescriptor::new(s, Options::default()))
+            .map(|s| ColumnFamilyDescriptor::new(s, family_options()))
             .collect();
-        families.push(ColumnFamilyDescriptor::new(META_CF, Options::default()));
+        families.push(ColumnFamilyDescriptor::new(META_CF, family_options()));
         let db =
             DB::open_cf_descriptors(&options, path, families).map_err(|e| db_error(path, e))?;
         Ok(Self {
@@ -258,13 +283,12 @@ impl TaskDb {
     /// # Errors
     /// RocksDB flush failure.
     pub fn flush(&self) -> Result<()> {
-        for store in 0..self.stores.len() {
-            self.db
-                .flush_cf(self.cf(store))
-                .map_err(|e| db_error(&self.path, e))?;
-        }
+        let mut families: Vec<&rocksdb::ColumnFamily> =
+            (0..self.stores.len()).map(|store| self.cf(store)).collect();
+        families.push(self.meta());
+        // One flush of every family together (atomic_flush): never offsets without data.
         self.db
-            .flush_cf(self.meta())
+            .flush_cfs_opt(&families, &rocksdb::FlushOptions::default())
             .map_err(|e| db_error(&self.path, e))
     }
 }

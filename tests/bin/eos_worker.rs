@@ -2,13 +2,16 @@
 //! dead-letter tests: per-key running totals with one output per input.
 //!
 //! Input: key = account, value = `"<input id>:<amount>"` (or anything else: dead-lettered;
-//! an id starting with `flaky` fails once with a retryable error, `stuck` always does).
+//! an id starting with `flaky` fails once with a retryable error, `slow` for a second after its
+//! first attempt — as a schema registry that is briefly down —, `stuck` always does).
 //! Output (to `$OUTPUT`): key = account, value = `"<input id>:<total after it>"`.
 //! Store `totals`: account → total (i64, big-endian).
 //!
 //! Environment: `KAFKA_BOOTSTRAP_SERVERS`, `APP_ID`, `INSTANCE_ID`, `INPUT`, `OUTPUT`,
 //! `STATE_DIR`, optional `DELAY_MS` (per record, to stretch the stream so kills land
-//! mid-stream) and `TCOM_FAILPOINT`. Stops gracefully on SIGTERM and prints its metrics as
+//! mid-stream), `GIVE_UP_MS` (how long a retryable failure is retried before the record is
+//! dead-lettered), `WRITE_BUFFER_BYTES` (RocksDB memtable size: small ones flush often) and
+//! `TCOM_FAILPOINT`. Stops gracefully on SIGTERM and prints its metrics as
 //! one JSON line.
 
 use std::sync::Arc;
@@ -22,6 +25,8 @@ struct RunningTotals {
     delay: Duration,
     /// Offsets of `flaky…` inputs that already failed once.
     failed_once: std::collections::HashSet<i64>,
+    /// When each `slow…` input first failed.
+    first_failure: std::collections::HashMap<i64, std::time::Instant>,
 }
 
 impl Processor for RunningTotals {
@@ -39,7 +44,15 @@ impl Processor for RunningTotals {
             .and_then(|(id, amount)| Some((id, amount.parse::<i64>().ok()?)))
             .ok_or_else(|| ProcessError::Permanent(format!("malformed value {value:?}")))?;
         // `flaky…` inputs fail once with a retryable error, `stuck…` ones every time.
+        let slow_and_not_yet = id.starts_with("slow")
+            && self
+                .first_failure
+                .entry(record.offset)
+                .or_insert_with(std::time::Instant::now)
+                .elapsed()
+                < Duration::from_secs(1);
         if id.starts_with("stuck")
+            || slow_and_not_yet
             || (id.starts_with("flaky") && self.failed_once.insert(record.offset))
         {
             return Err(ProcessError::Retryable(format!(
@@ -74,7 +87,8 @@ async fn main() {
             .and_then(|d| d.parse().ok())
             .unwrap_or(0),
     );
-    let config = RuntimeConfig::new(
+    let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut config = RuntimeConfig::new(
         var("APP_ID"),
         var("INSTANCE_ID"),
         KafkaSettings::new(var("KAFKA_BOOTSTRAP_SERVERS")),
@@ -82,11 +96,18 @@ async fn main() {
         vec!["totals".to_owned()],
         var("STATE_DIR").into(),
     );
+    if let Some(ms) = number("GIVE_UP_MS") {
+        config.retry.give_up_after = Duration::from_millis(ms);
+    }
+    if let Some(bytes) = number("WRITE_BUFFER_BYTES") {
+        config.state_write_buffer_bytes = bytes as usize;
+    }
     let factory: tcom_state::ProcessorFactory = Arc::new(move |_| {
         Box::new(RunningTotals {
             output: output.clone(),
             delay,
             failed_once: Default::default(),
+            first_failure: Default::default(),
         })
     });
     let handle = tcom_state::start(config, factory)
@@ -95,9 +116,17 @@ async fn main() {
     eprintln!("worker started");
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
+    // A runtime that ends by itself (a fatal error) ends the worker too, with its error:
+    // a worker that lingers without its loop would make a test wait for nothing.
+    let ended = async {
+        while !handle.is_finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+        () = ended => {}
     }
     let metrics = handle.metrics().clone();
     tokio::task::spawn_blocking(move || handle.join())
@@ -106,10 +135,11 @@ async fn main() {
         .expect("clean stop");
     use std::sync::atomic::Ordering::Relaxed;
     println!(
-        "{{\"records\":{},\"dead_letters\":{},\"retries\":{},\"restored_records\":{},\"commits\":{}}}",
+        "{{\"records\":{},\"dead_letters\":{},\"retries\":{},\"retry_pauses\":{},\"restored_records\":{},\"commits\":{}}}",
         metrics.records.load(Relaxed),
         metrics.dead_letters.load(Relaxed),
         metrics.retries.load(Relaxed),
+        metrics.retry_pauses.load(Relaxed),
         metrics.restored_records.load(Relaxed),
         metrics.commits.load(Relaxed),
     );

@@ -28,24 +28,31 @@ struct Response {
     basket_token: Option<String>,
 }
 
-/// Who calls: a customer token and/or a guest basket token.
+/// Who calls: a customer token and/or a guest basket token, and the `Idempotency-Key` sent.
 #[derive(Clone, Default)]
 struct Caller {
     customer: Option<String>,
     guest: Option<String>,
+    idempotency_key: Option<String>,
 }
 
 impl Caller {
+    fn with_key(&self, key: &str) -> Self {
+        Self {
+            idempotency_key: Some(key.to_owned()),
+            ..self.clone()
+        }
+    }
     fn guest(token: &str) -> Self {
         Self {
-            customer: None,
             guest: Some(token.to_owned()),
+            ..Self::default()
         }
     }
     fn customer(token: String) -> Self {
         Self {
             customer: Some(token),
-            guest: None,
+            ..Self::default()
         }
     }
 }
@@ -260,6 +267,9 @@ impl Shop {
         }
         if let Some(token) = &caller.guest {
             request = request.header("basket-token", token);
+        }
+        if let Some(key) = &caller.idempotency_key {
+            request = request.header("idempotency-key", key);
         }
         if let Some(body) = body {
             request = request.json(&body);
@@ -728,10 +738,16 @@ async fn a_basket_is_reachable_only_by_its_own_shopper_on_its_own_shop() {
     let b = Shop::open(0, None).await;
     let (guest_basket, guest_token) = a.guest_basket().await;
     let path = format!("/v1/storefront/baskets/{guest_basket}");
+    // Read-your-writes: the view may not show the new basket at once.
     let own = a
-        .call(Method::GET, &path, &Caller::guest(&guest_token), None)
+        .call(
+            Method::GET,
+            &format!("{path}?min_version=1"),
+            &Caller::guest(&guest_token),
+            None,
+        )
         .await;
-    assert_eq!(own.status, StatusCode::OK);
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
 
     // Tenant B's host with A's guest token: not found, for reads and changes.
     let across = a
@@ -853,6 +869,7 @@ async fn a_guest_basket_merges_into_the_customers_basket_on_login_once() {
     let signing_in = Caller {
         customer: carol.customer.clone(),
         guest: Some(guest_token.clone()),
+        ..Caller::default()
     };
     let merged = shop
         .call(
@@ -889,6 +906,7 @@ async fn a_guest_basket_merges_into_the_customers_basket_on_login_once() {
     let dave = Caller {
         customer: Some(customer_token(&shop.tenant, "dave")),
         guest: Some(guest_token.clone()),
+        ..Caller::default()
     };
     for strategy in ["merge_into_customer_basket", "use_guest_basket"] {
         let r = shop
@@ -931,6 +949,7 @@ async fn a_guest_basket_merges_into_the_customers_basket_on_login_once() {
             &Caller {
                 customer: Some(erin.clone()),
                 guest: Some(fresh_token),
+                ..Caller::default()
             },
             Some(json!({"strategy": "use_guest_basket"})),
         )
@@ -1081,4 +1100,228 @@ async fn numbers_are_searched_by_prefix_pattern_and_at_random_and_unique_across_
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert_eq!(r.body["code"], "number_not_in_pool");
+}
+
+// --- idempotency keys belong to whoever sent them -----------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_replayed_by_someone_else_is_a_new_request_to_them() {
+    let shop = Shop::open(0, None).await;
+    let alice = Caller::customer(customer_token(&shop.tenant, "alice"));
+    let bob = Caller::customer(customer_token(&shop.tenant, "bob"));
+    let key = unique("create");
+    let create = |caller: Caller| {
+        let shop = &shop;
+        async move {
+            shop.call(
+                Method::POST,
+                "/v1/storefront/baskets",
+                &caller,
+                Some(json!({"channel": "web"})),
+            )
+            .await
+        }
+    };
+    let first = create(alice.with_key(&key)).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let retry = create(alice.with_key(&key)).await;
+    assert_eq!(
+        retry.body["basket_id"], first.body["basket_id"],
+        "the owner's retry replays"
+    );
+    let replayed_by_bob = create(bob.with_key(&key)).await;
+    assert_eq!(replayed_by_bob.status, StatusCode::CREATED);
+    assert_ne!(replayed_by_bob.body["basket_id"], first.body["basket_id"]);
+    assert_eq!(replayed_by_bob.body["customer_id"], "bob");
+
+    // A guest has no principal before it has a basket: a stranger sending its key gets a
+    // basket (and token) of its own, which does not open the guest's.
+    let guest_key = unique("guest-create");
+    let guest = create(Caller::default().with_key(&guest_key)).await;
+    let stranger = create(Caller::default().with_key(&guest_key)).await;
+    assert_eq!(stranger.status, StatusCode::CREATED);
+    assert_ne!(stranger.body["basket_id"], guest.body["basket_id"]);
+    let guest_basket = guest.body["basket_id"].as_str().unwrap().to_owned();
+    let with_strangers_token = shop
+        .call(
+            Method::GET,
+            &format!("/v1/storefront/baskets/{guest_basket}"),
+            &Caller::guest(stranger.basket_token.as_deref().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(with_strangers_token.status, StatusCode::NOT_FOUND);
+
+    // A command on the guest's basket replayed without its token: refused, and nothing of
+    // the basket comes back.
+    let guest_caller = Caller::guest(guest.basket_token.as_deref().unwrap());
+    let lines = format!("/v1/storefront/baskets/{guest_basket}/lines");
+    let line_key = unique("line");
+    let added = shop
+        .call(
+            Method::POST,
+            &lines,
+            &guest_caller.with_key(&line_key),
+            Some(port_in_line("l1")),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+    let replayed = shop
+        .call(
+            Method::POST,
+            &lines,
+            &Caller::default().with_key(&line_key),
+            Some(port_in_line("l1")),
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::NOT_FOUND, "{}", replayed.body);
+    assert!(replayed.body.get("lines").is_none(), "{}", replayed.body);
+    let by_bob = shop
+        .call(
+            Method::POST,
+            &lines,
+            &bob.with_key(&line_key),
+            Some(port_in_line("l1")),
+        )
+        .await;
+    assert_eq!(by_bob.status, StatusCode::NOT_FOUND, "{}", by_bob.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_for_a_different_request_is_refused_and_changes_nothing() {
+    let shop = Shop::open(0, None).await;
+    let alice = Caller::customer(customer_token(&shop.tenant, "alice"));
+    let basket = shop.customer_basket(&alice).await;
+    let lines = format!("/v1/storefront/baskets/{basket}/lines");
+    let key = unique("line");
+    let first = shop
+        .call(
+            Method::POST,
+            &lines,
+            &alice.with_key(&key),
+            Some(port_in_line("l1")),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let version = first.body["version"].as_i64().unwrap();
+    let other = shop
+        .call(
+            Method::POST,
+            &lines,
+            &alice.with_key(&key),
+            Some(port_in_line("l2")),
+        )
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        other.body
+    );
+    assert_eq!(other.body["code"], "idempotency_key_reused");
+    // Same key, same request: the first answer.
+    let again = shop
+        .call(
+            Method::POST,
+            &lines,
+            &alice.with_key(&key),
+            Some(port_in_line("l1")),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, first.body);
+    // A later change proves the view is current; it shows one line, never l2.
+    let later = shop
+        .call(Method::DELETE, &format!("{lines}/l1"), &alice, None)
+        .await;
+    assert_eq!(later.status, StatusCode::OK, "{}", later.body);
+    assert_eq!(later.body["version"].as_i64().unwrap(), version + 1);
+    let read = shop
+        .call(
+            Method::GET,
+            &format!(
+                "/v1/storefront/baskets/{basket}?min_version={}",
+                version + 1
+            ),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    assert_eq!(read.body["lines"], json!([]), "{}", read.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_retries_with_one_key_all_get_the_first_answer() {
+    let shop = Shop::open(2, None).await;
+    let alice = Caller::customer(customer_token(&shop.tenant, "alice"));
+    let basket = shop.customer_basket(&alice).await;
+    let lines = format!("/v1/storefront/baskets/{basket}/lines");
+    let key = unique("retry");
+    // A new number: the answer comes at the end of the reservation saga.
+    let body = json!({"line_id": "l1", "offering_id": "plan", "sim_type": "ESIM",
+        "number": {"type": "new_number", "msisdn": shop.numbers[0]}});
+    let caller = alice.with_key(&key);
+    let answers =
+        join_all((0..20).map(|_| shop.call(Method::POST, &lines, &caller, Some(body.clone()))))
+            .await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|a| a.status).collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    let first = &answers[0].body;
+    assert_eq!(first["lines"].as_array().unwrap().len(), 1, "{first}");
+    for answer in &answers {
+        assert_eq!(&answer.body, first, "every retry gets the first answer");
+    }
+}
+
+// --- control characters never reach storage -------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_with_a_control_character_is_refused_at_the_edge_and_nothing_is_written() {
+    let shop = Shop::open(0, None).await;
+    let admin = admin_token(Some(&shop.tenant), &[BRAND_ADMIN]);
+    let mut bad = offering("Plan\u{0}X", "PLAN", 100, &[0], &["ESIM"], json!([]));
+    bad["placements"][0]["display_name"] = json!("bell\u{7}");
+    let (status, body) = shop
+        .admin(Method::PUT, "/v1/admin/offerings/nul-plan", &admin, bad)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "control_character");
+    let fields: Vec<&str> = body["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, vec!["name", "placements[0].display_name"], "{body}");
+    // A later offering reaches the view; the refused one never does.
+    let good = offering("Clean", "PLAN", 100, &[0], &["ESIM"], json!([]));
+    let (status, body) = shop
+        .admin(Method::PUT, "/v1/admin/offerings/clean-plan", &admin, good)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed = eventually(Duration::from_secs(10), || async {
+        let r = shop
+            .app
+            .http
+            .get(shop.app.url("/v1/admin/offerings"))
+            .header("host", &shop.host)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = r.json().await.ok()?;
+        let ids: Vec<String> = body["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|o| o["offering_id"].as_str().map(str::to_owned))
+            .collect();
+        ids.contains(&"clean-plan".to_owned()).then_some(ids)
+    })
+    .await
+    .expect("the clean offering reaches the view");
+    assert!(!listed.contains(&"nul-plan".to_owned()), "{listed:?}");
 }

@@ -667,8 +667,10 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer() {
                 request = request.header("idempotency-key", key);
             }
             let response = request.send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            response.json::<Value>().await.unwrap()
+            let status = response.status();
+            let body = response.json::<Value>().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body
         }
     };
     let first = put(Some("key-1"), "First").await;
@@ -679,9 +681,41 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer() {
         ),
         (Some(1), Some("First"))
     );
-    // Same key: the command is not decided again; the caller sees the first decision.
-    let retry = put(Some("key-1"), "Changed in between").await;
+    // Same key, same request: the command is not decided again; the caller sees the first
+    // decision.
+    let retry = put(Some("key-1"), "First").await;
     assert_eq!(retry, first);
+    // Same key, another request: refused, neither decided nor answered with the first.
+    let mut changed = plan(&[0]);
+    changed["name"] = json!("Changed in between");
+    let reused = app
+        .http
+        .put(app.url("/v1/admin/offerings/retried"))
+        .header("host", &host)
+        .bearer_auth(&token)
+        .header("idempotency-key", "key-1")
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let reused: Value = reused.json().await.unwrap();
+    assert_eq!(reused["code"], "idempotency_key_reused", "{reused}");
+    // Another admin of the same brand with the same key: a new command of theirs.
+    let colleague = tcom_tests::admin_token_for("colleague", Some(&id), &[CATALOG_MANAGER]);
+    let theirs = app
+        .http
+        .put(app.url("/v1/admin/offerings/retried"))
+        .header("host", &host)
+        .bearer_auth(&colleague)
+        .header("idempotency-key", "key-1")
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(theirs.status(), StatusCode::OK);
+    let theirs: Value = theirs.json().await.unwrap();
+    assert_eq!(theirs["version"], 2, "{theirs}");
     // A new key is a new command.
     let second = put(Some("key-2"), "Second").await;
     assert_eq!(
@@ -689,8 +723,8 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer() {
             second["version"].as_i64(),
             second["definition"]["name"].as_str()
         ),
-        (Some(2), Some("Second"))
+        (Some(3), Some("Second"))
     );
     let third = put(None, "Third").await;
-    assert_eq!(third["version"], 3);
+    assert_eq!(third["version"], 4);
 }

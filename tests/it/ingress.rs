@@ -35,7 +35,8 @@ async fn tenant_seen(app: &TestApp, host: &str, timeout: Duration) -> Option<Val
 
 #[tokio::test]
 async fn a_new_tenant_is_served_within_a_second_of_onboarding() {
-    let app = spawn_ingress().await;
+    // Ready needs the processors running (the platform's), not only the dependencies.
+    let app = tcom_tests::spawn_platform_ingress().await;
     // Wait until this instance has read the topic so far.
     let ready = eventually(Duration::from_secs(30), || async {
         let (status, _, _) = get(&app, "localhost", "/readyz").await;
@@ -62,6 +63,7 @@ async fn a_new_tenant_is_served_within_a_second_of_onboarding() {
     let (status, _, body) = get(&app, &format!("{domain}:8080"), "/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["processors"], "ok", "{body}");
     assert_eq!(body["tenant"], Value::String(id));
 }
 

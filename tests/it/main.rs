@@ -4,11 +4,14 @@
 mod baskets;
 mod catalog_admin;
 mod content_sync;
+mod fail_loudly;
 mod ingress;
 mod kafka_transactions;
+mod prerequisites;
 mod registry_contract;
 mod registry_persistence;
 mod runtime_eos;
 mod runtime_features;
 mod tenant_view;
+mod view_failures;
 mod wire_format;

@@ -28,15 +28,34 @@ impl Registry {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, _, value) = self.send(method, path, body.as_deref()).await;
+        (status, value)
+    }
+
+    /// Sends a body as it is (valid JSON or not) and answers the status, the content type
+    /// and the body (JSON when it parses, a string otherwise).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, String, Value) {
         let mut request = self.http.request(method, format!("{}{}", self.url, path));
         if let Some(body) = body {
-            request = request.header("content-type", CT).body(body.to_string());
+            request = request.header("content-type", CT).body(body.to_owned());
         }
         let response = request.send().await.expect("registry reachable");
         let status = response.status();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
         let text = response.text().await.unwrap();
         (
             status,
+            content_type,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
     }
@@ -354,4 +373,207 @@ async fn soft_then_permanent_deletion() {
     assert_eq!(status, StatusCode::OK);
     let (_, listed) = r.get("/subjects?deleted=true").await;
     assert!(!listed.as_array().unwrap().contains(&json!(subject)));
+}
+
+/// Confluent's registry reads boolean query parameters as Java's `Boolean.parseBoolean` does:
+/// `true` in any letter case is true, anything else false. Confluent's Python client sends
+/// Python's `False`/`True` (`?verbose=False&normalize=False`, `?deleted=False`).
+#[tokio::test]
+async fn boolean_query_parameters_are_read_as_confluent_reads_them() {
+    let r = Registry::new();
+    let subject = unique("contract-value");
+    let (status, body) = r
+        .post(
+            &format!("/subjects/{subject}/versions?normalize=False"),
+            json!({"schema": v1()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    r.register(&subject, &v2_with_default()).await;
+
+    // `permanent=False` is a soft delete...
+    let (status, body) = r
+        .delete(&format!("/subjects/{subject}/versions/2?permanent=False"))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!(2)));
+    for (query, want) in [
+        ("deleted=False", json!([1])),
+        ("deleted=yes", json!([1])),
+        ("deleted=True", json!([1, 2])),
+        ("deleted=TRUE", json!([1, 2])),
+        ("deleted=true&deleted=False", json!([1, 2])),
+    ] {
+        let (status, body) = r
+            .get(&format!("/subjects/{subject}/versions?{query}"))
+            .await;
+        assert_eq!((status, &body), (StatusCode::OK, &want), "?{query}");
+    }
+    let (status, body) = r
+        .get(&format!("/subjects/{subject}/versions/2?deleted=True"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], json!(2));
+    let (status, body) = r.get("/subjects?deleted=False&deleted_only=False").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.as_array().unwrap().contains(&json!(subject)));
+
+    // ...and `permanent=True` a permanent one.
+    let (status, body) = r
+        .delete(&format!("/subjects/{subject}/versions/2?permanent=True"))
+        .await;
+    assert_eq!((status, body), (StatusCode::OK, json!(2)));
+    let (_, body) = r
+        .get(&format!("/subjects/{subject}/versions?deleted=true"))
+        .await;
+    assert_eq!(body, json!([1]));
+
+    // Compatibility checks as the Python client sends them.
+    let check = format!("/compatibility/subjects/{subject}/versions/latest");
+    let (status, body) = r
+        .post(
+            &format!("{check}?normalize=False&verbose=False"),
+            json!({"schema": v2_with_default()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["is_compatible"], json!(true));
+    let (status, quiet) = r
+        .post(
+            &format!("{check}?normalize=False&verbose=False"),
+            json!({"schema": v2_required()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{quiet}");
+    assert_eq!(quiet["is_compatible"], json!(false));
+    assert!(
+        quiet["messages"].as_array().is_none_or(Vec::is_empty),
+        "verbose=False gives no messages: {quiet}"
+    );
+    let (status, verbose) = r
+        .post(
+            &format!("/compatibility/subjects/{subject}/versions?normalize=False&verbose=True"),
+            json!({"schema": v2_required()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verbose}");
+    assert_eq!(verbose["is_compatible"], json!(false));
+    assert!(
+        !verbose["messages"].as_array().unwrap().is_empty(),
+        "verbose=True says why: {verbose}"
+    );
+
+    let (status, body) = r
+        .get(&format!("/config/{subject}?defaultToGlobal=True"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["compatibilityLevel"].is_string(), "{body}");
+}
+
+/// Every error is Confluent's JSON with Confluent's content type, also those no handler of
+/// the registry answers: a body that is not JSON, an unknown route, a wrong method.
+#[tokio::test]
+async fn every_error_is_confluents_json() {
+    use reqwest::Method;
+    let r = Registry::new();
+    let subject = unique("contract-value");
+    r.register(&subject, &v1()).await;
+
+    let cases = [
+        (
+            "a body that is not JSON",
+            r.send(
+                Method::POST,
+                &format!("/subjects/{subject}/versions"),
+                Some("{not json"),
+            )
+            .await,
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        (
+            "a compatibility check with a body that is not JSON",
+            r.send(
+                Method::POST,
+                &format!("/compatibility/subjects/{subject}/versions/latest?verbose=False"),
+                Some("{\"schema\": "),
+            )
+            .await,
+            Some(StatusCode::BAD_REQUEST),
+        ),
+        (
+            "an unknown route",
+            r.send(Method::GET, "/no/such/route", None).await,
+            Some(StatusCode::NOT_FOUND),
+        ),
+        (
+            "a wrong method",
+            r.send(
+                Method::PATCH,
+                &format!("/subjects/{subject}/versions"),
+                None,
+            )
+            .await,
+            Some(StatusCode::METHOD_NOT_ALLOWED),
+        ),
+        // Registries differ in what they make of a path that is not UTF-8 (a missing
+        // subject, or a bad request), but the answer is an error in Confluent's shape.
+        (
+            "a path that is not UTF-8",
+            r.send(Method::GET, "/subjects/%FF%FE/versions", None).await,
+            None,
+        ),
+    ];
+    for (what, (status, content_type, body), want_status) in cases {
+        if let Some(want) = want_status {
+            assert_eq!(status, want, "{what}: {body}");
+        }
+        assert!(status.is_client_error(), "{what}: status {status}, {body}");
+        assert_eq!(content_type, CT, "{what}: {body}");
+        assert!(body["message"].is_string(), "{what}: {body}");
+        let code = error_code(&body);
+        if want_status.is_some() {
+            // Confluent answers the errors no resource raises with the status as the code.
+            assert_eq!(code, i64::from(status.as_u16()), "{what}: {body}");
+        }
+    }
+}
+
+/// Confluent's own Python client (confluent-kafka's `SchemaRegistryClient`) against the
+/// registry at `SCHEMA_REGISTRY_URL`: `tests/python/registry_client_contract.py`, run with the
+/// virtualenv's python that `scripts/stack up` creates (`TCOM_PYTHON`, in `.stack/env`).
+#[test]
+fn confluents_python_client() {
+    let python = std::env::var("TCOM_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "TCOM_PYTHON is not set: this test runs Confluent's Python client from the virtualenv \
+             that `scripts/stack up` creates (.stack/python). Run `scripts/test`, or \
+             `scripts/stack up` and `source .stack/env` before `cargo test`."
+        )
+    });
+    assert!(
+        std::path::Path::new(&python).is_file(),
+        "TCOM_PYTHON={python} does not exist: run `scripts/stack up` to create the virtualenv \
+         with confluent-kafka, then `source .stack/env`."
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/python/registry_client_contract.py"
+    );
+    let output = std::process::Command::new(&python)
+        .arg(script)
+        .arg(unique("python-client-value"))
+        .env("SCHEMA_REGISTRY_URL", &stack().registry_url)
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .unwrap_or_else(|e| panic!("running {python} {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed ({}) against {}:\n{stdout}\n{stderr}\n(No module named \
+         'confluent_kafka'? Run `scripts/stack up`: it installs the pinned client into \
+         .stack/python.)",
+        output.status,
+        stack().registry_url
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}\n{stderr}");
 }

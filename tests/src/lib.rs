@@ -58,6 +58,8 @@ pub fn settings() -> Settings {
     let stack = stack();
     let config_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config");
     let mut settings = Settings::load(&config_dir).expect("config/default.toml loads");
+    // Tests run locally: the development secrets are what they sign with.
+    settings.mode = tcom_ingress::settings::Mode::Local;
     settings.http.listen = "127.0.0.1:0".parse().unwrap();
     settings.kafka.bootstrap_servers = stack.kafka;
     settings.database.url = stack.database_url;
@@ -282,7 +284,7 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
 
 /// Commits `group_id`'s offsets at the current end of `topics`, so a consumer in that group
 /// reads exactly what is produced from now on.
-fn start_at_end(kafka: &KafkaSettings, group_id: &str, topics: &[&str]) {
+pub fn start_at_end(kafka: &KafkaSettings, group_id: &str, topics: &[&str]) {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     let consumer: BaseConsumer = kafka
         .client_config()
@@ -321,7 +323,12 @@ pub async fn spawn_platform_ingress() -> TestApp {
 
 /// An admin token signed with the configured secret.
 pub fn admin_token(tenant: Option<&str>, roles: &[&str]) -> String {
-    tcom_ingress::auth::AdminAuth::new(&settings().auth).issue("test-user", tenant, roles, 600)
+    admin_token_for("test-user", tenant, roles)
+}
+
+/// An admin token of the subject `subject`.
+pub fn admin_token_for(subject: &str, tenant: Option<&str>, roles: &[&str]) -> String {
+    tcom_ingress::auth::AdminAuth::new(&settings().auth).issue(subject, tenant, roles, 600)
 }
 
 /// A platform operator's token.

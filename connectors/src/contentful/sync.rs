@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use tcom_schemas::tenant::ContentSettings;
 
 use super::entries::{ContentChange, interpret};
+use crate::dead_letter::{Failure, classify_sqlx};
 use crate::postgres::begin_for_tenant;
 
 /// What went wrong in a sync.
@@ -20,6 +21,21 @@ pub enum SyncError {
     Shape,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+impl SyncError {
+    /// How the connector handles it ([`crate::dead_letter`]): an unreachable or overloaded
+    /// content API or database is waited for, a refused token or space or a refused row fails
+    /// the sync until someone fixes it.
+    pub fn failure(&self) -> Failure {
+        match self {
+            Self::Http(e) if e.is_connect() || e.is_timeout() => Failure::Unavailable,
+            Self::Http(_) | Self::Shape => Failure::Transient,
+            Self::Status { status, .. } if *status == 429 || *status >= 500 => Failure::Unavailable,
+            Self::Status { .. } => Failure::Permanent,
+            Self::Database(e) => classify_sqlx(e),
+        }
+    }
 }
 
 /// What a sync did.

@@ -10,6 +10,7 @@ use tcom_schemas::tenant::TenantSettings;
 use super::catalog_rules::{campaign_concerns, list_price};
 use super::msisdn::Msisdn;
 use super::pricing::{self, Minor, PricingContext, quote, standard_vat_basis_points, vat_share};
+use super::text::TextKind;
 use super::violation::{Violation, Violations, is_valid_entity_id};
 
 /// How many plan lines one basket may hold.
@@ -417,6 +418,11 @@ fn check_number(
                 "invalid_current_operator",
                 "number/port_in/current_operator",
                 || "name the operator the number comes from (at most 100 characters)".to_owned(),
+            );
+            v.check_text(
+                "number/port_in/current_operator",
+                &p.current_operator,
+                TextKind::Line,
             );
             if let Some(icc) = &p.sim_icc {
                 v.check(
@@ -982,6 +988,26 @@ mod tests {
                 &catalog()
             )),
             ["invalid_sim_icc", "invalid_port_date"]
+        );
+    }
+
+    #[test]
+    fn a_port_in_operator_with_a_control_character_is_refused_with_the_field() {
+        let tenant = danish_settings(&["x.example"]);
+        let shop = web_shop(&tenant);
+        let line = request(NumberChoice::PortIn(PortIn {
+            msisdn: "+4530123456".into(),
+            current_operator: "Tel\u{0}ia".into(),
+            sim_icc: None,
+            desired_port_date: None,
+        }));
+        let violations = configure_line(&line, &[], shop, &catalog()).unwrap_err();
+        assert_eq!(
+            violations
+                .iter()
+                .map(|v| (v.code.as_str(), v.field.as_str()))
+                .collect::<Vec<_>>(),
+            [("control_character", "number/port_in/current_operator")]
         );
     }
 

@@ -9,6 +9,7 @@ use tcom_schemas::campaign::{AlterationTarget, CampaignDefinition, ChangeKind};
 use tcom_schemas::catalog::{OfferingDefinition, OfferingKind, PriceType};
 use tcom_schemas::tenant::TenantSettings;
 
+use super::text::TextKind;
 use super::violation::{Violation, Violations, is_valid_entity_id};
 
 /// What the validators need to know about the tenant's other offerings.
@@ -71,6 +72,10 @@ pub fn validate_offering(
         "name",
         || "an offering has a name of 1 to 200 characters".into(),
     );
+    v.check_text("name", &def.name, TextKind::Line);
+    if let Some(description) = &def.description {
+        v.check_text("description", description, TextKind::Multiline);
+    }
     v.check(
         is_valid_entity_id(&def.specification_id),
         "invalid_specification",
@@ -83,6 +88,7 @@ pub fn validate_offering(
     });
     for (i, price) in def.prices.iter().enumerate() {
         let field = format!("prices/{i}");
+        v.check_text(format!("{field}/name"), &price.name, TextKind::Line);
         v.check(
             price.currency == tenant.currency,
             "currency_mismatch",
@@ -213,6 +219,16 @@ pub fn validate_offering(
             format!("placements/{i}/monthly_price_minor"),
             || "a price is never negative".into(),
         );
+        if let Some(name) = &placement.display_name {
+            v.check_text(format!("placements/{i}/display_name"), name, TextKind::Line);
+        }
+        if let Some(description) = &placement.description {
+            v.check_text(
+                format!("placements/{i}/description"),
+                description,
+                TextKind::Multiline,
+            );
+        }
     }
     v.into_vec()
 }
@@ -237,6 +253,7 @@ pub fn validate_campaign(
         "name",
         || "a campaign has a name of 1 to 200 characters".into(),
     );
+    v.check_text("name", &def.name, TextKind::Line);
     v.check(
         def.valid_until.is_none_or(|end| end > def.valid_from),
         "invalid_window",
@@ -573,6 +590,58 @@ mod tests {
                 "duration_on_one_time_price",
                 "contradictory_binding"
             ]
+        );
+    }
+
+    fn control_character_fields(violations: Vec<Violation>) -> Vec<String> {
+        violations
+            .into_iter()
+            .filter(|v| v.code == super::super::text::CONTROL_CHARACTER)
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn an_offering_named_with_a_nul_is_refused_with_the_field() {
+        let mut def = plan();
+        def.name = "Plan\u{0}X".into();
+        let violations = validate_offering("fri-5g", &def, &tenant(), &lookup);
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(
+            (violations[0].code.as_str(), violations[0].field.as_str()),
+            ("control_character", "name")
+        );
+    }
+
+    #[test]
+    fn every_stored_text_of_an_offering_and_a_campaign_is_checked() {
+        let mut def = plan();
+        def.description = Some("Two paragraphs,\n\tindented.".into());
+        def.placements[0].description = Some("Line one\nline two".into());
+        assert_eq!(
+            offering_codes(&def),
+            Vec::<String>::new(),
+            "descriptions may have line feeds and tabs"
+        );
+        def.description = Some("bell\u{7}".into());
+        def.prices[0].name = "month\u{1b}ly".into();
+        def.placements[0].display_name = Some("Fri\n5G".into());
+        def.placements[0].description = Some("nul\u{0}".into());
+        assert_eq!(
+            control_character_fields(validate_offering("fri-5g", &def, &tenant(), &lookup)),
+            [
+                "description",
+                "prices/0/name",
+                "placements/0/display_name",
+                "placements/0/description"
+            ]
+        );
+
+        let mut c = campaign();
+        c.name = "Halv\u{0}pris".into();
+        assert_eq!(
+            control_character_fields(validate_campaign("halv-pris", &c, &tenant(), &lookup)),
+            ["name"]
         );
     }
 

@@ -8,6 +8,7 @@
 use tcom_schemas::tenant::TenantSettings;
 
 use super::hostname::normalise_host;
+use super::text::{TextKind, control_character};
 use super::violation::{Violation, Violations};
 
 /// The sales channels the platform knows; a tenant picks some of them.
@@ -64,12 +65,17 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
         "name",
         || "a tenant has a name of 1 to 200 characters".into(),
     );
+    v.check_text("name", &s.name, TextKind::Line);
 
     v.check(!s.domains.is_empty(), "domain_required", "domains", || {
         "a tenant needs at least one domain".into()
     });
     let mut seen = Vec::new();
     for (i, domain) in s.domains.iter().enumerate() {
+        if let Some(bad) = control_character(format!("domains/{i}"), domain, TextKind::Line) {
+            v.add(bad);
+            continue;
+        }
         match normalise_host(domain) {
             Some(normal) if normal == *domain && normal.contains('.') => {
                 v.check(
@@ -175,6 +181,12 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
     }
 
     for (key, value) in &s.theme {
+        // The key is not put into the field path when it is the offending text.
+        if let Some(bad) = control_character("theme", key, TextKind::Line) {
+            v.add(bad);
+            continue;
+        }
+        v.check_text(format!("theme/{key}"), value, TextKind::Line);
         v.check(
             key.len() <= 64 && value.len() <= 1024,
             "invalid_theme",
@@ -202,6 +214,8 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
             "payment/secret_ref",
             || "give a reference to the secret (vault://…, secret://…, env://…), never the secret itself".into(),
         );
+        v.check_text("payment/account_ref", &payment.account_ref, TextKind::Line);
+        v.check_text("payment/secret_ref", &payment.secret_ref, TextKind::Line);
     }
     if let Some(content) = &s.content {
         v.check(
@@ -215,6 +229,13 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
             "secret_not_a_reference",
             "content/access_token_ref",
             || "give a reference to the token (vault://…, secret://…, env://…), never the token itself".into(),
+        );
+        v.check_text("content/space_id", &content.space_id, TextKind::Line);
+        v.check_text("content/environment", &content.environment, TextKind::Line);
+        v.check_text(
+            "content/access_token_ref",
+            &content.access_token_ref,
+            TextKind::Line,
         );
     }
     if let Some(policy) = &s.storefront {
@@ -274,6 +295,47 @@ mod tests {
         );
         s.segments[0].max_binding_months = 25;
         assert_eq!(codes(&s), ["binding_cap_above_legal_maximum"]);
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_stored_text_with_its_field() {
+        let mut s = danish();
+        s.name = "Nord\u{0}lys".into();
+        s.domains = vec!["ok.example".into(), "bad\u{0}.example".into()];
+        s.theme.insert("primary\u{1}".into(), "#fff".into());
+        s.theme.insert("font".into(), "Inter\u{7f}".into());
+        s.payment.as_mut().unwrap().account_ref = "acct\u{0}".into();
+        s.payment.as_mut().unwrap().secret_ref = "vault://x\u{0}".into();
+        s.content = Some(tcom_schemas::tenant::ContentSettings {
+            space_id: "space\n".into(),
+            environment: "master\u{0}".into(),
+            access_token_ref: "env://TOKEN\u{0}".into(),
+        });
+        let found: Vec<(String, String)> = validate_settings(&s)
+            .into_iter()
+            .map(|v| (v.code, v.field))
+            .collect();
+        let expected = [
+            "name",
+            "domains/1",
+            "theme/font",
+            "theme",
+            "payment/account_ref",
+            "payment/secret_ref",
+            "content/space_id",
+            "content/environment",
+            "content/access_token_ref",
+        ];
+        assert_eq!(
+            found,
+            expected
+                .iter()
+                .map(|f| (
+                    super::super::text::CONTROL_CHARACTER.to_owned(),
+                    (*f).to_owned()
+                ))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -31,6 +31,11 @@ impl Violations {
         self.0.push(Violation::new(code, field, detail));
     }
 
+    /// Adds a violation built elsewhere (e.g. by [`super::text::control_character`]).
+    pub fn add(&mut self, violation: Violation) {
+        self.0.push(violation);
+    }
+
     /// Adds a violation when `ok` is false.
     pub fn check(
         &mut self,
