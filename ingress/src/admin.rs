@@ -307,3 +307,60 @@ pub async fn list_campaigns(
     )
     .await
 }
+
+/// One row of a view, RLS-scoped to the tenant: 404 when the tenant has none with `id`.
+async fn one(state: &AppState, tenant: &Tenant, sql: &str, id: &str) -> Result<Response, Problem> {
+    let mut tx = state.tenant_tx(&tenant.tenant_id).await?;
+    let row = sqlx::query(sql)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| Problem::database(&e))?;
+    tx.commit().await.map_err(|e| Problem::database(&e))?;
+    match row {
+        Some(row) => Ok(Json(row.get::<serde_json::Value, _>(0)).into_response()),
+        None => Err(Problem::not_found()),
+    }
+}
+
+/// One offering, as the views have it: where a 202 answer to a change points.
+#[utoipa::path(get, path = "/v1/admin/offerings/{offering_id}", tag = "admin",
+    responses((status = 200, description = "The offering"),
+        (status = 404, description = "No such offering of this tenant", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_offering(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    principal: AdminPrincipal,
+    Path(offering_id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require_tenant_role(&tenant, CATALOG_READERS)?;
+    one(
+        &state,
+        &tenant,
+        "SELECT jsonb_build_object('offering_id', offering_id, 'lifecycle_status', lifecycle_status,
+            'version', version, 'definition', definition) FROM offerings WHERE offering_id = $1",
+        &offering_id,
+    )
+    .await
+}
+
+/// One campaign, as the views have it: where a 202 answer to a change points.
+#[utoipa::path(get, path = "/v1/admin/campaigns/{campaign_id}", tag = "admin",
+    responses((status = 200, description = "The campaign"),
+        (status = 404, description = "No such campaign of this tenant", body = Problem, content_type = "application/problem+json")))]
+pub async fn get_campaign(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    principal: AdminPrincipal,
+    Path(campaign_id): Path<String>,
+) -> Result<Response, Problem> {
+    principal.require_tenant_role(&tenant, CATALOG_READERS)?;
+    one(
+        &state,
+        &tenant,
+        "SELECT jsonb_build_object('campaign_id', campaign_id, 'status', status,
+            'version', version, 'definition', definition) FROM campaigns WHERE campaign_id = $1",
+        &campaign_id,
+    )
+    .await
+}

@@ -117,7 +117,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/admin/offerings", get(admin::list_offerings))
         .route(
             "/v1/admin/offerings/{offering_id}",
-            put(admin::put_offering),
+            get(admin::get_offering).put(admin::put_offering),
         )
         .route(
             "/v1/admin/offerings/{offering_id}/activate",
@@ -134,7 +134,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/admin/campaigns", get(admin::list_campaigns))
         .route(
             "/v1/admin/campaigns/{campaign_id}",
-            put(admin::put_campaign),
+            get(admin::get_campaign).put(admin::put_campaign),
         )
         .route(
             "/v1/admin/campaigns/{campaign_id}/end",

@@ -284,7 +284,7 @@ async fn send(
 /// in the `Basket-Token` header.
 #[utoipa::path(post, path = "/v1/storefront/baskets", tag = "baskets",
     request_body = CreateBasketRequest,
-    responses((status = 201, description = "The basket"), (status = 422, description = "Unknown channel or segment", body = Problem)))]
+    responses((status = 201, description = "The basket"), (status = 422, description = "Unknown channel or segment", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_basket(
     State(state): State<AppState>,
     shopper: Shopper,
@@ -324,8 +324,8 @@ pub async fn create_basket(
 #[utoipa::path(post, path = "/v1/storefront/baskets/{basket_id}/lines", tag = "baskets",
     request_body = AddLineRequest,
     responses((status = 200, description = "The basket with the line"),
-        (status = 409, description = "Number taken, line exists", body = Problem),
-        (status = 422, description = "Every broken rule", body = Problem)))]
+        (status = 409, description = "Number taken, line exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Every broken rule", body = Problem, content_type = "application/problem+json")))]
 pub async fn add_line(
     State(state): State<AppState>,
     shopper: Shopper,
@@ -415,8 +415,8 @@ async fn current_customer_basket(
 #[utoipa::path(post, path = "/v1/storefront/baskets/{basket_id}/login", tag = "baskets",
     request_body = LoginRequest,
     responses((status = 200, description = "The customer's basket after the login"),
-        (status = 401, description = "No customer token", body = Problem),
-        (status = 404, description = "Not this shopper's basket", body = Problem)))]
+        (status = 401, description = "No customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not this shopper's basket", body = Problem, content_type = "application/problem+json")))]
 pub async fn login(
     State(state): State<AppState>,
     shopper: Shopper,
@@ -529,7 +529,7 @@ async fn read_basket(
 
 /// A basket, with `?min_version=N` to read at least the version a change answered with.
 #[utoipa::path(get, path = "/v1/storefront/baskets/{basket_id}", tag = "baskets",
-    responses((status = 200, description = "The basket"), (status = 404, description = "Not this shopper's basket", body = Problem)))]
+    responses((status = 200, description = "The basket"), (status = 404, description = "Not this shopper's basket", body = Problem, content_type = "application/problem+json")))]
 pub async fn get_basket(
     State(state): State<AppState>,
     shopper: Shopper,

@@ -59,7 +59,7 @@ pub struct ImportResult {
 #[utoipa::path(post, path = "/v1/admin/number-pool", tag = "admin",
     request_body = ImportRequest,
     responses((status = 200, description = "Per number: imported, refused or pending", body = ImportResult),
-        (status = 422, description = "Too many numbers", body = Problem)))]
+        (status = 422, description = "Too many numbers", body = Problem, content_type = "application/problem+json")))]
 pub async fn import_numbers(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
@@ -256,7 +256,7 @@ fn like_pattern(query: &SearchQuery) -> Result<(String, bool, i64), Problem> {
 
 /// Available numbers of the shop.
 #[utoipa::path(get, path = "/v1/storefront/numbers", tag = "baskets",
-    responses((status = 200, description = "Available numbers"), (status = 422, description = "Malformed search", body = Problem)))]
+    responses((status = 200, description = "Available numbers"), (status = 422, description = "Malformed search", body = Problem, content_type = "application/problem+json")))]
 pub async fn search_numbers(
     State(state): State<AppState>,
     shopper: Shopper,

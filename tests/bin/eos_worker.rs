@@ -4,21 +4,93 @@
 //! Input: key = account, value = `"<input id>:<amount>"` (or anything else: dead-lettered;
 //! an id starting with `flaky` fails once with a retryable error, `slow` for a second after its
 //! first attempt — as a schema registry that is briefly down —, `stuck` always does).
-//! Output (to `$OUTPUT`): key = account, value = `"<input id>:<total after it>"`.
+//! Output (to `$OUTPUT`): key = account, value = `"<input id>:<total after it>"`, which is
+//! also the reply to a command (an input with `command-id` and `reply-to` headers).
 //! Store `totals`: account → total (i64, big-endian).
 //!
 //! Environment: `KAFKA_BOOTSTRAP_SERVERS`, `APP_ID`, `INSTANCE_ID`, `INPUT`, `OUTPUT`,
 //! `STATE_DIR`, optional `DELAY_MS` (per record, to stretch the stream so kills land
 //! mid-stream), `GIVE_UP_MS` (how long a retryable failure is retried before the record is
-//! dead-lettered), `WRITE_BUFFER_BYTES` (RocksDB memtable size: small ones flush often) and
+//! dead-lettered), `WRITE_BUFFER_BYTES` (RocksDB memtable size: small ones flush often),
+//! `REPLY_LOG` (a file the published replies are appended to, one line each:
+//! `<reply-to> <command id> <inputs committed when published> <body>`) and
 //! `TCOM_FAILPOINT`. Stops gracefully on SIGTERM and prints its metrics as
 //! one JSON line.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 use tcom_state::client::KafkaSettings;
-use tcom_state::{Context, Output, ProcessError, Processor, Record, RuntimeConfig};
+use tcom_state::{
+    Context, Output, ProcessError, Processor, Record, Reply, ReplyBody, ReplySink, RuntimeConfig,
+};
+
+/// Appends each published reply to a file, with the number of inputs the application's
+/// consumer group had committed at that moment: the runtime promises to publish a reply only
+/// after the transaction that decided it committed, and the line shows whether it did.
+struct FileSink {
+    file: std::sync::Mutex<std::fs::File>,
+    group: BaseConsumer,
+    input: String,
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("input", &self.input)
+            .finish()
+    }
+}
+
+impl FileSink {
+    fn committed_inputs(&self) -> i64 {
+        let timeout = Duration::from_secs(10);
+        let metadata = self
+            .group
+            .fetch_metadata(Some(&self.input), timeout)
+            .expect("input metadata");
+        let mut partitions = TopicPartitionList::new();
+        for p in metadata.topics()[0].partitions() {
+            partitions.add_partition(&self.input, p.id());
+        }
+        self.group
+            .committed_offsets(partitions, timeout)
+            .expect("committed offsets")
+            .elements()
+            .iter()
+            .filter_map(|tp| match tp.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            })
+            .sum()
+    }
+}
+
+impl ReplySink for FileSink {
+    fn publish(&self, replies: Vec<Reply>) {
+        use std::io::Write;
+        let committed = self.committed_inputs();
+        let mut file = self.file.lock().expect("reply log lock");
+        for reply in replies {
+            let body = match reply.body {
+                ReplyBody::Processed(body) => {
+                    format!("processed:{}", String::from_utf8_lossy(&body))
+                }
+                ReplyBody::DeadLettered(error) => format!("dead:{error}"),
+                ReplyBody::KeyReused => "reused".to_owned(),
+            };
+            // Unbuffered: a line written is in the file even if the process aborts next.
+            writeln!(
+                file,
+                "{} {} {committed} {body}",
+                reply.reply_to, reply.command_id
+            )
+            .expect("reply log written");
+        }
+    }
+}
 
 struct RunningTotals {
     output: String,
@@ -70,6 +142,7 @@ impl Processor for RunningTotals {
             key.to_vec(),
             format!("{id}:{total}"),
         ));
+        ctx.reply(format!("{id}:{total}"));
         Ok(())
     }
 }
@@ -101,6 +174,29 @@ async fn main() {
     }
     if let Some(bytes) = number("WRITE_BUFFER_BYTES") {
         config.state_write_buffer_bytes = bytes as usize;
+    }
+    if let Ok(path) = std::env::var("REPLY_LOG") {
+        // Read-uncommitted: the offsets of the last *committed* transaction, at once, instead
+        // of waiting for a pending one (which, on the runtime's own thread, never commits).
+        let group = config
+            .kafka
+            .client_config()
+            .set("group.id", &config.application_id)
+            .set("isolation.level", "read_uncommitted")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer for committed offsets");
+        config.reply_sink = Some(Arc::new(FileSink {
+            file: std::sync::Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("reply log opens"),
+            ),
+            group,
+            input: var("INPUT"),
+        }));
     }
     let factory: tcom_state::ProcessorFactory = Arc::new(move |_| {
         Box::new(RunningTotals {
@@ -135,12 +231,13 @@ async fn main() {
         .expect("clean stop");
     use std::sync::atomic::Ordering::Relaxed;
     println!(
-        "{{\"records\":{},\"dead_letters\":{},\"retries\":{},\"retry_pauses\":{},\"restored_records\":{},\"commits\":{}}}",
+        "{{\"records\":{},\"dead_letters\":{},\"retries\":{},\"retry_pauses\":{},\"restored_records\":{},\"commits\":{},\"duplicates\":{}}}",
         metrics.records.load(Relaxed),
         metrics.dead_letters.load(Relaxed),
         metrics.retries.load(Relaxed),
         metrics.retry_pauses.load(Relaxed),
         metrics.restored_records.load(Relaxed),
         metrics.commits.load(Relaxed),
+        metrics.duplicates.load(Relaxed),
     );
 }

@@ -604,6 +604,10 @@ async fn the_storefront_catalog_prices_overlapping_campaigns_by_precedence() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+// Shown to fail: with `FORCE ROW LEVEL SECURITY` dropped from the catalog views' migration
+// (migrations/20261122000001_tenants_view.sql and ..._catalog_views.sql; the platform's role
+// owns the tables, so the policies then do not apply to it) every unscoped count below sees the
+// tenant's rows.
 #[tokio::test]
 async fn catalog_views_show_nothing_without_the_tenant_setting() {
     platform();
@@ -621,27 +625,106 @@ async fn catalog_views_show_nothing_without_the_tenant_setting() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/campaigns/counted",
+        &token,
+        Some(json!({
+            "name": "-10 kr", "priority": 10, "valid_from": 0,
+            "alterations": [{"target": "RECURRING", "change": "AMOUNT_OFF", "value": 1000}]
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let pool = sqlx::PgPool::connect(&platform().database_url)
         .await
         .unwrap();
-    let scoped = eventually(Duration::from_secs(5), || async {
-        let mut tx = tcom_connectors::postgres::begin_for_tenant(&pool, &id)
-            .await
-            .ok()?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM offering_placements")
-            .fetch_one(&mut *tx)
-            .await
-            .ok()?;
-        (n == 1).then_some(n)
+    // Content rows come from the content connector in production; written here directly, in
+    // the tenant's scope (the policies' WITH CHECK), since only their visibility is tested.
+    let mut tx = tcom_connectors::postgres::begin_for_tenant(&pool, &id)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO offering_content (tenant_id, entry_id, locale, offering_id, fields, revision, updated_at)
+         VALUES ($1, 'entry-1', 'da-DK', 'visible', '{\"headline\": \"Hej\"}', 1, now())",
+    )
+    .bind(&id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO content_sync_state (tenant_id, space_id, environment, sync_token, synced_at)
+         VALUES ($1, 'space', 'master', 'token-1', now())",
+    )
+    .bind(&id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    const TABLES: [&str; 6] = [
+        "tenants",
+        "offerings",
+        "offering_placements",
+        "campaigns",
+        "offering_content",
+        "content_sync_state",
+    ];
+    let count = |table: &'static str, tenant: Option<String>, own_rows: bool| {
+        let pool = &pool;
+        async move {
+            // `own_rows`: only the scope's tenant's rows are counted, whatever the policy shows.
+            let sql = match own_rows {
+                true => format!(
+                    "SELECT count(*) FROM {table} WHERE tenant_id = current_setting('app.tenant_id')"
+                ),
+                false => format!("SELECT count(*) FROM {table}"),
+            };
+            match tenant {
+                Some(tenant) => {
+                    let mut tx = tcom_connectors::postgres::begin_for_tenant(pool, &tenant)
+                        .await
+                        .unwrap();
+                    sqlx::query_scalar::<_, i64>(&sql)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap()
+                }
+                None => sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap(),
+            }
+        }
+    };
+    // Every table holds this tenant's row (its scope sees exactly one) before the unscoped
+    // counts: a 0 below cannot come from an empty table.
+    let present = eventually(Duration::from_secs(5), || async {
+        for table in TABLES {
+            if count(table, Some(id.clone()), true).await != 1 {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
-    assert_eq!(scoped, Some(1));
-    for table in ["offerings", "offering_placements", "campaigns", "tenants"] {
-        let unscoped: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(unscoped, 0, "{table} without app.tenant_id");
+    assert!(
+        present.is_some(),
+        "the tenant's rows never reached every view"
+    );
+    for table in TABLES {
+        assert_eq!(
+            count(table, None, false).await,
+            0,
+            "{table} without app.tenant_id"
+        );
+        assert_eq!(
+            count(table, Some(unique("other")), false).await,
+            0,
+            "{table} scoped to another tenant"
+        );
     }
 }
 
@@ -727,4 +810,363 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_answer() {
     );
     let third = put(None, "Third").await;
     assert_eq!(third["version"], 4);
+}
+
+// --- tenant and catalog lifecycle through the API ---------------------------------------------
+
+/// The storefront catalog of `host` in the web channel, as status and body.
+async fn storefront_catalog(app: &TestApp, host: &str) -> (StatusCode, Value) {
+    let response = app
+        .http
+        .get(app.url("/v1/storefront/catalog?channel=web"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The summary of the first price (no binding) of `offering` in the catalog, if listed.
+fn first_summary(catalog: &Value, offering: &str) -> Option<String> {
+    catalog["offerings"]
+        .as_array()?
+        .iter()
+        .find(|o| o["offering_id"] == offering)?["prices"][0]["summary"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Onboards a tenant with the active plan `fri` (299.00 a month, web) and waits until the
+/// storefront sells it.
+async fn shop_selling_fri(app: &TestApp) -> (String, String, String) {
+    let (id, host) = onboard(app).await;
+    served(app, &host).await;
+    let token = admin_token(Some(&id), &[CATALOG_MANAGER]);
+    let (status, body) = call(
+        app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/offerings/fri",
+        &token,
+        Some(plan(&[0])),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        app,
+        reqwest::Method::POST,
+        &host,
+        "/v1/admin/offerings/fri/activate",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed = eventually(Duration::from_secs(10), || async {
+        let (_, catalog) = storefront_catalog(app, &host).await;
+        first_summary(&catalog, "fri")
+    })
+    .await;
+    assert_eq!(listed.as_deref(), Some("299.00 per month"));
+    (id, host, token)
+}
+
+#[tokio::test]
+async fn suspending_a_tenant_through_the_api_closes_its_storefront() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, host, _) = shop_selling_fri(&app).await;
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "localhost",
+        &format!("/v1/platform/tenants/{id}/suspend"),
+        &operator_token(),
+        Some(json!({"reason": "unpaid invoices"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "SUSPENDED", "{body}");
+    let closed = eventually(Duration::from_secs(5), || async {
+        let (status, body) = storefront_catalog(&app, &host).await;
+        (status == StatusCode::FORBIDDEN).then_some(body)
+    })
+    .await
+    .expect("the suspended tenant's storefront still sells");
+    assert_eq!(closed["code"], "tenant_suspended", "{closed}");
+    let response = app
+        .http
+        .get(app.url("/v1/storefront/tenant"))
+        .header("host", &host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "tenant_suspended");
+}
+
+#[tokio::test]
+async fn changed_settings_are_served_to_the_storefront() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, host) = onboard(&app).await;
+    served(&app, &host).await;
+    let mut changed = settings(&[&host], 6);
+    changed["name"] = json!("Renamed brand");
+    changed["channels"] = json!(["web", "app", "partner-portal"]);
+    changed["theme"] = json!({"primary_color": "#654321"});
+    let (status, body) = call(
+        &app,
+        reqwest::Method::PUT,
+        "localhost",
+        &format!("/v1/platform/tenants/{id}/settings"),
+        &operator_token(),
+        Some(changed),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let seen = eventually(Duration::from_secs(5), || async {
+        let response = app
+            .http
+            .get(app.url("/v1/storefront/tenant"))
+            .header("host", &host)
+            .send()
+            .await
+            .ok()?;
+        let body: Value = response.json().await.ok()?;
+        (body["name"] == "Renamed brand").then_some(body)
+    })
+    .await
+    .expect("the new settings never reached the storefront");
+    assert_eq!(seen["channels"], json!(["web", "app", "partner-portal"]));
+    assert_eq!(seen["theme"]["primary_color"], "#654321");
+    // The new channel is sold through (an empty catalog, not an unknown channel).
+    let response = app
+        .http
+        .get(app.url("/v1/storefront/catalog?channel=partner-portal"))
+        .header("host", &host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_retired_offering_leaves_the_storefront_catalog() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (_, host, token) = shop_selling_fri(&app).await;
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        &host,
+        "/v1/admin/offerings/fri/retire",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["lifecycle_status"], "RETIRED", "{body}");
+    let gone = eventually(Duration::from_secs(5), || async {
+        let (status, catalog) = storefront_catalog(&app, &host).await;
+        (status == StatusCode::OK && first_summary(&catalog, "fri").is_none()).then_some(())
+    })
+    .await;
+    assert!(gone.is_some(), "the retired offering is still on sale");
+}
+
+#[tokio::test]
+async fn an_ended_campaign_gives_the_list_price_back() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (_, host, token) = shop_selling_fri(&app).await;
+    let (status, body) = call(
+        &app,
+        reqwest::Method::PUT,
+        &host,
+        "/v1/admin/campaigns/ten-off",
+        &token,
+        Some(json!({
+            "name": "-10 kr", "priority": 10, "valid_from": 0,
+            "alterations": [{"target": "RECURRING", "change": "AMOUNT_OFF", "value": 1000}]
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let discounted = eventually(Duration::from_secs(5), || async {
+        let (_, catalog) = storefront_catalog(&app, &host).await;
+        (first_summary(&catalog, "fri")? == "289.00 per month").then_some(())
+    })
+    .await;
+    assert!(discounted.is_some(), "the campaign never applied");
+    let (status, body) = call(
+        &app,
+        reqwest::Method::POST,
+        &host,
+        "/v1/admin/campaigns/ten-off/end",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = eventually(Duration::from_secs(5), || async {
+        let (_, catalog) = storefront_catalog(&app, &host).await;
+        (first_summary(&catalog, "fri")? == "299.00 per month").then_some(catalog)
+    })
+    .await
+    .expect("the ended campaign still discounts");
+    let price = &list["offerings"][0]["prices"][0];
+    assert_eq!(price["steps"], json!([]), "{list}");
+    assert_eq!(price["phases"][0]["monthly_minor"], 29900, "{list}");
+}
+
+// Shown to fail: with `CACHE_TTL` in ingress/src/catalog_read.rs raised to 5 s, reads more than
+// 2 s after the change still show the old price.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_storefront_catalog_is_at_most_a_second_behind_the_views() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    platform();
+    let app = spawn_platform_ingress().await;
+    let (id, host, token) = shop_selling_fri(&app).await;
+    let pool = sqlx::PgPool::connect(&platform().database_url)
+        .await
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    // A busy storefront: the catalog is read every 50 ms, so the cache is always warm.
+    let reads = async {
+        let mut reads = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let (_, catalog) = storefront_catalog(&app, &host).await;
+            reads.push((started, first_summary(&catalog, "fri")));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        reads
+    };
+    let change = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let sent = Instant::now();
+        let (status, body) = call(
+            &app,
+            reqwest::Method::PUT,
+            &host,
+            "/v1/admin/campaigns/ten-off",
+            &token,
+            Some(json!({
+                "name": "-10 kr", "priority": 10, "valid_from": 0,
+                "alterations": [{"target": "RECURRING", "change": "AMOUNT_OFF", "value": 1000}]
+            })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let written = Instant::now();
+        let in_view = eventually(Duration::from_secs(5), || async {
+            let mut tx = tcom_connectors::postgres::begin_for_tenant(&pool, &id)
+                .await
+                .ok()?;
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM campaigns WHERE status = 'ACTIVE'")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .ok()?;
+            (n == 1).then(Instant::now)
+        })
+        .await
+        .expect("the campaign never reached the view");
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        stop.store(true, Ordering::Relaxed);
+        (sent, written, in_view)
+    };
+    let (reads, (sent, written, in_view)) = futures::join!(reads, change);
+    // No read answered stale once two seconds passed since the write (and 1.2 s since the view
+    // had it: one second of cache and the request itself).
+    let bound = (written + Duration::from_secs(2)).max(in_view + Duration::from_millis(1200));
+    let after: Vec<&(Instant, Option<String>)> =
+        reads.iter().filter(|(at, _)| *at >= bound).collect();
+    assert!(
+        after.len() >= 10,
+        "too few reads after the bound: {}",
+        after.len()
+    );
+    for (at, summary) in &after {
+        assert_eq!(
+            summary.as_deref(),
+            Some("289.00 per month"),
+            "stale {:?} after the write",
+            at.duration_since(written)
+        );
+    }
+    // ... and before the write every read showed the list price.
+    assert!(
+        reads
+            .iter()
+            .filter(|(at, _)| *at < sent)
+            .all(|(_, s)| s.as_deref() == Some("299.00 per month"))
+    );
+}
+
+#[tokio::test]
+async fn an_admin_command_answered_202_can_be_polled_at_its_location() {
+    platform();
+    let app = spawn_platform_ingress().await;
+    let impatient =
+        tcom_tests::spawn_platform_ingress_with(|s| s.commands.reply_timeout_ms = 1).await;
+    // Onboarding: 202, and the Location shows the tenant once it is decided.
+    let id = unique("t").chars().take(20).collect::<String>();
+    let host = format!("{id}.shop.test");
+    let response = impatient
+        .http
+        .post(impatient.url("/v1/platform/tenants"))
+        .bearer_auth(operator_token())
+        .json(&json!({"tenant_id": id, "settings": settings(&[&host], 6)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/v1/platform/tenants/{id}"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "pending", "{body}");
+    let polled = eventually(Duration::from_secs(5), || async {
+        let (status, body) = call(
+            &app,
+            reqwest::Method::GET,
+            "localhost",
+            &location,
+            &operator_token(),
+            None,
+        )
+        .await;
+        (status == StatusCode::OK).then_some(body)
+    })
+    .await
+    .expect("the tenant's location never answered");
+    assert_eq!(polled["tenant_id"], id.as_str(), "{polled}");
+    served(&impatient, &host).await;
+
+    // A brand partner's change: 202 with a Location that can be polled too.
+    let token = admin_token(Some(&id), &[CATALOG_MANAGER]);
+    let response = impatient
+        .http
+        .put(impatient.url("/v1/admin/offerings/slow"))
+        .header("host", &host)
+        .bearer_auth(&token)
+        .json(&plan(&[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, "/v1/admin/offerings/slow");
+    let polled = eventually(Duration::from_secs(5), || async {
+        let (status, body) = call(&app, reqwest::Method::GET, &host, &location, &token, None).await;
+        (status == StatusCode::OK).then_some(body)
+    })
+    .await;
+    assert!(
+        polled.is_some(),
+        "GET {location} never answered 200: a 202's Location must be pollable"
+    );
 }

@@ -3,6 +3,7 @@
 //! entry, and an unsigned one refused.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -60,17 +61,27 @@ async fn content_is_synced_by_locale_and_deletions_arrive_through_a_signed_webho
         .unwrap();
     let codec = std::sync::Arc::new(tcom_schemas::Codec::new(&stack.registry_url).unwrap());
     let token_ref = format!("env://{}", unique("TOKEN"));
-    tokio::spawn(tcom_connectors::contentful::run(
-        stack.kafka_settings(),
-        pool.clone(),
-        codec,
-        ContentConfig {
-            delivery_url: sim.clone(),
-            tokens: HashMap::from([(token_ref.clone(), "cda-token".to_owned())]),
-            poll_interval: Duration::from_secs(3600),
-        },
-        std::future::pending(),
-    ));
+    // The connector talks to the simulator through a proxy that records its requests.
+    let (proxy, requests) = recording_proxy(sim.clone()).await;
+    let content_config = ContentConfig {
+        delivery_url: proxy,
+        tokens: HashMap::from([(token_ref.clone(), "cda-token".to_owned())]),
+        poll_interval: Duration::from_secs(3600),
+    };
+    let start_connector = || {
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(tcom_connectors::contentful::run(
+            stack.kafka_settings(),
+            pool.clone(),
+            codec.clone(),
+            content_config.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        (stop_tx, running)
+    };
+    let (stop_first, first) = start_connector();
 
     let app = spawn_platform_ingress().await;
     let id = unique("t").chars().take(20).collect::<String>();
@@ -232,7 +243,10 @@ async fn content_is_synced_by_locale_and_deletions_arrive_through_a_signed_webho
     })
     .await;
     assert!(fallback.is_some(), "en-GB falls back to the default locale");
-    // The sync token is stored durably.
+    // The sync token is stored durably: a restarted connector continues from it with a delta
+    // sync instead of syncing the space from the start. Shown to fail by making
+    // `sync::sync_tenant` ignore the stored token (always `?initial=true`): the first request
+    // after the restart was `…/sync?initial=true`.
     let mut tx = tcom_connectors::postgres::begin_for_tenant(&pool, &id)
         .await
         .unwrap();
@@ -240,5 +254,72 @@ async fn content_is_synced_by_locale_and_deletions_arrive_through_a_signed_webho
         .fetch_one(&mut *tx)
         .await
         .unwrap();
+    drop(tx);
     assert!(token.starts_with("d."), "{token}");
+    let _ = stop_first.send(());
+    first.await.unwrap().unwrap();
+    requests.lock().unwrap().clear();
+    // An editor changes the copy while no connector runs.
+    http.put(format!("{space_url}/entries/copy-fri"))
+        .json(&json!({"content_type": "offering", "fields": {"offeringId": {"da-DK": "fri"}, "headline": {"da-DK": "Fri tale, nu med eSIM"}}}))
+        .send().await.unwrap().error_for_status().unwrap();
+    let (stop_second, second) = start_connector();
+    let resumed = eventually(Duration::from_secs(10), || async {
+        (headline("da-DK").await.as_deref() == Some("Fri tale, nu med eSIM")).then_some(())
+    })
+    .await;
+    assert!(resumed.is_some(), "the restarted connector synced the edit");
+    let ours: Vec<String> = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.contains(&format!("/spaces/{space}/")))
+        .cloned()
+        .collect();
+    assert_eq!(
+        ours.first(),
+        Some(&format!(
+            "/spaces/{space}/environments/master/sync?sync_token={token}"
+        )),
+        "the restarted connector's first request continues from the stored token: {ours:?}"
+    );
+    assert!(
+        !ours.iter().any(|r| r.contains("initial=true")),
+        "no initial sync after the restart: {ours:?}"
+    );
+    assert_eq!(count_gone().await, 0, "the deleted entry stays deleted");
+    let _ = stop_second.send(());
+    second.await.unwrap().unwrap();
+}
+
+/// A proxy in front of `target` (the simulator) that records the path and query of every
+/// request it forwards. Only GETs: the connector sends nothing else.
+async fn recording_proxy(target: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let log = requests.clone();
+    let app = axum::Router::new().fallback(
+        move |uri: axum::http::Uri, headers: axum::http::HeaderMap| {
+            let (target, http, log) = (target.clone(), http.clone(), log.clone());
+            async move {
+                let path = uri
+                    .path_and_query()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default();
+                log.lock().unwrap().push(path.clone());
+                let mut request = http.get(format!("{target}{path}"));
+                if let Some(auth) = headers.get("authorization") {
+                    request = request.header("authorization", auth.to_str().unwrap());
+                }
+                let response = request.send().await.unwrap();
+                let status = axum::http::StatusCode::from_u16(response.status().as_u16()).unwrap();
+                let body = response.bytes().await.unwrap();
+                (status, [("content-type", "application/json")], body)
+            }
+        },
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), requests)
 }

@@ -138,3 +138,44 @@ fn publishing_replies_to_a_redis_that_never_answers_returns_in_bounded_time() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn topics_are_created_with_the_configured_replication() {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use tcom_state::admin::{TopicSpec, ensure_topics};
+
+    let stack = tcom_tests::stack();
+    // One broker: a replication factor of 2 cannot be met, and creation must say so rather
+    // than quietly creating a topic with one replica.
+    let mut kafka = stack.kafka_settings();
+    kafka.replication_factor = 2;
+    kafka.min_insync_replicas = 2;
+    let refused = ensure_topics(&kafka, &[TopicSpec::new(unique("rf2"), 1)]).await;
+    assert!(refused.is_err(), "a topic with 2 replicas on one broker");
+
+    // The minimum in-sync replicas are set on the topic itself, not left to the broker.
+    let topic = unique("rf1");
+    let mut kafka = stack.kafka_settings();
+    kafka.min_insync_replicas = 1;
+    ensure_topics(&kafka, &[TopicSpec::new(topic.clone(), 1)])
+        .await
+        .unwrap();
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create().unwrap();
+    let configs = admin
+        .describe_configs(&[ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let resource = configs.into_iter().next().unwrap().unwrap();
+    let min_isr = resource
+        .entries
+        .iter()
+        .find(|e| e.name == "min.insync.replicas")
+        .expect("min.insync.replicas is described");
+    assert_eq!(min_isr.value.as_deref(), Some("1"));
+    assert!(
+        matches!(min_isr.source, rdkafka::admin::ConfigSource::DynamicTopic),
+        "set on the topic, not the broker's default: {:?}",
+        min_isr.source
+    );
+}

@@ -168,17 +168,257 @@ async fn unknown_routes_and_methods_answer_with_problems() {
     assert_eq!(body["code"], "method_not_allowed");
 }
 
+/// The routes `ingress/src/app.rs` registers, with their methods: every `.route("path",
+/// get(..).post(..))` of the router, read from the source so a new route cannot be missed.
+fn routes_in_the_router() -> Vec<(String, Vec<String>)> {
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+    let source = include_str!("../../ingress/src/app.rs");
+    let mut routes = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        let open = rest.find('"').expect("a route path");
+        let close = open + 1 + rest[open + 1..].find('"').expect("the path's end");
+        let path = rest[open + 1..close].to_owned();
+        let mut methods = Vec::new();
+        let mut depth = 1;
+        let bytes = &rest.as_bytes()[close + 1..];
+        let mut i = 0;
+        while depth > 0 && i < bytes.len() {
+            let c = bytes[i];
+            if c.is_ascii_alphabetic() || c == b'_' {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let word = std::str::from_utf8(&bytes[start..i]).unwrap();
+                let preceded_by_path = start >= 2 && &bytes[start - 2..start] == b"::";
+                if depth == 1
+                    && !preceded_by_path
+                    && bytes.get(i) == Some(&b'(')
+                    && METHODS.contains(&word)
+                {
+                    methods.push(word.to_owned());
+                }
+                continue;
+            }
+            match c {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        routes.push((path, methods));
+    }
+    routes
+}
+
 #[tokio::test]
-async fn the_openapi_document_describes_the_routes() {
+async fn the_openapi_document_describes_every_route_and_its_problems() {
+    let routes = routes_in_the_router();
+    // The parser itself: it finds the router's routes and their methods.
+    assert!(routes.len() >= 25, "{routes:?}");
+    assert!(
+        routes.contains(&(
+            "/v1/storefront/baskets/{basket_id}/lines/{line_id}".to_owned(),
+            vec!["patch".to_owned(), "delete".to_owned()]
+        )),
+        "{routes:?}"
+    );
+    assert!(
+        routes.iter().all(|(_, methods)| !methods.is_empty()),
+        "{routes:?}"
+    );
+
     let app = spawn_ingress().await;
     let (status, _, doc) = get(&app, "localhost", "/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/healthz", "/readyz", "/v1/storefront/tenant"] {
+    assert!(doc["components"]["schemas"].get("Problem").is_some());
+    let mut missing = Vec::new();
+    for (path, methods) in &routes {
+        // The document does not describe itself.
+        if path == "/openapi.json" {
+            continue;
+        }
+        for method in methods {
+            if doc["paths"][path].get(method).is_none() {
+                missing.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    // Every error it documents is a problem: application/problem+json with the Problem schema.
+    let mut not_problems = Vec::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            for (status, response) in responses {
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                // Not a problem: a load balancer reads the readiness report itself.
+                if path == "/readyz" && status == "503" {
+                    continue;
+                }
+                let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                if schema != "#/components/schemas/Problem" {
+                    not_problems.push(format!(
+                        "{} {path} {status}: {}",
+                        method.to_uppercase(),
+                        response["content"]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty() && not_problems.is_empty(),
+        "served but not in /openapi.json: {missing:#?}\nerror answers documented without the Problem schema as application/problem+json: {not_problems:#?}"
+    );
+}
+
+/// The `/readyz` answer of `app`.
+async fn readiness(app: &TestApp) -> (StatusCode, Value) {
+    let (status, _, body) = get(app, "localhost", "/readyz").await;
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_exactly_the_dependency_that_does_not_answer() {
+    // The processors must run, so that only the broken dependency fails.
+    tcom_tests::platform();
+    let port = tcom_tests::closed_port();
+    for broken in ["schema_registry", "postgres", "redis"] {
+        let app = tcom_tests::spawn_platform_ingress_with(|s| match broken {
+            "schema_registry" => s.schema_registry.url = format!("http://127.0.0.1:{port}"),
+            "postgres" => {
+                s.database.url = format!("postgres://tcom:tcom@127.0.0.1:{port}/tcom");
+            }
+            _ => s.redis.url = format!("redis://127.0.0.1:{port}"),
+        })
+        .await;
+        // Replies travel over Redis: without it the reply subscription is down too. Tenant
+        // records are Avro: without the registry a fresh ingress cannot read the directory
+        // (it retries rather than skip them).
+        let expected: Vec<&str> = match broken {
+            "redis" => vec!["command_replies", "redis"],
+            "schema_registry" => vec!["schema_registry", "tenant_directory"],
+            other => vec![other],
+        };
+        let last = std::sync::Mutex::new(Value::Null);
+        let settled = eventually(Duration::from_secs(30), || async {
+            let (status, body) = readiness(&app).await;
+            *last.lock().unwrap() = body.clone();
+            let failing: Vec<&str> = body["checks"]
+                .as_object()?
+                .iter()
+                .filter(|(_, v)| *v != "ok")
+                .map(|(k, _)| k.as_str())
+                .collect();
+            (status == StatusCode::SERVICE_UNAVAILABLE
+                && body["status"] == "not_ready"
+                && failing == expected)
+                .then_some(())
+        })
+        .await;
         assert!(
-            doc["paths"].get(path).is_some(),
-            "{path} missing from the OpenAPI document"
+            settled.is_some(),
+            "with {broken} down, expected 503 naming {expected:?}; last answer {}",
+            last.lock().unwrap()
         );
     }
-    assert!(doc["components"]["schemas"].get("Problem").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_requests_in_flight_finish_within_the_grace_period() {
+    let id = unique("drain");
+    let domain = format!("{id}.example.test");
+    publish_tenant(&id, Some(&tenant(&id, std::slice::from_ref(&domain), 1))).await;
+    // (grace, whether the 2 s request finishes)
+    for (grace_ms, finishes) in [(6000, true), (300, false)] {
+        let mut settings = tcom_tests::settings();
+        settings.database.url = tcom_tests::platform().database_url.clone();
+        settings.http.shutdown_grace_ms = grace_ms;
+        let app = tcom_ingress::Application::build(&settings).await.unwrap();
+        let address = app.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let result = app
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            (result, Instant::now())
+        });
+        let test_app = TestApp {
+            address,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        };
+        assert!(
+            tenant_seen(&test_app, &domain, Duration::from_secs(10))
+                .await
+                .is_some()
+        );
+        // A read of a basket version that never comes: the handler waits 2 s, then answers.
+        let url = test_app.url(&format!(
+            "/v1/storefront/baskets/{}?min_version=1",
+            uuid::Uuid::now_v7()
+        ));
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let host = domain.clone();
+        let in_flight = tokio::spawn(async move {
+            let started = Instant::now();
+            let response = http.get(url).header("host", host).send().await;
+            (started.elapsed(), response.map(|r| r.status()))
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let asked = Instant::now();
+        stop.send(()).unwrap();
+        // Once asked to stop, the ingress takes no new connections.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let fresh = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap()
+            .get(test_app.url("/healthz"))
+            .send()
+            .await;
+        assert!(
+            fresh.is_err(),
+            "a new request was served after shutdown: {fresh:?}"
+        );
+        let (took, answer) = in_flight.await.unwrap();
+        let (result, finished) = tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the ingress stops")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        let stopped_after = finished.duration_since(asked);
+        if finishes {
+            assert_eq!(
+                answer.as_ref().ok(),
+                Some(&StatusCode::NOT_FOUND),
+                "the request in flight was cut off: {answer:?}"
+            );
+            assert!(took >= Duration::from_millis(1900), "{took:?}");
+            assert!(
+                stopped_after < Duration::from_millis(grace_ms),
+                "the ingress waited out its grace ({stopped_after:?}) with nothing in flight"
+            );
+        } else {
+            // `run_until` returns at the end of the grace without waiting for the request (the
+            // process then exits; in this test process its connection task lives on, so the
+            // answer itself is not checked).
+            let _ = answer;
+            assert!(
+                stopped_after >= Duration::from_millis(grace_ms)
+                    && stopped_after < Duration::from_millis(1500),
+                "stopped {stopped_after:?} after the request to stop"
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The broker's transactions work as the exactly-once runtime needs: committed records reach
 //! read_committed consumers, aborted ones never do.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::Message;
@@ -102,17 +102,28 @@ async fn read_committed_consumers_see_committed_records_and_never_aborted_ones()
     .await
     .unwrap();
 
-    let committed: HashSet<_> = committed.into_iter().collect();
-    let expected: HashSet<String> = ["c1", "c2", "c3", "c4"].map(String::from).into();
+    // Counted, not collected into a set: a committed record delivered twice must show. Shown
+    // to fail by sending "c2" twice in the first transaction: `{"c2": 2, …}`.
+    let expected: BTreeMap<String, usize> =
+        ["c1", "c2", "c3", "c4"].map(|v| (v.to_owned(), 1)).into();
     assert_eq!(
-        committed, expected,
-        "read_committed must see exactly the committed records"
+        occurrences(&committed),
+        expected,
+        "read_committed must see each committed record exactly once, and no other"
     );
     // The aborted records were really written: a read_uncommitted reader sees them. Without
     // this, a producer that silently dropped them would pass the test above.
-    let uncommitted: HashSet<_> = uncommitted.into_iter().collect();
+    let uncommitted = occurrences(&uncommitted);
     assert!(
-        uncommitted.contains("a1") && uncommitted.contains("a2"),
+        uncommitted.get("a1") == Some(&1) && uncommitted.get("a2") == Some(&1),
         "{uncommitted:?}"
     );
+}
+
+fn occurrences(values: &[String]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for value in values {
+        *counts.entry(value.clone()).or_default() += 1;
+    }
+    counts
 }

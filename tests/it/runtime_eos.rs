@@ -60,13 +60,26 @@ impl Scenario {
             .env("STATE_DIR", self.state_dir(instance))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in extra {
             command.env(k, v);
         }
-        Worker {
-            child: command.spawn().expect("eos_worker starts"),
-        }
+        let mut child = command.spawn().expect("eos_worker starts");
+        // Passed on as it comes; the failpoint lines are kept for `wait_for_crash`.
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut failpoints = Vec::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                if line.starts_with("failpoint ") {
+                    failpoints.push(line);
+                }
+            }
+            failpoints
+        });
+        Worker { child, stderr }
     }
 
     fn changelog(&self) -> String {
@@ -76,6 +89,8 @@ impl Scenario {
 
 struct Worker {
     child: Child,
+    /// The worker's failpoint lines, once its stderr closed.
+    stderr: std::thread::JoinHandle<Vec<String>>,
 }
 
 impl Worker {
@@ -100,19 +115,102 @@ impl Worker {
         serde_json::from_str(line.trim().lines().last().unwrap_or("{}")).unwrap()
     }
 
-    /// Waits for the worker to end on its own (a failpoint aborts it).
-    fn wait_for_crash(mut self, timeout: Duration) {
+    /// Waits for the worker to be aborted by its failpoint `spec` (`name:n`): SIGABRT, and
+    /// the failpoint's own line on stderr. Any other end — a panic at start-up (exit 101), a
+    /// fatal runtime error, an abort elsewhere — is not the crash the test wanted. Shown to
+    /// fail by making `eos_worker` panic at start-up for `after-apply:4`: "the worker ended
+    /// with exit status: 101 and failpoint lines [], instead of failpoint after-apply …".
+    fn wait_for_crash(mut self, spec: &str, timeout: Duration) {
+        use std::os::unix::process::ExitStatusExt;
+        let name = spec.split_once(':').map_or(spec, |(name, _)| name);
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(!status.success(), "the failpoint should abort the worker");
+                let lines = self.stderr.join().unwrap_or_default();
+                let expected = format!("failpoint {name} reached: aborting");
+                assert!(
+                    status.signal() == Some(6) && lines.contains(&expected),
+                    "the worker ended with {status} and failpoint lines {lines:?}, instead of \
+                     failpoint {name} aborting it (SIGABRT after {expected:?})"
+                );
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         self.kill();
-        panic!("the worker did not reach its failpoint within {timeout:?}");
+        panic!("the worker did not reach its failpoint {spec} within {timeout:?}");
     }
+}
+
+/// How many inputs the application has committed: its consumer group's committed offsets,
+/// summed over the input's partitions. Offsets sent in a transaction that has not committed
+/// (a killed worker's) do not count: without `require_stable` (read_uncommitted) the broker
+/// answers with the last committed offsets instead of waiting for the transaction to end.
+async fn committed_inputs(scenario: &Scenario) -> i64 {
+    let (group, input) = (scenario.app.clone(), scenario.input.clone());
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = stack()
+            .kafka_settings()
+            .client_config()
+            .set("group.id", &group)
+            .set("isolation.level", "read_uncommitted")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            partitions.add_partition(&input, p);
+        }
+        consumer
+            .committed_offsets(partitions, Duration::from_secs(10))
+            .unwrap()
+            .elements()
+            .iter()
+            .filter_map(|tp| match tp.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            })
+            .sum()
+    })
+    .await
+    .unwrap()
+}
+
+/// Starts a worker, waits until it has committed `progress` more inputs, SIGKILLs it and
+/// checks that the kill interrupted a stream in progress: the worker had partitions and did
+/// work (progress since the previous kill), and the stream was not complete when it died.
+/// Replaces kills after fixed sleeps, which could land before a worker got partitions or
+/// after the stream had ended and prove nothing. Returns the inputs committed after the kill.
+async fn kill_mid_stream(
+    scenario: &Scenario,
+    extra: &[(&str, &str)],
+    progress: i64,
+    total: usize,
+) -> i64 {
+    let before = committed_inputs(scenario).await;
+    let worker = scenario.worker("w1", extra);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = committed_inputs(scenario).await;
+        if now >= before + progress {
+            break;
+        }
+        if Instant::now() > deadline {
+            worker.kill();
+            panic!(
+                "the worker committed {} inputs in 60 s, not {progress}",
+                now - before
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.kill();
+    let after = committed_inputs(scenario).await;
+    assert!(
+        after < total as i64,
+        "the kill came after all {total} inputs were committed ({after}): it interrupted nothing"
+    );
+    after
 }
 
 /// One input: account key, input id, amount.
@@ -319,16 +417,15 @@ async fn every_input_is_applied_exactly_once_across_kills_and_crashes_during_com
     produce(&scenario.input, &inputs, None).await;
     let slow = [("DELAY_MS", "2")];
 
-    // SIGKILL at several points in time while the stream is being processed.
-    for pause_ms in [2500u64, 4000, 3000] {
-        let worker = scenario.worker("w1", &slow);
-        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        worker.kill();
+    // SIGKILL at several points while the stream is being processed, each after the worker
+    // made progress and before the stream is complete (checked).
+    for progress in [400, 1200, 600] {
+        kill_mid_stream(&scenario, &slow, progress, inputs.len()).await;
     }
     // Crashes inside the commit: before it, between it and the RocksDB write, after the write.
     for failpoint in ["before-commit:3", "after-commit:2", "after-apply:4"] {
         let worker = scenario.worker("w1", &[("DELAY_MS", "2"), ("TCOM_FAILPOINT", failpoint)]);
-        worker.wait_for_crash(Duration::from_secs(60));
+        worker.wait_for_crash(failpoint, Duration::from_secs(60));
     }
     let before_final_run = {
         let output = scenario.output.clone();
@@ -357,10 +454,8 @@ async fn kills_while_the_state_flushes_often_lose_and_double_nothing() {
     let inputs = inputs(3000, 200);
     produce(&scenario.input, &inputs, None).await;
     let flushing = [("DELAY_MS", "2"), ("WRITE_BUFFER_BYTES", "65536")];
-    for pause_ms in [2500u64, 3500] {
-        let worker = scenario.worker("w1", &flushing);
-        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        worker.kill();
+    for progress in [500, 1200] {
+        kill_mid_stream(&scenario, &flushing, progress, inputs.len()).await;
     }
     let worker = scenario.worker("w1", &[("WRITE_BUFFER_BYTES", "65536")]);
     wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(90)).await;
@@ -406,8 +501,9 @@ fn dump_state(dir: &Path, app: &str) -> BTreeMap<Vec<u8>, Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_state_folder_is_restored_from_the_changelog() {
     let scenario = Scenario::new("restore").await;
-    let inputs = inputs(800, 40);
-    produce(&scenario.input, &inputs, None).await;
+    let all = inputs(1000, 40);
+    let (inputs, later) = all.split_at(800);
+    produce(&scenario.input, inputs, None).await;
     let worker = scenario.worker("w1", &[]);
     wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(60)).await;
     worker.terminate();
@@ -424,8 +520,20 @@ async fn a_deleted_state_folder_is_restored_from_the_changelog() {
         "{metrics}"
     );
     assert_eq!(dump_state(&scenario.state_dir("w1"), &scenario.app), before);
-    // And processing continues from the restored state.
-    assert_exactly_once(&scenario, &inputs).await;
+    assert_exactly_once(&scenario, inputs).await;
+
+    // And processing continues from the restored state: inputs produced only now, for the
+    // same 40 keys, must continue each key's running sum from its restored total.
+    let worker = scenario.worker("w1", &[]);
+    produce(&scenario.input, later, None).await;
+    wait_for_outputs(&scenario.output, all.len(), Duration::from_secs(60)).await;
+    let metrics = worker.terminate();
+    assert_eq!(
+        metrics["records"].as_u64(),
+        Some(later.len() as u64),
+        "only the new inputs are processed: {metrics}"
+    );
+    assert_exactly_once(&scenario, &all).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,5 +592,150 @@ async fn a_poison_record_is_dead_lettered_and_the_partition_moves_on() {
         dead.headers["dlq.error"].contains("malformed"),
         "{:?}",
         dead.headers
+    );
+}
+
+/// Sends commands for the key `acct` (one partition): `(command id, "<input id>:<amount>")`,
+/// each with a `reply-to`.
+async fn produce_commands(topic: &str, commands: &[(&str, &str)]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let producer: FutureProducer = stack()
+        .kafka_settings()
+        .idempotent_producer()
+        .create()
+        .unwrap();
+    for (id, value) in commands {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: tcom_state::runtime::COMMAND_ID_HEADER,
+                value: Some(*id),
+            })
+            .insert(Header {
+                key: tcom_state::reply::REPLY_TO_HEADER,
+                value: Some("ingress-a"),
+            });
+        producer
+            .send(
+                FutureRecord::to(topic)
+                    .key("acct")
+                    .payload(*value)
+                    .headers(headers),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+/// The reply log's lines, once it has `count` of them (`eos_worker` writes `REPLY_LOG`):
+/// `(command id, inputs committed when published, body)`.
+async fn replies(log: &Path, count: usize) -> Vec<(String, i64, String)> {
+    let parse = || -> Vec<(String, i64, String)> {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let mut parts = line.splitn(4, ' ');
+                let (reply_to, id, committed, body) = (
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                    parts.next().unwrap(),
+                );
+                assert_eq!(reply_to, "ingress-a");
+                (id.to_owned(), committed.parse().unwrap(), body.to_owned())
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while parse().len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = parse();
+    assert_eq!(lines.len(), count, "replies: {lines:?}");
+    lines
+}
+
+/// Replies are published only after the transaction that decided them committed: a crash
+/// before the commit publishes none, the retry after the restart publishes them once its
+/// transaction committed. And a command retried after the worker was SIGKILLed and restarted
+/// gets its first answer, not a second decision. Shown to fail by moving `sink.publish` in
+/// the runtime's `commit` before `try_commit`: "a reply was published for a command whose
+/// transaction never committed"; and by making the command-id lookup ignore the committed
+/// store (`None => Ok(None)` instead of `task.db.get`): c1's retry was answered `1:113`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_follow_the_commit_and_a_retry_after_a_restart_gets_the_first_answer() {
+    let scenario = Scenario::new("replies").await;
+    std::fs::create_dir_all(&scenario.root).unwrap();
+    let log = scenario.root.join("replies.log");
+    let log_var = log.to_str().unwrap().to_owned();
+    produce_commands(
+        &scenario.input,
+        &[("c1", "1:5"), ("c2", "2:7"), ("c3", "3:1")],
+    )
+    .await;
+
+    // The first transaction is decided and its replies are waiting, but it never commits.
+    let failpoint = "before-commit:1";
+    scenario
+        .worker(
+            "w1",
+            &[("REPLY_LOG", &log_var), ("TCOM_FAILPOINT", failpoint)],
+        )
+        .wait_for_crash(failpoint, Duration::from_secs(60));
+    assert_eq!(committed_inputs(&scenario).await, 0, "nothing committed");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        "",
+        "a reply was published for a command whose transaction never committed"
+    );
+
+    // The restarted worker decides again; each reply is published with its input committed
+    // (c1, c2, c3 are offsets 0, 1, 2 of one partition).
+    let worker = scenario.worker("w1", &[("REPLY_LOG", &log_var)]);
+    let first = replies(&log, 3).await;
+    let expected = [("c1", "1:5"), ("c2", "2:12"), ("c3", "3:13")];
+    for (offset, ((id, committed, body), (want_id, want_body))) in
+        first.iter().zip(expected).enumerate()
+    {
+        assert_eq!(
+            (id.as_str(), body.as_str()),
+            (want_id, format!("processed:{want_body}").as_str())
+        );
+        assert!(
+            *committed > offset as i64,
+            "{id}'s reply was published when {committed} inputs were committed"
+        );
+    }
+    worker.kill();
+
+    // After a SIGKILL and a restart: c1 again (a client retrying, with another amount that
+    // must not be added) and a new command c4.
+    produce_commands(&scenario.input, &[("c1", "1:100"), ("c4", "4:2")]).await;
+    let worker = scenario.worker("w1", &[("REPLY_LOG", &log_var)]);
+    let all = replies(&log, 5).await;
+    let metrics = worker.terminate();
+    let later: Vec<(&str, &str)> = all[3..]
+        .iter()
+        .map(|(id, _, body)| (id.as_str(), body.as_str()))
+        .collect();
+    assert_eq!(
+        later,
+        [("c1", "processed:1:5"), ("c4", "processed:4:15")],
+        "the retried c1 gets its first answer and is not applied again"
+    );
+    assert_eq!(metrics["duplicates"], 1, "{metrics}");
+    let output = scenario.output.clone();
+    let outputs: Vec<String> = tokio::task::spawn_blocking(move || read_committed(&output))
+        .await
+        .unwrap()
+        .iter()
+        .map(Read::text)
+        .collect();
+    assert_eq!(
+        outputs,
+        ["1:5", "2:12", "3:13", "4:15"],
+        "one output per command"
     );
 }

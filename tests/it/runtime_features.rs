@@ -207,13 +207,56 @@ impl Processor for Echo {
     }
 }
 
-/// Records what the runtime publishes, in order.
-#[derive(Debug, Default)]
-struct RecordingSink(std::sync::Mutex<Vec<tcom_state::Reply>>);
+/// Records what the runtime publishes, in order, each reply with the input offset its
+/// application had committed when it was published.
+struct RecordingSink {
+    replies: std::sync::Mutex<Vec<(tcom_state::Reply, i64)>>,
+    /// In the application's group, read-uncommitted: the last committed offsets, at once.
+    group: BaseConsumer,
+    input: String,
+}
+
+impl std::fmt::Debug for RecordingSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingSink")
+            .field("replies", &self.replies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordingSink {
+    fn new(application_id: &str, input: &str) -> Self {
+        Self {
+            replies: Default::default(),
+            group: stack()
+                .kafka_settings()
+                .client_config()
+                .set("group.id", application_id)
+                .set("isolation.level", "read_uncommitted")
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap(),
+            input: input.to_owned(),
+        }
+    }
+}
 
 impl tcom_state::ReplySink for RecordingSink {
     fn publish(&self, replies: Vec<tcom_state::Reply>) {
-        self.0.lock().unwrap().extend(replies);
+        let mut partition = rdkafka::TopicPartitionList::new();
+        partition.add_partition(&self.input, 0);
+        let committed = self
+            .group
+            .committed_offsets(partition, Duration::from_secs(10))
+            .unwrap()
+            .elements()[0]
+            .offset()
+            .to_raw()
+            .unwrap_or(0);
+        self.replies
+            .lock()
+            .unwrap()
+            .extend(replies.into_iter().map(|r| (r, committed)));
     }
 }
 
@@ -272,9 +315,10 @@ async fn replies_follow_the_commit_and_a_duplicate_gets_the_first_answer() {
         .map_err(|(e, _)| e)
         .unwrap();
 
-    let sink = Arc::new(RecordingSink::default());
+    let application = unique("reply-app");
+    let sink = Arc::new(RecordingSink::new(&application, &input));
     let mut config = RuntimeConfig::new(
-        unique("reply-app"),
+        application,
         "i1",
         kafka,
         vec![input],
@@ -286,7 +330,7 @@ async fn replies_follow_the_commit_and_a_duplicate_gets_the_first_answer() {
         .await
         .unwrap();
     let done = tcom_tests::eventually(Duration::from_secs(30), || {
-        let n = sink.0.lock().unwrap().len();
+        let n = sink.replies.lock().unwrap().len();
         async move { (n >= 4).then_some(()) }
     })
     .await;
@@ -294,10 +338,22 @@ async fn replies_follow_the_commit_and_a_duplicate_gets_the_first_answer() {
     // A little longer: the command without reply-to must not produce a fifth.
     tokio::time::sleep(Duration::from_millis(500)).await;
     handle.stop();
-    let replies = sink.0.lock().unwrap().clone();
+    let replies = sink.replies.lock().unwrap().clone();
+    // Each reply was published after the transaction holding its command (offsets 0 to 3)
+    // committed: the group's committed offset is past it. A crash before the commit is in
+    // runtime_eos (`replies_follow_the_commit_and_a_retry_after_a_restart_gets_the_first_answer`).
+    // Shown to fail by moving `sink.publish` before `try_commit` in the runtime's `commit`:
+    // "c1 (offset 0) was answered when the committed offset was -1001" (none yet).
+    for (offset, (reply, committed)) in replies.iter().enumerate() {
+        assert!(
+            *committed > offset as i64,
+            "{} (offset {offset}) was answered when the committed offset was {committed}",
+            reply.command_id
+        );
+    }
     let seen: Vec<(&str, &str, ReplyBody)> = replies
         .iter()
-        .map(|r| (r.reply_to.as_str(), r.command_id.as_str(), r.body.clone()))
+        .map(|(r, _)| (r.reply_to.as_str(), r.command_id.as_str(), r.body.clone()))
         .collect();
     assert_eq!(
         seen,

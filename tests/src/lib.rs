@@ -259,10 +259,14 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             codec.clone(),
             std::future::pending(),
         );
+        let running = tokio::spawn(connector);
         tokio::spawn(async move {
-            if let Err(e) = connector.await {
-                panic!("the {group} connector stopped: {e}");
-            }
+            let why = match running.await {
+                Ok(Ok(())) => "it returned, although it is never asked to stop".to_owned(),
+                Ok(Err(e)) => format!("it failed: {e}"),
+                Err(e) => format!("it panicked: {e}"),
+            };
+            connector_died(group, &why);
         });
     }
     let assigned = eventually(Duration::from_secs(60), || {
@@ -280,6 +284,24 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
     // Keep the processors (dropping a handle stops it) for as long as the tests run.
     std::future::pending::<()>().await;
     drop(handles);
+}
+
+/// A view connector of the shared platform stopped: every check of a view from now on would
+/// read a database nobody writes to, and "nothing in the view" would pass. A panic in the
+/// task that noticed would only end that task, so the whole test binary ends here, loudly.
+/// Shown to work by giving the connectors a shutdown future that resolves after a second
+/// instead of `pending()`: the content_sync test's binary stopped with SIGABRT and this
+/// message, and the run failed (the old `if let Err(e)` ignored a connector that returned).
+fn connector_died(group: &str, why: &str) -> ! {
+    use std::io::Write;
+    // Straight to the process' stderr: `eprintln!` in a test's thread is captured by the test
+    // harness, and the abort would throw the capture away with the message.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** the test platform's {group} connector stopped ({why}); every later view check \
+         would pass against a dead connector, so the test binary aborts ***\n"
+    );
+    std::process::abort();
 }
 
 /// Commits `group_id`'s offsets at the current end of `topics`, so a consumer in that group
@@ -343,4 +365,27 @@ pub fn customer_token(tenant: &str, customer_id: &str) -> String {
         customer_id,
         600,
     )
+}
+
+/// An ingress in this process on the shared platform's database, with `change` applied to its
+/// settings first (a wrong dependency address, a tiny reply timeout, …).
+pub async fn spawn_platform_ingress_with(change: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = settings();
+    settings.database.url = platform().database_url.clone();
+    change(&mut settings);
+    let app = Application::build(&settings).await.expect("ingress builds");
+    let address = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        address,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+    }
+}
+
+/// An address on which nothing listens (a port just bound and released).
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
