@@ -179,3 +179,60 @@ pub fn respond(sent: Sent, location: &str, created: bool) -> Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(key: Option<&str>, fingerprint: Option<&str>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = key {
+            headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_str(key).unwrap());
+        }
+        if let Some(fingerprint) = fingerprint {
+            headers.insert(
+                FINGERPRINT_HEADER,
+                HeaderValue::from_str(fingerprint).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn a_key_is_the_same_command_only_for_the_same_principal_and_scope() {
+        let with_key = headers(Some("k-1"), Some("f1"));
+        let alice = command_id(&with_key, "t:basket:b1", Some("customer:alice")).unwrap();
+        let again = command_id(&with_key, "t:basket:b1", Some("customer:alice")).unwrap();
+        assert_eq!(alice, again);
+        assert_eq!(alice.fingerprint.as_deref(), Some("f1"));
+        assert!(alice.id.starts_with("t:basket:b1|"), "{}", alice.id);
+        let bob = command_id(&with_key, "t:basket:b1", Some("customer:bob")).unwrap();
+        assert_ne!(alice.id, bob.id);
+        let elsewhere = command_id(&with_key, "t:basket:b2", Some("customer:alice")).unwrap();
+        assert_ne!(alice.id, elsewhere.id);
+        // The key itself is not readable from the id.
+        assert!(!alice.id.contains("k-1"));
+    }
+
+    #[test]
+    fn without_a_key_or_a_principal_every_request_is_new() {
+        let with_key = headers(Some("k-1"), Some("f1"));
+        let anonymous = command_id(&with_key, "t:basket:b1", None).unwrap();
+        let anonymous_again = command_id(&with_key, "t:basket:b1", None).unwrap();
+        assert_ne!(anonymous.id, anonymous_again.id);
+        assert_eq!(anonymous.fingerprint, None);
+        let no_key = headers(None, None);
+        let first = command_id(&no_key, "s", Some("customer:alice")).unwrap();
+        let second = command_id(&no_key, "s", Some("customer:alice")).unwrap();
+        assert_ne!(first.id, second.id);
+    }
+
+    #[test]
+    fn a_malformed_key_is_refused() {
+        for key in ["with space".to_owned(), "x".repeat(129)] {
+            let problem = command_id(&headers(Some(&key), None), "s", Some("p")).unwrap_err();
+            assert_eq!(problem.code, "invalid_idempotency_key");
+        }
+        assert!(command_id(&headers(Some(&"x".repeat(128)), None), "s", Some("p")).is_ok());
+    }
+}

@@ -266,4 +266,18 @@ mod tests {
             vec!["abandoned"]
         );
     }
+
+    #[test]
+    fn a_merge_handed_back_reports_nothing_but_an_ended_basket_still_reports_its_end() {
+        let mut merged = basket(Vec::new());
+        merged.status = BasketStatus::Merged;
+        merged.merged_into = Some("b2".into());
+        // The target refused: the lines come back and the basket is active again.
+        let back = basket(vec![line("l1", SimType::Esim, 0)]);
+        assert!(changes(Some(&merged), &back).is_empty());
+        // From one ended state to another (expired after a merge, say) is still reported.
+        let mut expired = merged.clone();
+        expired.status = BasketStatus::Expired;
+        assert_eq!(names(&changes(Some(&merged), &expired)), vec!["expired"]);
+    }
 }
