@@ -148,6 +148,8 @@ pub struct RuntimeConfig {
     pub reply_sink: Option<Arc<dyn ReplySink>>,
     /// Memtable size per store in RocksDB (the crash tests make it small to flush often).
     pub state_write_buffer_bytes: usize,
+    /// Memtable size of the family that keeps the changelog offsets.
+    pub state_offsets_write_buffer_bytes: usize,
 }
 
 impl RuntimeConfig {
@@ -177,6 +179,7 @@ impl RuntimeConfig {
             deduplicate_commands: true,
             reply_sink: None,
             state_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
+            state_offsets_write_buffer_bytes: crate::store::DEFAULT_WRITE_BUFFER_BYTES,
         }
     }
 
@@ -971,6 +974,7 @@ impl Engine {
                     &path,
                     &self.stores,
                     self.config.state_write_buffer_bytes,
+                    self.config.state_offsets_write_buffer_bytes,
                 )?,
             ));
         }

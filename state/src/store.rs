@@ -115,11 +115,17 @@ impl TaskDb {
     /// # Errors
     /// RocksDB cannot open the folder (permissions, corruption, another process holds it).
     pub fn open(path: &Path, stores: &[String]) -> Result<Self> {
-        Self::open_with_write_buffer(path, stores, DEFAULT_WRITE_BUFFER_BYTES)
+        Self::open_with_write_buffer(
+            path,
+            stores,
+            DEFAULT_WRITE_BUFFER_BYTES,
+            DEFAULT_WRITE_BUFFER_BYTES,
+        )
     }
 
-    /// As [`TaskDb::open`], with each column family's memtable limited to `write_buffer_bytes`
-    /// (small values flush often; the crash tests use them).
+    /// As [`TaskDb::open`], with each store's memtable limited to `write_buffer_bytes` and the
+    /// offsets family's to `offsets_write_buffer_bytes` (small values flush often; the crash
+    /// tests use them to make one family flush before the others).
     ///
     /// # Errors
     /// As for [`TaskDb::open`].
@@ -127,6 +133,7 @@ impl TaskDb {
         path: &Path,
         stores: &[String],
         write_buffer_bytes: usize,
+        offsets_write_buffer_bytes: usize,
     ) -> Result<Self> {
         std::fs::create_dir_all(path)
             .map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
@@ -136,16 +143,19 @@ impl TaskDb {
         options.set_max_background_jobs(2);
         options.set_atomic_flush(true);
         options.set_write_buffer_size(write_buffer_bytes);
-        let family_options = || {
+        let family_options = |bytes: usize| {
             let mut options = Options::default();
-            options.set_write_buffer_size(write_buffer_bytes);
+            options.set_write_buffer_size(bytes);
             options
         };
         let mut families: Vec<ColumnFamilyDescriptor> = stores
             .iter()
-            .map(|s| ColumnFamilyDescriptor::new(s, family_options()))
+            .map(|s| ColumnFamilyDescriptor::new(s, family_options(write_buffer_bytes)))
             .collect();
-        families.push(ColumnFamilyDescriptor::new(META_CF, family_options()));
+        families.push(ColumnFamilyDescriptor::new(
+            META_CF,
+            family_options(offsets_write_buffer_bytes),
+        ));
         let db =
             DB::open_cf_descriptors(&options, path, families).map_err(|e| db_error(path, e))?;
         Ok(Self {

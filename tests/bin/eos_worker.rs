@@ -175,6 +175,12 @@ async fn main() {
     if let Some(bytes) = number("WRITE_BUFFER_BYTES") {
         config.state_write_buffer_bytes = bytes as usize;
     }
+    if let Some(bytes) = number("OFFSETS_WRITE_BUFFER_BYTES") {
+        config.state_offsets_write_buffer_bytes = bytes as usize;
+    }
+    if let Some(records) = number("COMMIT_MAX_RECORDS") {
+        config.commit_max_records = records as usize;
+    }
     if let Ok(path) = std::env::var("REPLY_LOG") {
         // Read-uncommitted: the offsets of the last *committed* transaction, at once, instead
         // of waiting for a pending one (which, on the runtime's own thread, never commits).

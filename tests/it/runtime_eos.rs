@@ -451,14 +451,34 @@ async fn every_input_is_applied_exactly_once_across_kills_and_crashes_during_com
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_while_the_state_flushes_often_lose_and_double_nothing() {
     let scenario = Scenario::new("flushes").await;
-    let inputs = inputs(3000, 200);
+    // 50 "early" accounts written only in the first 500 inputs, then 3,500 inputs on other
+    // accounts. A big memtable for the data, a small one for the offsets and one commit per
+    // record: the offsets family fills and flushes (around a thousand commits) long after the
+    // early accounts' last write, while the data family never fills. Without atomic flush the
+    // kill then loses the early accounts' state although the offsets on disk say it was
+    // applied, and no later changelog record repairs them: their next inputs show it.
+    // Caveat (2026-12-01): this also passed with `atomic_flush` turned off, so it does not yet
+    // show the skew it was designed to provoke; see TESTING.md.
+    let mut inputs: Vec<Input> = (0..500u32)
+        .map(|i| (format!("early-{}", i % 50), i, i64::from(i % 7) + 1))
+        .chain((500..4000u32).map(|i| (format!("late-{}", i % 50), i, i64::from(i % 5) + 1)))
+        .collect();
     produce(&scenario.input, &inputs, None).await;
-    let flushing = [("DELAY_MS", "2"), ("WRITE_BUFFER_BYTES", "65536")];
-    for progress in [500, 1200] {
-        kill_mid_stream(&scenario, &flushing, progress, inputs.len()).await;
-    }
-    let worker = scenario.worker("w1", &[("WRITE_BUFFER_BYTES", "65536")]);
+    let flushing = [
+        ("WRITE_BUFFER_BYTES", "67108864"),
+        ("OFFSETS_WRITE_BUFFER_BYTES", "65536"),
+        ("COMMIT_MAX_RECORDS", "1"),
+    ];
+    kill_mid_stream(&scenario, &flushing, 3000, inputs.len()).await;
+    let worker = scenario.worker("w1", &[]);
     wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(90)).await;
+    // One more input per early account, after the restart.
+    let again: Vec<Input> = (0..50u32)
+        .map(|i| (format!("early-{i}"), 4000 + i, 1))
+        .collect();
+    produce(&scenario.input, &again, None).await;
+    inputs.extend(again);
+    wait_for_outputs(&scenario.output, inputs.len(), Duration::from_secs(60)).await;
     worker.terminate();
     assert_exactly_once(&scenario, &inputs).await;
 }
