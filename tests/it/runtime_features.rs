@@ -207,56 +207,15 @@ impl Processor for Echo {
     }
 }
 
-/// Records what the runtime publishes, in order, each reply with the input offset its
-/// application had committed when it was published.
+/// Records what the runtime publishes, in order.
+#[derive(Debug, Default)]
 struct RecordingSink {
-    replies: std::sync::Mutex<Vec<(tcom_state::Reply, i64)>>,
-    /// In the application's group, read-uncommitted: the last committed offsets, at once.
-    group: BaseConsumer,
-    input: String,
-}
-
-impl std::fmt::Debug for RecordingSink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingSink")
-            .field("replies", &self.replies)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RecordingSink {
-    fn new(application_id: &str, input: &str) -> Self {
-        Self {
-            replies: Default::default(),
-            group: stack()
-                .kafka_settings()
-                .client_config()
-                .set("group.id", application_id)
-                .set("isolation.level", "read_uncommitted")
-                .set("enable.auto.commit", "false")
-                .create()
-                .unwrap(),
-            input: input.to_owned(),
-        }
-    }
+    replies: std::sync::Mutex<Vec<tcom_state::Reply>>,
 }
 
 impl tcom_state::ReplySink for RecordingSink {
     fn publish(&self, replies: Vec<tcom_state::Reply>) {
-        let mut partition = rdkafka::TopicPartitionList::new();
-        partition.add_partition(&self.input, 0);
-        let committed = self
-            .group
-            .committed_offsets(partition, Duration::from_secs(10))
-            .unwrap()
-            .elements()[0]
-            .offset()
-            .to_raw()
-            .unwrap_or(0);
-        self.replies
-            .lock()
-            .unwrap()
-            .extend(replies.into_iter().map(|r| (r, committed)));
+        self.replies.lock().unwrap().extend(replies);
     }
 }
 
@@ -315,10 +274,9 @@ async fn replies_follow_the_commit_and_a_duplicate_gets_the_first_answer() {
         .map_err(|(e, _)| e)
         .unwrap();
 
-    let application = unique("reply-app");
-    let sink = Arc::new(RecordingSink::new(&application, &input));
+    let sink = Arc::new(RecordingSink::default());
     let mut config = RuntimeConfig::new(
-        application,
+        unique("reply-app"),
         "i1",
         kafka,
         vec![input],
@@ -339,21 +297,14 @@ async fn replies_follow_the_commit_and_a_duplicate_gets_the_first_answer() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     handle.stop();
     let replies = sink.replies.lock().unwrap().clone();
-    // Each reply was published after the transaction holding its command (offsets 0 to 3)
-    // committed: the group's committed offset is past it. A crash before the commit is in
-    // runtime_eos (`replies_follow_the_commit_and_a_retry_after_a_restart_gets_the_first_answer`).
-    // Shown to fail by moving `sink.publish` before `try_commit` in the runtime's `commit`:
-    // "c1 (offset 0) was answered when the committed offset was -1001" (none yet).
-    for (offset, (reply, committed)) in replies.iter().enumerate() {
-        assert!(
-            *committed > offset as i64,
-            "{} (offset {offset}) was answered when the committed offset was {committed}",
-            reply.command_id
-        );
-    }
+    // That each reply follows its commit is proven with a crash in runtime_eos
+    // (`replies_follow_the_commit_and_a_retry_after_a_restart_gets_the_first_answer`). It is
+    // not checked here by reading the group's committed offset at publish time: Kafka writes a
+    // transaction's offsets and markers after EndTxn answers, so even a correct runtime may
+    // read the previous offset for a moment (this made the check flaky in CI).
     let seen: Vec<(&str, &str, ReplyBody)> = replies
         .iter()
-        .map(|(r, _)| (r.reply_to.as_str(), r.command_id.as_str(), r.body.clone()))
+        .map(|r| (r.reply_to.as_str(), r.command_id.as_str(), r.body.clone()))
         .collect();
     assert_eq!(
         seen,
