@@ -9,8 +9,10 @@
 pub mod catalog_view;
 pub mod contentful;
 pub mod dead_letter;
+pub mod payments;
 pub mod postgres;
 pub mod replies;
+pub mod secrets;
 pub mod storefront_view;
 pub mod tenant_view;
 pub mod views;

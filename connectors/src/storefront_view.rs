@@ -13,6 +13,7 @@ fn basket_status(status: BasketStatus) -> &'static str {
         BasketStatus::Abandoned => "ABANDONED",
         BasketStatus::Expired => "EXPIRED",
         BasketStatus::Merged => "MERGED",
+        BasketStatus::CheckedOut => "CHECKED_OUT",
     }
 }
 

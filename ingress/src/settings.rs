@@ -32,6 +32,20 @@ pub struct Settings {
     pub commands: CommandSettings,
     pub processors: ProcessorSettings,
     pub content: ContentSettings,
+    pub payments: PaymentSettings,
+}
+
+/// Payment providers (or their simulators) and where the secrets tenants refer to live.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentSettings {
+    /// Base URL of Stripe's API (`https://api.stripe.com` in production).
+    pub stripe_url: String,
+    /// Base URL of Adyen's Checkout API (`https://checkout-test.adyen.com` for test accounts).
+    pub adyen_url: String,
+    /// `file://<name>` secret references are read from `<secrets_dir>/<name>`.
+    pub secrets_dir: std::path::PathBuf,
+    /// Webhooks signed longer ago than this are refused (Stripe's default: 300 s).
+    pub webhook_tolerance_seconds: i64,
 }
 
 /// How admin and platform-operator tokens are verified.

@@ -18,8 +18,9 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tcom_schemas::basket::{
     AbsorbLines, BasketCommand, BasketCommandPayload, BasketEvent, BasketSnapshot, BasketStatus,
-    ReturnLines,
+    CheckoutBasket, ReturnLines,
 };
+use tcom_schemas::order::{OrderCommand, OrderCommandPayload, PlaceOrder};
 use tcom_schemas::campaign::{Campaign, CampaignStatus};
 use tcom_schemas::catalog::ProductOffering;
 use tcom_schemas::msisdn::{
@@ -38,8 +39,9 @@ use crate::codec::BlockingCodec;
 use crate::deadlines;
 use crate::domain::basket::{
     Basket, CampaignEntry, CatalogLookup, Line, LineNumber, LineRequest, MAX_LINES, Reservation,
-    Shop, configure_line, new_basket, reconfigure_line, reprice,
+    Shop, configure_line, freeze, new_basket, readiness, reconfigure_line, reprice,
 };
+use crate::domain::Violation;
 use crate::domain::catalog_rules::pricing_campaign;
 use crate::headers::{TENANT_HEADER, origin_of, with_origin};
 use crate::json_store::{load, save};
@@ -325,6 +327,13 @@ impl BasketProcessor {
                 .take_back(ctx, &mut stored, back, now, &origin.cause)
                 .map(Some);
         }
+        if let BasketCommandPayload::CheckoutBasket(checkout) = &command.payload
+            && stored.basket.status == BasketStatus::CheckedOut
+        {
+            // The same basket checked out again: its order answers (never a second order).
+            self.place_order(ctx, &stored.basket, checkout, origin)?;
+            return Ok(None);
+        }
         if stored.basket.status != BasketStatus::Active {
             return Ok(Some(Outcome::rejected(
                 Refusal::Conflict,
@@ -458,6 +467,9 @@ impl BasketProcessor {
             }
             BasketCommandPayload::MergeInto(merge) => {
                 return self.hand_over(ctx, command, &mut stored, &merge.target_basket_id, origin);
+            }
+            BasketCommandPayload::CheckoutBasket(checkout) => {
+                return self.check_out(ctx, &mut stored, checkout, &tenant, &catalog, origin, now);
             }
         }
         // Every accepted change keeps the basket (and its held numbers) alive.
@@ -603,6 +615,100 @@ impl BasketProcessor {
             }
             MsisdnEventPayload::NumberConfirmed(_) => {}
         }
+        Ok(())
+    }
+
+    /// Checkout: every readiness problem at once, or the basket frozen (priced once more,
+    /// numbers held for the freeze window) and its order placed. The order processor answers
+    /// the shopper once the payment is set up.
+    #[allow(clippy::too_many_arguments)]
+    fn check_out(
+        &self,
+        ctx: &mut Context<'_>,
+        stored: &mut StoredBasket,
+        checkout: &CheckoutBasket,
+        tenant: &Tenant,
+        catalog: &TenantCatalog,
+        origin: &Origin,
+        now: i64,
+    ) -> Result<Option<Outcome>, ProcessError> {
+        let mut problems = readiness(&stored.basket, now);
+        if !stored.pending.is_empty() {
+            problems.push(Violation::new(
+                "number_reservation_pending",
+                "lines",
+                "a number is still being reserved for this basket",
+            ));
+        }
+        if let Some(refused) = Outcome::violated(Refusal::Invalid, problems) {
+            return Ok(Some(refused));
+        }
+        if tenant.settings.payment.is_none() {
+            return Ok(Some(Outcome::rejected(
+                Refusal::Conflict,
+                "payments_not_configured",
+                "the shop has no payment provider configured yet",
+            )));
+        }
+        let policy = Self::policy(tenant);
+        let freeze_ms = i64::from(policy.checkout_freeze_seconds) * 1000;
+        freeze(&mut stored.basket, &tenant.settings, now, freeze_ms, catalog);
+        // Numbers stay held for the whole window, and a minute more for the order to confirm
+        // them after a payment at the last moment.
+        let hold_seconds = policy.checkout_freeze_seconds.saturating_add(60);
+        for msisdn in stored
+            .basket
+            .lines
+            .iter()
+            .filter_map(|l| l.number.reserved_msisdn())
+        {
+            let extend = MsisdnCommandPayload::ExtendReservation(ExtendReservation {
+                basket_id: stored.basket.basket_id.clone(),
+                ttl_seconds: hold_seconds,
+            });
+            self.send_number_command(ctx, &stored.basket, msisdn, extend, origin, now, false)?;
+        }
+        self.commit(ctx, stored, now, &origin.cause)?;
+        self.place_order(ctx, &stored.basket, checkout, origin)?;
+        Ok(None)
+    }
+
+    /// Sends the frozen basket to the order processor, carrying the waiting shopper along.
+    fn place_order(
+        &self,
+        ctx: &mut Context<'_>,
+        basket: &Basket,
+        checkout: &CheckoutBasket,
+        origin: &Origin,
+    ) -> Result<(), ProcessError> {
+        let Some(frozen) = &basket.checkout else {
+            return Err(ProcessError::Permanent(
+                "a checked-out basket without its checkout".into(),
+            ));
+        };
+        let command_id = format!("{}/order", origin.cause);
+        let place = OrderCommand {
+            command_id: command_id.clone(),
+            tenant_id: basket.tenant_id.clone(),
+            order_id: frozen.order_id.clone(),
+            issued_at: basket.updated_at,
+            customer_id: basket.customer_id.clone(),
+            payload: OrderCommandPayload::PlaceOrder(PlaceOrder {
+                basket_id: basket.basket_id.clone(),
+                basket_version: basket.version,
+                basket_document: serde_json::to_string(basket).expect("a basket serializes"),
+                frozen_until: frozen.frozen_until,
+                return_url: checkout.return_url.clone(),
+            }),
+        };
+        let output = Output::new(
+            topics::ORDER_COMMANDS,
+            entity_key(&basket.tenant_id, &frozen.order_id),
+            self.codec.encode(&place)?,
+        )
+        .with_header(COMMAND_ID_HEADER, command_id.into_bytes())
+        .with_header(TENANT_HEADER, basket.tenant_id.as_bytes());
+        ctx.emit(with_origin(output, origin.waiting.as_ref()));
         Ok(())
     }
 

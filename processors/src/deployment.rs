@@ -9,7 +9,7 @@ use tcom_state::client::KafkaSettings;
 use tcom_state::{ReplySink, RuntimeConfig, RuntimeHandle};
 
 use crate::codec::BlockingCodec;
-use crate::{baskets, catalog, numbers, tenants};
+use crate::{baskets, catalog, numbers, orders, tenants};
 
 /// What every processor of one instance shares.
 #[derive(Debug, Clone)]
@@ -96,6 +96,24 @@ impl Deployment {
         config
     }
 
+    /// The order processor's configuration: orders' commands, the payment reports and the
+    /// number confirmations for them (all co-partitioned by `tenant:order`), with a timer for
+    /// freeze windows and step deadlines.
+    pub fn orders(&self) -> RuntimeConfig {
+        let mut config = self.config(
+            orders::APPLICATION_ID,
+            &[
+                topics::ORDER_COMMANDS,
+                topics::PAYMENT_EVENTS,
+                topics::MSISDN_EVENTS,
+            ],
+            &[orders::ORDERS_STORE, orders::DEADLINES_STORE],
+        );
+        config.global_tables = orders::global_tables();
+        config.punctuate_interval = Some(self.timer_interval);
+        config
+    }
+
     /// Starts every processor; stops those already started if one fails.
     ///
     /// # Errors
@@ -109,6 +127,7 @@ impl Deployment {
             tcom_state::start(self.numbers(), numbers::factory(self.codec.clone())).await?;
         let baskets =
             tcom_state::start(self.baskets(), baskets::factory(self.codec.clone())).await?;
-        Ok(vec![tenants, catalog, numbers, baskets])
+        let orders = tcom_state::start(self.orders(), orders::factory(self.codec.clone())).await?;
+        Ok(vec![tenants, catalog, numbers, baskets, orders])
     }
 }

@@ -6,6 +6,8 @@ pub mod catalog_rules;
 pub mod hostname;
 pub mod msisdn;
 pub mod number_rules;
+pub mod order;
+pub mod order_document;
 pub mod pricing;
 pub mod tenant_id;
 pub mod tenant_rules;

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod headers;
 mod json_store;
 pub mod numbers;
+pub mod orders;
 pub mod outcome;
 pub mod tenants;
 

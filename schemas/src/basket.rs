@@ -59,6 +59,15 @@ pub enum BasketCommandPayload {
     MergeInto(MergeInto),
     AbsorbLines(AbsorbLines),
     ReturnLines(ReturnLines),
+    CheckoutBasket(CheckoutBasket),
+}
+
+/// Freeze the basket (prices, campaigns, numbers) and place its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckoutBasket {
+    /// Where the payment page sends the shopper back to.
+    #[serde(default)]
+    pub return_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +176,14 @@ pub enum BasketEventPayload {
     BasketClaimed(BasketClaimed),
     BasketMerged(BasketMerged),
     BasketExpired(BasketExpired),
+    BasketCheckedOut(BasketCheckedOut),
+}
+
+/// Frozen and turned into an order (the order id is the basket id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketCheckedOut {
+    pub order_id: String,
+    pub frozen_until: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +243,8 @@ pub enum BasketStatus {
     Abandoned,
     Expired,
     Merged,
+    /// Frozen and turned into an order; nothing changes it any more.
+    CheckedOut,
 }
 
 /// A basket after its latest change, as kept in the compacted `baskets` topic.

@@ -104,7 +104,7 @@ impl ContractInfo {
 
 /// Every contract of the platform.
 pub fn all() -> Vec<ContractInfo> {
-    use crate::{basket, campaign, catalog, content, msisdn, tenant};
+    use crate::{basket, campaign, catalog, content, msisdn, order, payment, tenant};
     vec![
         ContractInfo::of::<tenant::Tenant>(),
         ContractInfo::of::<tenant::TenantCommand>(),
@@ -119,5 +119,10 @@ pub fn all() -> Vec<ContractInfo> {
         ContractInfo::of::<msisdn::MsisdnCommand>(),
         ContractInfo::of::<msisdn::MsisdnEvent>(),
         ContractInfo::of::<msisdn::PhoneNumber>(),
+        ContractInfo::of::<order::OrderCommand>(),
+        ContractInfo::of::<order::OrderEvent>(),
+        ContractInfo::of::<order::OrderSnapshot>(),
+        ContractInfo::of::<payment::PaymentCommand>(),
+        ContractInfo::of::<payment::PaymentEvent>(),
     ]
 }

@@ -31,7 +31,8 @@ pub fn danish_settings(domains: &[&str]) -> TenantSettings {
         payment: Some(PaymentSettings {
             provider: "stripe".into(),
             account_ref: "acct_1".into(),
-            secret_ref: "vault://stripe/nordlys".into(),
+            secret_ref: "file://stripe/nordlys".into(),
+            webhook_secret_ref: None,
         }),
         content: None,
         storefront: None,

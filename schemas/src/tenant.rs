@@ -26,6 +26,9 @@ pub struct PaymentSettings {
     pub provider: String,
     pub account_ref: String,
     pub secret_ref: String,
+    /// Reference to the webhook signing secret (Stripe `whsec_…`, Adyen HMAC key).
+    #[serde(default)]
+    pub webhook_secret_ref: Option<String>,
 }
 
 /// Everything a platform operator configures for a tenant.
@@ -58,6 +61,14 @@ pub struct StorefrontPolicy {
     pub reservation_ttl_seconds: i32,
     /// Storefront requests per second the tenant may make before getting 429.
     pub requests_per_second: i32,
+    /// How long a checked-out basket's prices and numbers hold while the customer pays; an
+    /// order not paid by then fails and its numbers are released.
+    #[serde(default = "default_checkout_freeze_seconds")]
+    pub checkout_freeze_seconds: i32,
+}
+
+fn default_checkout_freeze_seconds() -> i32 {
+    StorefrontPolicy::PLATFORM_DEFAULT.checkout_freeze_seconds
 }
 
 impl StorefrontPolicy {
@@ -66,6 +77,7 @@ impl StorefrontPolicy {
         basket_ttl_seconds: 30 * 60,
         reservation_ttl_seconds: 15 * 60,
         requests_per_second: 2000,
+        checkout_freeze_seconds: 30 * 60,
     };
 }
 

@@ -33,6 +33,18 @@ pub const BASKETS: &str = "baskets";
 /// Pool numbers whole after each change (compacted, E.164), for the views and search.
 pub const MSISDN_NUMBERS: &str = "msisdn.numbers";
 
+/// Orders' commands (key `tenant:order`, the order id being the basket's id): placed by the
+/// basket processor at checkout, cancellations from the customer.
+pub const ORDER_COMMANDS: &str = "order.commands";
+/// Every change of every order, for analytics and other services.
+pub const ORDER_EVENTS: &str = "order.events";
+/// Orders whole after each change (compacted, `tenant:order`), for the views.
+pub const ORDERS: &str = "orders";
+/// Requests to payment providers (key `tenant:order`), done by the payments connector.
+pub const PAYMENT_COMMANDS: &str = "payment.commands";
+/// What payment providers reported (key `tenant:order`), read by the order processor.
+pub const PAYMENT_EVENTS: &str = "payment.events";
+
 /// How a topic keeps its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retention {
@@ -117,5 +129,31 @@ pub const ALL: &[TopicDecl] = &[
         name: MSISDN_NUMBERS,
         partitions: 6,
         retention: Retention::Compacted,
+    },
+    // Co-partitioned with `basket.commands` and `msisdn.events`: an order has its basket's key.
+    TopicDecl {
+        name: ORDER_COMMANDS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: ORDER_EVENTS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: ORDERS,
+        partitions: 6,
+        retention: Retention::Compacted,
+    },
+    TopicDecl {
+        name: PAYMENT_COMMANDS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: PAYMENT_EVENTS,
+        partitions: 6,
+        retention: Retention::Stream,
     },
 ];

@@ -1758,6 +1758,7 @@ async fn every_change_of_a_basket_is_an_event_analytics_can_count() {
             Event::BasketClaimed(_) => "claimed",
             Event::BasketMerged(_) => "merged",
             Event::BasketExpired(_) => "expired",
+            Event::BasketCheckedOut(_) => "checked_out",
         })
         .collect();
     assert_eq!(

@@ -39,6 +39,18 @@ pub struct Basket {
     /// For a merged basket: where its lines went.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// For a checked-out basket: its order and how long its prices and numbers hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout: Option<Checkout>,
+}
+
+/// A basket frozen for its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkout {
+    /// The basket's id: a basket has at most one order.
+    pub order_id: String,
+    /// Prices, campaigns and number holds stay as they were frozen until then.
+    pub frozen_until: i64,
 }
 
 /// A plan line: one subscription with its number, SIM and add-ons.
@@ -221,6 +233,7 @@ pub fn new_basket(
         lines: Vec::new(),
         totals: Totals::default(),
         merged_into: None,
+        checkout: None,
     })
 }
 
@@ -695,6 +708,25 @@ pub fn reprice(
     totals.monthly_vat_minor = standard_vat_basis_points(&tenant.country)
         .map(|rate| vat_share(totals.monthly_minor, rate));
     basket.totals = totals;
+}
+
+/// Freezes a basket that passed [`readiness`] for its order: priced once more as of `now`
+/// (the price the customer sees at checkout is the price charged), then nothing changes it.
+pub fn freeze(
+    basket: &mut Basket,
+    tenant: &TenantSettings,
+    now: i64,
+    freeze_ms: i64,
+    catalog: &impl CatalogLookup,
+) -> Checkout {
+    reprice(basket, tenant, now, catalog);
+    let checkout = Checkout {
+        order_id: basket.basket_id.clone(),
+        frozen_until: now + freeze_ms,
+    };
+    basket.status = BasketStatus::CheckedOut;
+    basket.checkout = Some(checkout.clone());
+    checkout
 }
 
 /// Every reason the basket cannot go to checkout now; empty when it can.

@@ -5,7 +5,7 @@
 //! a merge step) reports the same way, and nothing is reported twice.
 
 use tcom_schemas::basket::{
-    BasketAbandoned, BasketClaimed, BasketCreated, BasketEventPayload, BasketExpired, BasketMerged,
+    BasketAbandoned, BasketCheckedOut, BasketClaimed, BasketCreated, BasketEventPayload, BasketExpired, BasketMerged,
     BasketStatus, LineChanged, LineRemoved, NewNumber, NumberChoice, PlanLineAdded, PortIn,
 };
 
@@ -70,6 +70,14 @@ pub fn changes(before: Option<&Basket>, after: &Basket) -> Vec<BasketEventPayloa
                 into_basket_id: after.merged_into.clone().unwrap_or_default(),
                 lines,
             })),
+            BasketStatus::CheckedOut => {
+                if let Some(checkout) = &after.checkout {
+                    events.push(BasketEventPayload::BasketCheckedOut(BasketCheckedOut {
+                        order_id: checkout.order_id.clone(),
+                        frozen_until: checkout.frozen_until,
+                    }));
+                }
+            }
             BasketStatus::Active => unreachable!("handled above"),
         }
     }
@@ -174,6 +182,7 @@ mod tests {
             lines,
             totals: Totals::default(),
             merged_into: None,
+            checkout: None,
         }
     }
 
@@ -189,8 +198,23 @@ mod tests {
                 BasketEventPayload::BasketClaimed(_) => "claimed",
                 BasketEventPayload::BasketMerged(_) => "merged",
                 BasketEventPayload::BasketExpired(_) => "expired",
+                BasketEventPayload::BasketCheckedOut(_) => "checked_out",
             })
             .collect()
+    }
+
+    #[test]
+    fn a_checkout_is_one_event_and_no_line_is_removed() {
+        let before = basket(vec![line("l1", SimType::Esim, 0)]);
+        let mut after = before.clone();
+        after.status = BasketStatus::CheckedOut;
+        after.checkout = Some(crate::domain::basket::Checkout {
+            order_id: "o1".into(),
+            frozen_until: 5,
+        });
+        let events = changes(Some(&before), &after);
+        assert_eq!(names(&events), vec!["checked_out"]);
+        assert!(matches!(&events[0], BasketEventPayload::BasketCheckedOut(c) if c.order_id == "o1" && c.frozen_until == 5));
     }
 
     #[test]

@@ -252,7 +252,12 @@ pub fn decide(
             }
         }
         Request::Release { basket_id } => {
-            if live_holder == Some(basket_id) || lapsed_holder == Some(basket_id) {
+            // An order that was cancelled or failed after its numbers were confirmed gives
+            // them back: only its own basket (through the order) can.
+            let assigned_to_it =
+                matches!(&number.holder, Holder::Assigned { basket_id: b, .. } if b == basket_id);
+            if live_holder == Some(basket_id) || lapsed_holder == Some(basket_id) || assigned_to_it
+            {
                 Decision {
                     changed: Some(change(Holder::Available)),
                     ..Decision::default()
@@ -265,7 +270,21 @@ pub fn decide(
             basket_id,
             order_id,
         } => {
-            if live_holder == Some(basket_id) {
+            let already_confirmed = matches!(&number.holder,
+                Holder::Assigned { basket_id: b, order_id: o } if b == basket_id && o == order_id);
+            if already_confirmed {
+                // A confirmation asked again (a retried order step): the same answer, no change.
+                Decision {
+                    notices: vec![notice(
+                        basket_id,
+                        MsisdnEventPayload::NumberConfirmed(NumberConfirmed {
+                            basket_id: basket_id.to_owned(),
+                            order_id: order_id.to_owned(),
+                        }),
+                    )],
+                    ..Decision::default()
+                }
+            } else if live_holder == Some(basket_id) {
                 Decision {
                     changed: Some(change(Holder::Assigned {
                         basket_id: basket_id.to_owned(),
@@ -512,6 +531,25 @@ mod tests {
             MIN,
         );
         assert_eq!(codes(&wrong), [("b2".into(), "reservation_lost".into())]);
+    }
+
+    #[test]
+    fn a_repeated_confirmation_answers_again_and_release_returns_an_assigned_number() {
+        let (held, _) = apply(&pooled(), reserve("b1"), 0);
+        let confirm = Request::Confirm {
+            basket_id: "b1",
+            order_id: "b1",
+        };
+        let (assigned, _) = apply(&held, confirm, MIN);
+        // Long after the reservation would have lapsed: still the order's, same answer.
+        let (again, repeated) = apply(&assigned, confirm, 100 * MIN);
+        assert_eq!(again, assigned, "a repeated confirmation changes nothing");
+        assert_eq!(codes(&repeated), [("b1".into(), "confirmed".into())]);
+        // Another basket cannot free it; the order's own basket can (a cancelled order).
+        let (kept, _) = apply(&assigned, Request::Release { basket_id: "b2" }, 2 * MIN);
+        assert_eq!(kept.status(), NumberStatus::Assigned);
+        let (freed, _) = apply(&assigned, Request::Release { basket_id: "b1" }, 2 * MIN);
+        assert_eq!(freed.status(), NumberStatus::Available);
     }
 
     #[test]

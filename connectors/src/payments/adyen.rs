@@ -1,0 +1,566 @@
+//! Adyen: the Checkout API (v71) client and the standard webhook's types, signature check and
+//! mapping to the platform's payment states.
+//!
+//! The platform uses Adyen's Hosted Checkout: [`AdyenClient::create`] makes a session
+//! (`POST /v71/sessions`, `mode: hosted`) and the shopper pays on the page at its `url`. Adyen
+//! has no "get payment" call, so everything after that arrives as a standard webhook
+//! ([`parse_notification`], [`verify_hmac`], [`payment_from_notification`]). Capture, cancel
+//! and refund are asynchronous as well: Adyen answers `received` and sends the outcome later as
+//! a `CAPTURE` / `CANCELLATION` / `REFUND` webhook.
+//!
+//! The webhook signature is not over the raw body: it is an HMAC-SHA256 over eight fields of
+//! each notification item, joined by `:` (with `\` and `:` escaped), keyed with the
+//! hex-decoded key of the webhook endpoint. The receiver must answer [`ACCEPTED`].
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use reqwest::{StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use super::{PaymentRequest, PaymentStatus, ProviderError, ProviderPayment};
+
+/// What a webhook endpoint must answer (with a 2xx status) so that Adyen stops retrying.
+pub const ACCEPTED: &str = "[accepted]";
+
+/// The Checkout API version the client speaks.
+const CHECKOUT_VERSION: &str = "v71";
+
+/// Adyen's own webhook timeout is 10 s; a call that takes longer is better retried with the
+/// same idempotency key than waited for.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An amount in the currency's minor unit, as Adyen writes it everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amount {
+    /// In minor units (øre, cents).
+    pub value: i64,
+    /// ISO 4217, upper case.
+    pub currency: String,
+}
+
+/// A client for one Adyen merchant account.
+#[derive(Clone)]
+pub struct AdyenClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: String,
+    merchant_account: String,
+}
+
+// By hand, so that the API key never reaches a log line.
+impl std::fmt::Debug for AdyenClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdyenClient")
+            .field("base_url", &self.base_url)
+            .field("merchant_account", &self.merchant_account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Adyen received a capture, cancel or refund; its outcome arrives later as a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModificationAccepted {
+    /// The modification's own reference (the webhook's `pspReference`).
+    pub psp_reference: String,
+    /// The payment it applies to (the webhook's `originalReference`).
+    pub payment_psp_reference: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionRequest<'a> {
+    merchant_account: &'a str,
+    amount: Amount,
+    reference: &'a str,
+    return_url: &'a str,
+    shopper_reference: &'a str,
+    mode: &'static str,
+    shopper_interaction: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_payment_method_mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recurring_processing_model: Option<&'static str>,
+    metadata: SessionMetadata<'a>,
+}
+
+/// Adyen's metadata values are strings; these let a webhook or the Customer Area be traced
+/// back to the tenant and the attempt.
+#[derive(Debug, Serialize)]
+struct SessionMetadata<'a> {
+    tenant_id: &'a str,
+    order_id: &'a str,
+    attempt: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionResponse {
+    id: String,
+    session_data: Option<String>,
+    url: Option<String>,
+    amount: Amount,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModificationRequest<'a> {
+    merchant_account: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<Amount>,
+    reference: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModificationResponse {
+    psp_reference: String,
+    payment_psp_reference: String,
+}
+
+/// Adyen's error body: `{status, errorCode, message, errorType, pspReference}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ErrorBody {
+    error_code: Option<String>,
+    message: Option<String>,
+}
+
+impl AdyenClient {
+    /// A client for `merchant_account` at `base_url` (`https://checkout-test.adyen.com`, or
+    /// the live `…-checkout-live.adyenpayments.com` prefix URL, or the simulator).
+    pub fn new(base_url: &str, api_key: &str, merchant_account: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            // The provider is called directly; a proxy from the environment would only add
+            // a hop that can see the API key.
+            .no_proxy()
+            .build()
+            .expect("an HTTP client without TLS or proxy settings always builds");
+        Self {
+            http,
+            base_url: base_url.to_owned(),
+            api_key: api_key.to_owned(),
+            merchant_account: merchant_account.to_owned(),
+        }
+    }
+
+    /// Creates a Hosted Checkout session for one payment attempt.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unavailable`] when Adyen cannot be reached or answers 5xx/429 (retry
+    /// with the same `idempotency_key`), [`ProviderError::Unauthorized`] for a refused API
+    /// key, [`ProviderError::Rejected`] when Adyen refuses the request itself.
+    pub async fn create(
+        &self,
+        request: &PaymentRequest,
+        idempotency_key: &str,
+    ) -> Result<ProviderPayment, ProviderError> {
+        let body = self.session_request(request);
+        let session: SessionResponse = self
+            .post(&[CHECKOUT_VERSION, "sessions"], &body, idempotency_key)
+            .await?;
+        Ok(ProviderPayment {
+            reference: session.id,
+            status: PaymentStatus::AwaitingShopper,
+            amount_minor: session.amount.value,
+            currency: session.amount.currency,
+            client_secret: session.session_data,
+            redirect_url: session.url,
+            payment_method_ref: None,
+            refusal_reason: None,
+        })
+    }
+
+    fn session_request<'a>(&'a self, request: &'a PaymentRequest) -> SessionRequest<'a> {
+        let subscription = request.save_for_subscription;
+        SessionRequest {
+            merchant_account: &self.merchant_account,
+            amount: Amount {
+                value: request.amount_minor,
+                currency: request.currency.clone(),
+            },
+            reference: &request.order_id,
+            return_url: &request.return_url,
+            shopper_reference: &request.customer_ref,
+            mode: "hosted",
+            shopper_interaction: "Ecommerce",
+            store_payment_method_mode: subscription.then_some("enabled"),
+            recurring_processing_model: subscription.then_some("Subscription"),
+            metadata: SessionMetadata {
+                tenant_id: &request.tenant_id,
+                order_id: &request.order_id,
+                attempt: request.attempt.to_string(),
+            },
+        }
+    }
+
+    /// Asks Adyen to capture `amount_minor` of an authorised payment.
+    ///
+    /// # Errors
+    /// As [`AdyenClient::create`].
+    pub async fn capture(
+        &self,
+        psp_reference: &str,
+        amount_minor: i64,
+        currency: &str,
+        idempotency_key: &str,
+    ) -> Result<ModificationAccepted, ProviderError> {
+        let amount = Amount {
+            value: amount_minor,
+            currency: currency.to_owned(),
+        };
+        self.modify(psp_reference, "captures", Some(amount), idempotency_key)
+            .await
+    }
+
+    /// Asks Adyen to cancel (void) an authorised, uncaptured payment.
+    ///
+    /// # Errors
+    /// As [`AdyenClient::create`].
+    pub async fn cancel(
+        &self,
+        psp_reference: &str,
+        idempotency_key: &str,
+    ) -> Result<ModificationAccepted, ProviderError> {
+        self.modify(psp_reference, "cancels", None, idempotency_key)
+            .await
+    }
+
+    /// Asks Adyen to refund `amount_minor` of a captured payment.
+    ///
+    /// # Errors
+    /// As [`AdyenClient::create`].
+    pub async fn refund(
+        &self,
+        psp_reference: &str,
+        amount_minor: i64,
+        currency: &str,
+        idempotency_key: &str,
+    ) -> Result<ModificationAccepted, ProviderError> {
+        let amount = Amount {
+            value: amount_minor,
+            currency: currency.to_owned(),
+        };
+        self.modify(psp_reference, "refunds", Some(amount), idempotency_key)
+            .await
+    }
+
+    async fn modify(
+        &self,
+        psp_reference: &str,
+        operation: &str,
+        amount: Option<Amount>,
+        idempotency_key: &str,
+    ) -> Result<ModificationAccepted, ProviderError> {
+        // The idempotency key names the order, the attempt and the operation: as the
+        // modification's own reference it makes the webhook traceable to the command.
+        let body = ModificationRequest {
+            merchant_account: &self.merchant_account,
+            amount,
+            reference: idempotency_key,
+        };
+        let path = [CHECKOUT_VERSION, "payments", psp_reference, operation];
+        let answer: ModificationResponse = self.post(&path, &body, idempotency_key).await?;
+        Ok(ModificationAccepted {
+            psp_reference: answer.psp_reference,
+            payment_psp_reference: answer.payment_psp_reference,
+        })
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded, so that a reference can
+    /// never change the path.
+    fn url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        let invalid = |detail: String| ProviderError::Rejected {
+            code: "invalid_base_url".to_owned(),
+            message: format!("Adyen base URL {:?}: {detail}", self.base_url),
+        };
+        let mut url = Url::parse(&self.base_url).map_err(|e| invalid(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|()| invalid("cannot be a base".to_owned()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &impl Serialize,
+        idempotency_key: &str,
+    ) -> Result<T, ProviderError> {
+        let response = self
+            .http
+            .post(self.url(segments)?)
+            .header("X-API-Key", &self.api_key)
+            .header("Idempotency-Key", idempotency_key)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("Adyen unreachable: {e}")))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("Adyen answer cut off: {e}")))?;
+        if !status.is_success() {
+            return Err(error_from_answer(status, &text));
+        }
+        // A 2xx that does not parse is most likely a cut-off or proxied answer: worth the
+        // same call again, which replays Adyen's stored answer.
+        serde_json::from_str(&text).map_err(|e| {
+            ProviderError::Unavailable(format!("Adyen answer {status} not understood: {e}"))
+        })
+    }
+}
+
+/// Sorts a non-2xx answer into retryable, credentials, or refused.
+fn error_from_answer(status: StatusCode, body: &str) -> ProviderError {
+    let error: ErrorBody = serde_json::from_str(body).unwrap_or_default();
+    let message = error
+        .message
+        .unwrap_or_else(|| format!("HTTP {status}: {}", truncate(body, 200)));
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ProviderError::Unauthorized(message),
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::Unavailable(message),
+        s if s.is_server_error() => ProviderError::Unavailable(message),
+        s => ProviderError::Rejected {
+            code: error.error_code.unwrap_or_else(|| s.as_u16().to_string()),
+            message,
+        },
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// A standard webhook's body: `{"live": "false", "notificationItems": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// `"true"` from the live platform, `"false"` from test; Adyen sends a string.
+    pub live: String,
+    /// Usually one item; Adyen may batch several.
+    pub notification_items: Vec<NotificationItemWrapper>,
+}
+
+impl Notification {
+    /// The items, without their `NotificationRequestItem` wrapper.
+    pub fn items(&self) -> impl Iterator<Item = &NotificationItem> {
+        self.notification_items.iter().map(|w| &w.item)
+    }
+}
+
+/// Adyen wraps each item in an object with one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationItemWrapper {
+    /// The item itself.
+    #[serde(rename = "NotificationRequestItem")]
+    pub item: NotificationItem,
+}
+
+/// One event about one payment or modification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationItem {
+    /// `hmacSignature`, and per event e.g. `recurring.recurringDetailReference`,
+    /// `modification.action`. Kept as JSON values: one unexpected value type must not make
+    /// the whole notification unreadable.
+    #[serde(default)]
+    pub additional_data: Map<String, Value>,
+    /// The payment's or the modification's amount.
+    pub amount: Amount,
+    /// `AUTHORISATION`, `CAPTURE`, `CAPTURE_FAILED`, `CANCELLATION`, `REFUND`, ….
+    pub event_code: String,
+    /// ISO 8601 with offset.
+    #[serde(default)]
+    pub event_date: String,
+    /// The merchant account the event belongs to.
+    pub merchant_account_code: String,
+    /// The platform's order id (the session's `reference`).
+    pub merchant_reference: String,
+    /// For a modification: the payment's `pspReference`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_reference: Option<String>,
+    /// The payment's (or the modification's) reference at Adyen.
+    pub psp_reference: String,
+    /// Why it failed, or for a successful `AUTHORISATION` `authCode:cardSummary:expiry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `"true"` or `"false"`; Adyen sends a string.
+    pub success: String,
+    /// `visa`, `mc`, … when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_method: Option<String>,
+    /// What can still be done with the payment (`CAPTURE`, `CANCEL`, `REFUND`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
+}
+
+impl NotificationItem {
+    /// Whether the event reports success (`success == "true"`).
+    pub fn succeeded(&self) -> bool {
+        self.success == "true"
+    }
+
+    /// An `additionalData` entry that is a string.
+    pub fn additional(&self, key: &str) -> Option<&str> {
+        self.additional_data.get(key).and_then(Value::as_str)
+    }
+
+    /// What identifies an event across Adyen's redeliveries: the same `pspReference` and
+    /// `eventCode` is the same event.
+    pub fn dedupe_key(&self) -> String {
+        format!("{}:{}", self.psp_reference, self.event_code)
+    }
+}
+
+/// The body is not a standard webhook notification.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an Adyen standard notification: {0}")]
+pub struct MalformedNotification(String);
+
+/// Reads a standard webhook's JSON body.
+///
+/// # Errors
+/// [`MalformedNotification`] when the body is not the notification JSON.
+pub fn parse_notification(body: &[u8]) -> Result<Notification, MalformedNotification> {
+    serde_json::from_slice(body).map_err(|e| MalformedNotification(e.to_string()))
+}
+
+/// Whether `additionalData.hmacSignature` is the signature of `item` with the endpoint's
+/// HMAC key (64 hex characters, as the Customer Area or the Management API shows it).
+/// A missing or malformed signature or key is `false`; the comparison is constant-time.
+pub fn verify_hmac(item: &NotificationItem, hmac_key_hex: &str) -> bool {
+    let Ok(key) = hex::decode(hmac_key_hex.trim()) else {
+        return false;
+    };
+    let Some(signature) = item.additional("hmacSignature") else {
+        return false;
+    };
+    let Ok(signature) = BASE64.decode(signature) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
+        return false;
+    };
+    mac.update(signing_string(item).as_bytes());
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// `pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:
+/// eventCode:success`, each value escaped so that a `:` inside one cannot shift the others.
+fn signing_string(item: &NotificationItem) -> String {
+    let value = item.amount.value.to_string();
+    let fields = [
+        item.psp_reference.as_str(),
+        item.original_reference.as_deref().unwrap_or(""),
+        item.merchant_account_code.as_str(),
+        item.merchant_reference.as_str(),
+        value.as_str(),
+        item.amount.currency.as_str(),
+        item.event_code.as_str(),
+        item.success.as_str(),
+    ];
+    fields.map(escape).join(":")
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// What a notification says about a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentUpdate {
+    /// The platform's order id (`merchantReference`).
+    pub order_id: String,
+    /// The event as Adyen names it (`AUTHORISATION`, `CAPTURE`, …), for logs.
+    pub event_code: String,
+    /// The payment, referenced by its `pspReference` (for a modification: the
+    /// `originalReference`), in the state the event puts it in.
+    pub payment: ProviderPayment,
+}
+
+/// Maps a notification item to the payment's state, or `None` for events that do not move a
+/// payment (reports, chargebacks, …) or that lack the payment's reference.
+///
+/// - `AUTHORISATION`: success → `Authorized` (with the stored payment method when the session
+///   asked to store one), failure → `Refused` with the reason.
+/// - `CAPTURE` → `Captured`; `CANCELLATION` → `Canceled`; `REFUND` → `Refunded` (also for a
+///   partial refund); `CANCEL_OR_REFUND` → per `modification.action`, `Canceled` when absent.
+/// - A failed modification leaves the payment where the modification started from, with the
+///   reason: `CAPTURE_FAILED` (the scheme refused a capture Adyen had accepted), or `CAPTURE`
+///   / `CANCELLATION` with `success=false` → `Authorized`; `REFUND_FAILED`, `REFUND` with
+///   `success=false` → `Captured`. As the rank of `Authorized` is below `Captured`, a
+///   connector that never lowers a payment's rank only keeps the reason.
+pub fn payment_from_notification(item: &NotificationItem) -> Option<PaymentUpdate> {
+    let ok = item.succeeded();
+    let (status, reference) = match item.event_code.as_str() {
+        "AUTHORISATION" if ok => (PaymentStatus::Authorized, item.psp_reference.as_str()),
+        "AUTHORISATION" => (PaymentStatus::Refused, item.psp_reference.as_str()),
+        "CAPTURE" if ok => (PaymentStatus::Captured, item.original_reference.as_deref()?),
+        "CAPTURE" | "CAPTURE_FAILED" => {
+            (PaymentStatus::Authorized, item.original_reference.as_deref()?)
+        }
+        "CANCELLATION" if ok => (PaymentStatus::Canceled, item.original_reference.as_deref()?),
+        "CANCELLATION" => (PaymentStatus::Authorized, item.original_reference.as_deref()?),
+        "REFUND" if ok => (PaymentStatus::Refunded, item.original_reference.as_deref()?),
+        "REFUND" | "REFUND_FAILED" => {
+            (PaymentStatus::Captured, item.original_reference.as_deref()?)
+        }
+        "CANCEL_OR_REFUND" => (
+            cancel_or_refund_status(item)?,
+            item.original_reference.as_deref()?,
+        ),
+        _ => return None,
+    };
+    Some(PaymentUpdate {
+        order_id: item.merchant_reference.clone(),
+        event_code: item.event_code.clone(),
+        payment: ProviderPayment {
+            reference: reference.to_owned(),
+            status,
+            amount_minor: item.amount.value,
+            currency: item.amount.currency.clone(),
+            client_secret: None,
+            redirect_url: None,
+            payment_method_ref: stored_method(item),
+            refusal_reason: if ok { None } else { item.reason.clone() },
+        },
+    })
+}
+
+/// `CANCEL_OR_REFUND` lets Adyen choose; `modification.action` says what it did.
+fn cancel_or_refund_status(item: &NotificationItem) -> Option<PaymentStatus> {
+    let refund = item.additional("modification.action") == Some("refund");
+    match (item.succeeded(), refund) {
+        (true, true) => Some(PaymentStatus::Refunded),
+        (true, false) => Some(PaymentStatus::Canceled),
+        // Which state the failure left the payment in depends on what was tried.
+        (false, true) => Some(PaymentStatus::Captured),
+        (false, false) => item
+            .additional("modification.action")
+            .map(|_| PaymentStatus::Authorized),
+    }
+}
+
+/// The stored payment method of an authorisation that asked to store it: the newer
+/// `tokenization.storedPaymentMethodId`, or the older `recurring.recurringDetailReference`.
+fn stored_method(item: &NotificationItem) -> Option<String> {
+    if item.event_code != "AUTHORISATION" || !item.succeeded() {
+        return None;
+    }
+    item.additional("tokenization.storedPaymentMethodId")
+        .or_else(|| item.additional("recurring.recurringDetailReference"))
+        .map(str::to_owned)
+}
+

@@ -1,0 +1,1451 @@
+//! An Adyen simulator for tests and the local run (`tcom adyen-sim`). It speaks the parts of
+//! Adyen's APIs the platform uses, written from Adyen's documented shapes (not from the
+//! client's types, so that the two cannot agree by construction):
+//!
+//! - Checkout API v71: `POST /v71/sessions` (Hosted Checkout: the answer carries a `url`),
+//!   `GET /v71/sessions/{id}?sessionResult=…`, and the asynchronous modifications
+//!   `POST /v71/payments/{pspReference}/captures|cancels|refunds` (201, `status: received`);
+//!   `X-API-Key` authentication, `Idempotency-Key` replay, Adyen's error body
+//!   `{status, errorCode, message, errorType}`.
+//! - Management API v3: `POST /v3/merchants/{merchantId}/webhooks` (a standard webhook, JSON)
+//!   and `POST /v3/merchants/{merchantId}/webhooks/{id}/generateHmac`.
+//! - Standard webhooks: one item per notification, HMAC-signed when the endpoint has a key,
+//!   basic auth when configured, retried with backoff until the endpoint answers 2xx with
+//!   `[accepted]`.
+//!
+//! The shopper's side is simulator-only: the hosted page `/_sim/checkout/{id}` (Pay, Refuse,
+//! 3-D Secure) and the challenge `/_sim/3ds/{id}`. So are the controls: `/_sim/faults`,
+//! `/_sim/ledger`, `/_sim/events` and `/_sim/webhooks/resend/{n}`.
+//!
+//! Each (API key, merchant account) pair is an account of its own, created on first use, so
+//! tests and tenants sharing one simulator never see each other's payments. State lives in
+//! memory only.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Deliveries of one notification to one endpoint before the simulator gives up.
+const MAX_ATTEMPTS: usize = 8;
+
+/// The wait before attempt 2, 3, …: short, so that tests see retries within seconds.
+const RETRY_DELAYS: [Duration; MAX_ATTEMPTS - 1] = [
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(4),
+    Duration::from_secs(8),
+    Duration::from_secs(16),
+];
+
+/// How long `reorder_webhooks` holds a payment's notifications before sending them newest
+/// first.
+const REORDER_HOLD: Duration = Duration::from_millis(300);
+
+/// Adyen's default: a session expires one hour after it is created.
+const SESSION_LIFETIME_SECS: u64 = 3600;
+
+/// What an endpoint must answer for a delivery to count.
+const ACCEPTED_BODY: &str = "[accepted]";
+
+/// (API key, merchant account).
+type AccountKey = (String, String);
+
+#[derive(Debug, Default)]
+struct Account {
+    /// In creation order, for the ledger.
+    sessions: Vec<Session>,
+    payments: HashMap<String, Payment>,
+    /// Idempotency key → the first answer, replayed for the same request.
+    replays: HashMap<String, Replay>,
+    webhooks: Vec<Endpoint>,
+}
+
+#[derive(Debug, Clone)]
+struct Replay {
+    /// The path and body of the first request; a different one under the same key is an
+    /// error.
+    fingerprint: Value,
+    status: StatusCode,
+    body: Value,
+}
+
+#[derive(Debug)]
+struct Session {
+    id: String,
+    merchant_account: String,
+    amount: i64,
+    currency: String,
+    reference: String,
+    return_url: String,
+    shopper_reference: Option<String>,
+    store_method: bool,
+    /// `active`, `completed`, `refused`, `expired`.
+    status: &'static str,
+    expires_at: u64,
+    psp_reference: Option<String>,
+    idempotency_keys: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Payment {
+    merchant_account: String,
+    amount: i64,
+    currency: String,
+    reference: String,
+    authorised: bool,
+    cancelled: bool,
+    captured: i64,
+    refunded: i64,
+    idempotency_keys: Vec<String>,
+}
+
+impl Payment {
+    fn status(&self) -> &'static str {
+        if !self.authorised {
+            "Refused"
+        } else if self.cancelled {
+            "Cancelled"
+        } else if self.refunded > 0 {
+            "Refunded"
+        } else if self.captured > 0 {
+            "Captured"
+        } else {
+            "Authorised"
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Endpoint {
+    id: String,
+    url: String,
+    active: bool,
+    username: Option<String>,
+    password: Option<String>,
+    description: Option<String>,
+    hmac_key: Option<String>,
+}
+
+#[derive(Debug)]
+struct NotificationRecord {
+    account: AccountKey,
+    /// The payment the event is about (for a modification, its `originalReference`).
+    payment_psp: String,
+    /// The item without `hmacSignature`, which depends on the endpoint.
+    item: Value,
+    deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug)]
+struct Delivery {
+    endpoint_id: String,
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    /// `original`, `duplicate` or `resend`.
+    cause: &'static str,
+    /// Signed once, when the delivery starts, as Adyen signs when it generates the payload.
+    body: String,
+    attempts: Vec<Attempt>,
+    delivered: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Attempt {
+    at: String,
+    status: Option<u16>,
+    body: String,
+    error: Option<String>,
+}
+
+/// Simulator-only faults; a POST to `/_sim/faults` replaces them all.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
+struct Faults {
+    /// The next n API calls answer 500 without doing anything.
+    fail_next_requests: u32,
+    /// Added before every API call.
+    latency_ms: u64,
+    /// Each notification is delivered this many extra times.
+    duplicate_webhooks: u32,
+    /// A payment's notifications are held briefly and delivered newest first.
+    reorder_webhooks: bool,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    accounts: HashMap<AccountKey, Account>,
+    /// The hosted pages carry no API key: they find the session's account here.
+    session_owner: HashMap<String, AccountKey>,
+    /// Notification n is at index n - 1.
+    notifications: Vec<NotificationRecord>,
+    /// (account, payment) → notifications waiting for `reorder_webhooks`.
+    held: HashMap<(AccountKey, String), Vec<usize>>,
+    faults: Faults,
+}
+
+#[derive(Debug, Clone)]
+struct Sim {
+    state: Arc<Mutex<SimState>>,
+    base_url: Arc<str>,
+    http: reqwest::Client,
+}
+
+impl Sim {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().expect("simulator lock")
+    }
+}
+
+/// What a successful API call did: the answer, and the notifications to send once the lock
+/// is released.
+#[derive(Debug)]
+struct Applied {
+    status: StatusCode,
+    body: Value,
+    notify: Vec<usize>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers: time, ids, errors.
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `YYYY-MM-DDThh:mm:ss+00:00` (the civil-from-days algorithm; no date crate needed).
+fn rfc3339(unix: u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(0);
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}+00:00")
+}
+
+fn random_hex(chars: usize) -> String {
+    let mut out = String::with_capacity(chars + 32);
+    while out.len() < chars {
+        out.push_str(&uuid::Uuid::new_v4().simple().to_string().to_uppercase());
+    }
+    out.truncate(chars);
+    out
+}
+
+/// Adyen's pspReference is 16 characters.
+fn new_psp_reference() -> String {
+    random_hex(16)
+}
+
+/// Which account a ledger row belongs to, without showing the API key.
+fn account_hash((api_key, merchant): &AccountKey) -> String {
+    let digest = Sha256::digest(format!("{api_key}\n{merchant}").as_bytes());
+    hex::encode(digest)[..12].to_owned()
+}
+
+/// Adyen's Checkout error body.
+fn adyen_error(status: StatusCode, code: &str, message: &str, error_type: &str) -> Response {
+    let body = json!({
+        "status": status.as_u16(),
+        "errorCode": code,
+        "message": message,
+        "errorType": error_type,
+        "pspReference": new_psp_reference(),
+    });
+    (status, Json(body)).into_response()
+}
+
+fn validation(code: &str, message: &str) -> Response {
+    adyen_error(StatusCode::UNPROCESSABLE_ENTITY, code, message, "validation")
+}
+
+fn missing(field: &str) -> Response {
+    validation("100", &format!("Required field '{field}' is not provided."))
+}
+
+/// The Management API answers in RFC 7807 form.
+fn problem(status: StatusCode, detail: &str) -> Response {
+    let body = json!({
+        "type": "https://docs.adyen.com/errors/validation",
+        "title": if status == StatusCode::NOT_FOUND { "Not found" } else { "Invalid request" },
+        "status": status.as_u16(),
+        "detail": detail,
+        "errorCode": format!("00_{}", status.as_u16()),
+        "requestId": new_psp_reference(),
+    });
+    (status, Json(body)).into_response()
+}
+
+/// Adyen's API keys start with `AQE`; anything else is refused as Adyen refuses a wrong key.
+fn authenticate(headers: &HeaderMap) -> Result<String, Response> {
+    match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        Some(key) if key.starts_with("AQE") => Ok(key.to_owned()),
+        _ => Err(adyen_error(
+            StatusCode::UNAUTHORIZED,
+            "000",
+            "HTTP Status Response - Unauthorized",
+            "security",
+        )),
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(value) if value.is_object() => Ok(value),
+        Ok(_) => Err(adyen_error(
+            StatusCode::BAD_REQUEST,
+            "702",
+            "Structure of the request is invalid: expected an object",
+            "validation",
+        )),
+        Err(e) => Err(adyen_error(
+            StatusCode::BAD_REQUEST,
+            "702",
+            &format!("Unable to parse message: {e}"),
+            "validation",
+        )),
+    }
+}
+
+fn str_field<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
+    body.get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn required<'a>(body: &'a Value, field: &str) -> Result<&'a str, Response> {
+    str_field(body, field).ok_or_else(|| missing(field))
+}
+
+/// `amount: {value, currency}` with a positive value and a three-letter currency.
+fn amount_field(body: &Value) -> Result<(i64, String), Response> {
+    let amount = body
+        .get("amount")
+        .filter(|a| a.is_object())
+        .ok_or_else(|| validation("100", "Required object 'amount' is not provided."))?;
+    let value = amount.get("value").and_then(Value::as_i64);
+    let Some(value) = value.filter(|v| *v > 0) else {
+        return Err(validation("137", "Invalid amount specified"));
+    };
+    let currency = amount.get("currency").and_then(Value::as_str).unwrap_or("");
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(validation("138", "Unsupported currency specified"));
+    }
+    Ok((value, currency.to_owned()))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+}
+
+fn json_response(status: StatusCode, body: Value, idempotency_key: Option<&str>) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    // Adyen echoes the key so that a client can tell the request was handled idempotently.
+    if let Some(value) = idempotency_key.and_then(|k| HeaderValue::from_str(k).ok()) {
+        response.headers_mut().insert("idempotency-key", value);
+    }
+    response
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+// ---------------------------------------------------------------------------------------
+// Webhook signing: the simulator's own implementation of Adyen's standard-webhook HMAC.
+
+/// The eight signed fields of an item, in Adyen's order.
+const SIGNED_FIELDS: [&str; 8] = [
+    "pspReference",
+    "originalReference",
+    "merchantAccountCode",
+    "merchantReference",
+    "amount.value",
+    "amount.currency",
+    "eventCode",
+    "success",
+];
+
+fn signed_field(item: &Value, field: &str) -> String {
+    let value = match field.split_once('.') {
+        Some((outer, inner)) => &item[outer][inner],
+        None => &item[field],
+    };
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Base64 HMAC-SHA256 of the escaped, `:`-joined fields, keyed with the hex-decoded key.
+fn sign_item(item: &Value, key_hex: &str) -> Option<String> {
+    let key = hex::decode(key_hex).ok()?;
+    let mut payload = String::new();
+    for (i, field) in SIGNED_FIELDS.iter().enumerate() {
+        if i > 0 {
+            payload.push(':');
+        }
+        for c in signed_field(item, field).chars() {
+            if c == '\\' || c == ':' {
+                payload.push('\\');
+            }
+            payload.push(c);
+        }
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+    mac.update(payload.as_bytes());
+    Some(BASE64.encode(mac.finalize().into_bytes()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Notifications and their delivery.
+
+/// One event about a payment, before it becomes a notification item.
+#[derive(Debug)]
+struct Event<'a> {
+    code: &'static str,
+    psp_reference: &'a str,
+    original_reference: Option<&'a str>,
+    payment: &'a Payment,
+    amount: i64,
+    success: bool,
+    reason: Option<&'a str>,
+    additional: Value,
+}
+
+fn notification_item(event: Event<'_>) -> Value {
+    let mut item = json!({
+        "additionalData": event.additional,
+        "amount": {"currency": event.payment.currency, "value": event.amount},
+        "eventCode": event.code,
+        "eventDate": rfc3339(now_secs()),
+        "merchantAccountCode": event.payment.merchant_account,
+        "merchantReference": event.payment.reference,
+        "paymentMethod": "visa",
+        "pspReference": event.psp_reference,
+        "success": if event.success { "true" } else { "false" },
+    });
+    if let Some(original) = event.original_reference {
+        item["originalReference"] = json!(original);
+    }
+    if let Some(reason) = event.reason {
+        item["reason"] = json!(reason);
+    }
+    if event.code == "AUTHORISATION" && event.success {
+        item["operations"] = json!(["CANCEL", "CAPTURE", "REFUND"]);
+    }
+    item
+}
+
+impl SimState {
+    fn push_notification(&mut self, account: &AccountKey, payment_psp: &str, item: Value) -> usize {
+        self.notifications.push(NotificationRecord {
+            account: account.clone(),
+            payment_psp: payment_psp.to_owned(),
+            item,
+            deliveries: Vec::new(),
+        });
+        self.notifications.len()
+    }
+
+    /// Starts a delivery of notification `n` to every active endpoint of its account;
+    /// returns (n, delivery index) pairs.
+    fn start_deliveries(&mut self, n: usize, cause: &'static str) -> Vec<(usize, usize)> {
+        let Some(record) = self.notifications.get(n - 1) else {
+            return Vec::new();
+        };
+        let endpoints: Vec<Endpoint> = self
+            .accounts
+            .get(&record.account)
+            .map(|a| a.webhooks.iter().filter(|e| e.active).cloned().collect())
+            .unwrap_or_default();
+        let item = record.item.clone();
+        let record = &mut self.notifications[n - 1];
+        endpoints
+            .into_iter()
+            .map(|endpoint| {
+                record.deliveries.push(delivery(&item, endpoint, cause));
+                (n, record.deliveries.len() - 1)
+            })
+            .collect()
+    }
+}
+
+fn delivery(item: &Value, endpoint: Endpoint, cause: &'static str) -> Delivery {
+    let mut item = item.clone();
+    if let Some(signature) = endpoint.hmac_key.as_deref().and_then(|k| sign_item(&item, k)) {
+        item["additionalData"]["hmacSignature"] = json!(signature);
+    }
+    let body = json!({
+        "live": "false",
+        "notificationItems": [{"NotificationRequestItem": item}],
+    });
+    Delivery {
+        endpoint_id: endpoint.id,
+        url: endpoint.url,
+        username: endpoint.username,
+        password: endpoint.password,
+        cause,
+        body: body.to_string(),
+        attempts: Vec::new(),
+        delivered: false,
+    }
+}
+
+impl Sim {
+    /// Sends new notifications, applying the webhook faults.
+    fn dispatch(&self, notifications: Vec<usize>) {
+        if notifications.is_empty() {
+            return;
+        }
+        let faults = self.lock().faults;
+        if faults.reorder_webhooks {
+            notifications.into_iter().for_each(|n| self.hold(n));
+            return;
+        }
+        for n in notifications {
+            for (n, d) in self.start_all(n, faults.duplicate_webhooks) {
+                tokio::spawn(run_delivery(self.clone(), n, d, 0));
+            }
+        }
+    }
+
+    /// One original delivery per endpoint, and the duplicates the faults ask for.
+    fn start_all(&self, n: usize, duplicates: u32) -> Vec<(usize, usize)> {
+        let mut state = self.lock();
+        let mut started = state.start_deliveries(n, "original");
+        for _ in 0..duplicates {
+            started.extend(state.start_deliveries(n, "duplicate"));
+        }
+        started
+    }
+
+    /// Holds `n` with the other notifications of its payment; the first one held starts the
+    /// timer that sends them all, newest first.
+    fn hold(&self, n: usize) {
+        let mut state = self.lock();
+        let Some(record) = state.notifications.get(n - 1) else {
+            return;
+        };
+        let key = (record.account.clone(), record.payment_psp.clone());
+        let waiting = state.held.entry(key.clone()).or_default();
+        waiting.push(n);
+        if waiting.len() == 1 {
+            tokio::spawn(release_held(self.clone(), key));
+        }
+    }
+
+    fn delivery_request(&self, n: usize, d: usize) -> Option<reqwest::RequestBuilder> {
+        let state = self.lock();
+        let delivery = state.notifications.get(n - 1)?.deliveries.get(d)?;
+        let mut request = self
+            .http
+            .post(&delivery.url)
+            .header("content-type", "application/json")
+            .body(delivery.body.clone());
+        if let Some(user) = &delivery.username {
+            request = request.basic_auth(user, delivery.password.as_deref());
+        }
+        Some(request)
+    }
+
+    fn record_attempt(&self, n: usize, d: usize, attempt: Attempt, delivered: bool) {
+        let mut state = self.lock();
+        if let Some(delivery) = state
+            .notifications
+            .get_mut(n - 1)
+            .and_then(|r| r.deliveries.get_mut(d))
+        {
+            delivery.attempts.push(attempt);
+            delivery.delivered |= delivered;
+        }
+    }
+}
+
+async fn release_held(sim: Sim, key: (AccountKey, String)) {
+    tokio::time::sleep(REORDER_HOLD).await;
+    let (waiting, duplicates) = {
+        let mut state = sim.lock();
+        let waiting = state.held.remove(&key).unwrap_or_default();
+        (waiting, state.faults.duplicate_webhooks)
+    };
+    for n in waiting.into_iter().rev() {
+        for (n, d) in sim.start_all(n, duplicates) {
+            // The first attempt in order, so that the endpoint really sees newest first.
+            if !attempt_delivery(&sim, n, d).await {
+                tokio::spawn(run_delivery(sim.clone(), n, d, 1));
+            }
+        }
+    }
+}
+
+/// Attempts `from + 1 …` of delivery `d` of notification `n`, until one is accepted.
+async fn run_delivery(sim: Sim, n: usize, d: usize, from: usize) {
+    for attempt in from..MAX_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(RETRY_DELAYS[attempt - 1]).await;
+        }
+        if attempt_delivery(&sim, n, d).await {
+            return;
+        }
+    }
+    tracing::warn!(
+        notification = n,
+        attempts = MAX_ATTEMPTS,
+        "Adyen simulator gave up delivering a webhook."
+    );
+}
+
+/// One POST of the notification; whether the endpoint accepted it.
+async fn attempt_delivery(sim: &Sim, n: usize, d: usize) -> bool {
+    let Some(request) = sim.delivery_request(n, d) else {
+        return true;
+    };
+    let at = rfc3339(now_secs());
+    let (status, body, error) = match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            (Some(status), response.text().await.unwrap_or_default(), None)
+        }
+        Err(e) => (None, String::new(), Some(e.to_string())),
+    };
+    let accepted =
+        status.is_some_and(|s| (200..300).contains(&s)) && body.trim() == ACCEPTED_BODY;
+    let attempt = Attempt {
+        at,
+        status,
+        body,
+        error,
+    };
+    sim.record_attempt(n, d, attempt, accepted);
+    accepted
+}
+
+// ---------------------------------------------------------------------------------------
+// API middleware: faults first, as a failing Adyen does nothing at all.
+
+async fn api_faults(State(sim): State<Sim>, request: Request, next: Next) -> Response {
+    let (latency, fail) = {
+        let mut state = sim.lock();
+        let fail = state.faults.fail_next_requests > 0;
+        if fail {
+            state.faults.fail_next_requests -= 1;
+        }
+        (state.faults.latency_ms, fail)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if fail {
+        return adyen_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "905",
+            "Internal error (simulated fault)",
+            "internal",
+        );
+    }
+    next.run(request).await
+}
+
+impl Sim {
+    /// Runs `apply` once per idempotency key: a repeat with the same path and body gets the
+    /// first answer again, a repeat with a different one an error. Only successes are kept,
+    /// so a request that failed may be retried under the same key.
+    fn idempotent(
+        &self,
+        account: &AccountKey,
+        key: Option<&str>,
+        fingerprint: Value,
+        apply: impl FnOnce(&mut SimState) -> Result<Applied, Response>,
+    ) -> Response {
+        let (response, notify) = {
+            let mut state = self.lock();
+            let replay = key.and_then(|k| state.accounts.get(account)?.replays.get(k).cloned());
+            if let Some(replay) = replay {
+                if replay.fingerprint != fingerprint {
+                    return validation(
+                        "704",
+                        "request already processed or in progress with a different body",
+                    );
+                }
+                return json_response(replay.status, replay.body, key);
+            }
+            let applied = match apply(&mut *state) {
+                Ok(applied) => applied,
+                Err(response) => return response,
+            };
+            if let Some(k) = key {
+                let replay = Replay {
+                    fingerprint,
+                    status: applied.status,
+                    body: applied.body.clone(),
+                };
+                let account = state.accounts.entry(account.clone()).or_default();
+                account.replays.insert(k.to_owned(), replay);
+            }
+            let response = json_response(applied.status, applied.body, key);
+            (response, applied.notify)
+        };
+        self.dispatch(notify);
+        response
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkout: sessions.
+
+async fn create_session(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Response {
+    let api_key = match authenticate(&headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(merchant) = str_field(&body, "merchantAccount").map(str::to_owned) else {
+        return missing("merchantAccount");
+    };
+    let account = (api_key, merchant);
+    let key = idempotency_key(&headers);
+    let fingerprint = json!({"path": "/v71/sessions", "body": body});
+    sim.idempotent(&account, key.as_deref(), fingerprint, |state| {
+        new_session(&sim, state, &account, &body, key.as_deref())
+    })
+}
+
+fn new_session(
+    sim: &Sim,
+    state: &mut SimState,
+    account: &AccountKey,
+    body: &Value,
+    key: Option<&str>,
+) -> Result<Applied, Response> {
+    let (amount, currency) = amount_field(body)?;
+    let reference = required(body, "reference")?.to_owned();
+    let return_url = required(body, "returnUrl")?.to_owned();
+    let shopper_reference = str_field(body, "shopperReference").map(str::to_owned);
+    let store_method = str_field(body, "storePaymentMethodMode") == Some("enabled")
+        || body.get("storePaymentMethod").and_then(Value::as_bool) == Some(true);
+    let recurring = str_field(body, "recurringProcessingModel").is_some();
+    if (store_method || recurring) && shopper_reference.is_none() {
+        return Err(validation(
+            "000",
+            "Recurring payments require a shopperReference",
+        ));
+    }
+    let id = format!("CS{}", random_hex(16));
+    let expires_at = now_secs() + SESSION_LIFETIME_SECS;
+    let mode = str_field(body, "mode").unwrap_or("embedded");
+    // Adyen echoes the request and adds what it made.
+    let mut answer = body.clone();
+    answer["id"] = json!(id);
+    answer["mode"] = json!(mode);
+    answer["expiresAt"] = json!(rfc3339(expires_at));
+    answer["sessionData"] = json!(session_data(&id, &account.1));
+    if mode == "hosted" {
+        answer["url"] = json!(format!("{}/_sim/checkout/{id}", sim.base_url));
+    }
+    let session = Session {
+        id: id.clone(),
+        merchant_account: account.1.clone(),
+        amount,
+        currency,
+        reference,
+        return_url,
+        shopper_reference,
+        store_method,
+        status: "active",
+        expires_at,
+        psp_reference: None,
+        idempotency_keys: key.map(str::to_owned).into_iter().collect(),
+    };
+    let owner = state.accounts.entry(account.clone()).or_default();
+    owner.sessions.push(session);
+    state.session_owner.insert(id, account.clone());
+    Ok(Applied {
+        status: StatusCode::CREATED,
+        body: answer,
+        notify: Vec::new(),
+    })
+}
+
+/// Opaque to the shopper's browser, as Adyen's is.
+fn session_data(id: &str, merchant: &str) -> String {
+    let inner = json!({"id": id, "merchantAccount": merchant, "nonce": random_hex(16)});
+    format!("Ab02b4c0!{}", BASE64.encode(inner.to_string()))
+}
+
+fn session_result(id: &str, status: &str) -> String {
+    let inner = json!({"id": id, "status": status});
+    format!("X3XtfGC9!{}", BASE64.encode(inner.to_string()))
+}
+
+impl Session {
+    /// The status, turning `active` into `expired` once the session has run out.
+    fn current_status(&mut self, now: u64) -> &'static str {
+        if self.status == "active" && now > self.expires_at {
+            self.status = "expired";
+        }
+        self.status
+    }
+}
+
+async fn get_session(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let api_key = match authenticate(&headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    if query.get("sessionResult").is_none_or(String::is_empty) {
+        return missing("sessionResult");
+    }
+    let mut state = sim.lock();
+    let state = &mut *state;
+    let owner = state.session_owner.get(&id).filter(|o| o.0 == api_key);
+    let session = owner
+        .and_then(|o| state.accounts.get_mut(o))
+        .and_then(|a| a.sessions.iter_mut().find(|s| s.id == id));
+    match session {
+        Some(session) => {
+            let status = session.current_status(now_secs());
+            Json(json!({"id": id, "status": status})).into_response()
+        }
+        None => adyen_error(StatusCode::NOT_FOUND, "000", "Not Found", "validation"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The shopper's side: the hosted page and the 3-D Secure challenge.
+
+#[derive(Debug, Deserialize)]
+struct OutcomeForm {
+    outcome: String,
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1>{body}</body></html>\n"
+    ))
+}
+
+fn page_error(status: StatusCode, message: &str) -> Response {
+    (status, page("Adyen simulator", &html_escape(message))).into_response()
+}
+
+/// The session's amount, currency and reference, while it can still be paid.
+fn payable_session(sim: &Sim, id: &str) -> Result<(i64, String, String), Response> {
+    let mut state = sim.lock();
+    let state = &mut *state;
+    let session = state
+        .session_owner
+        .get(id)
+        .and_then(|o| state.accounts.get_mut(o))
+        .and_then(|a| a.sessions.iter_mut().find(|s| s.id == id))
+        .ok_or_else(|| page_error(StatusCode::NOT_FOUND, "No such session."))?;
+    match session.current_status(now_secs()) {
+        "active" => Ok((
+            session.amount,
+            session.currency.clone(),
+            session.reference.clone(),
+        )),
+        status => Err(page_error(
+            StatusCode::CONFLICT,
+            &format!("This session is {status}."),
+        )),
+    }
+}
+
+async fn checkout_page(State(sim): State<Sim>, Path(id): Path<String>) -> Response {
+    let (amount, currency, reference) = match payable_session(&sim, &id) {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
+    let body = format!(
+        "<p>Amount: {amount} {currency} (minor units)</p><p>Reference: {}</p>\
+         <form method=\"post\">\
+         <button name=\"outcome\" value=\"authorise\">Pay</button> \
+         <button name=\"outcome\" value=\"refuse\">Refuse</button> \
+         <button name=\"outcome\" value=\"challenge\">3-D Secure</button>\
+         </form>",
+        html_escape(&reference)
+    );
+    page("Adyen simulator checkout", &body).into_response()
+}
+
+async fn checkout_submit(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Form(form): Form<OutcomeForm>,
+) -> Response {
+    if let Err(response) = payable_session(&sim, &id) {
+        return response;
+    }
+    match form.outcome.as_str() {
+        "authorise" => finish(&sim, &id, None),
+        "refuse" => finish(&sim, &id, Some("Refused")),
+        "challenge" => Redirect::to(&format!("/_sim/3ds/{id}")).into_response(),
+        _ => page_error(StatusCode::BAD_REQUEST, "Unknown outcome."),
+    }
+}
+
+async fn challenge_page(State(sim): State<Sim>, Path(id): Path<String>) -> Response {
+    if let Err(response) = payable_session(&sim, &id) {
+        return response;
+    }
+    let body = "<p>Your bank asks you to confirm this payment.</p>\
+         <form method=\"post\">\
+         <button name=\"outcome\" value=\"complete\">Complete</button> \
+         <button name=\"outcome\" value=\"fail\">Fail</button>\
+         </form>";
+    page("3-D Secure", body).into_response()
+}
+
+async fn challenge_submit(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Form(form): Form<OutcomeForm>,
+) -> Response {
+    if let Err(response) = payable_session(&sim, &id) {
+        return response;
+    }
+    match form.outcome.as_str() {
+        "complete" => finish(&sim, &id, None),
+        "fail" => finish(&sim, &id, Some("3D Not Authenticated")),
+        _ => page_error(StatusCode::BAD_REQUEST, "Unknown outcome."),
+    }
+}
+
+/// Authorises (`refusal: None`) or refuses the session's payment, sends the
+/// `AUTHORISATION` webhook and sends the shopper back to the `returnUrl`.
+fn finish(sim: &Sim, id: &str, refusal: Option<&str>) -> Response {
+    let result = {
+        let mut state = sim.lock();
+        conclude_session(&mut *state, id, refusal)
+    };
+    match result {
+        Some((location, n)) => {
+            sim.dispatch(vec![n]);
+            Redirect::to(&location).into_response()
+        }
+        None => page_error(StatusCode::NOT_FOUND, "No such session."),
+    }
+}
+
+/// The payment for session `id`: its return location and its notification.
+fn conclude_session(
+    state: &mut SimState,
+    id: &str,
+    refusal: Option<&str>,
+) -> Option<(String, usize)> {
+    let owner = state.session_owner.get(id)?.clone();
+    let account = state.accounts.get_mut(&owner)?;
+    let session = account.sessions.iter_mut().find(|s| s.id == id)?;
+    let psp = new_psp_reference();
+    let status = if refusal.is_none() {
+        "completed"
+    } else {
+        "refused"
+    };
+    session.status = status;
+    session.psp_reference = Some(psp.clone());
+    let payment = Payment {
+        merchant_account: session.merchant_account.clone(),
+        amount: session.amount,
+        currency: session.currency.clone(),
+        reference: session.reference.clone(),
+        authorised: refusal.is_none(),
+        cancelled: false,
+        captured: 0,
+        refunded: 0,
+        idempotency_keys: Vec::new(),
+    };
+    let additional = authorisation_data(session, &psp, refusal.is_none());
+    let reason = refusal.map_or_else(|| "033899:1111:03/2030".to_owned(), str::to_owned);
+    let item = notification_item(Event {
+        code: "AUTHORISATION",
+        psp_reference: &psp,
+        original_reference: None,
+        payment: &payment,
+        amount: payment.amount,
+        success: refusal.is_none(),
+        reason: Some(reason.as_str()),
+        additional,
+    });
+    let location = return_location(&session.return_url, id, &session_result(id, status));
+    account.payments.insert(psp.clone(), payment);
+    let n = state.push_notification(&owner, &psp, item);
+    Some((location, n))
+}
+
+/// `additionalData` of an `AUTHORISATION`: the stored method when the session asked to
+/// store it, under both the older `recurring.*` and the newer `tokenization.*` keys.
+fn authorisation_data(session: &Session, psp: &str, authorised: bool) -> Value {
+    let mut data = json!({"cardSummary": "1111", "expiryDate": "03/2030"});
+    if authorised && session.store_method {
+        let shopper = session.shopper_reference.clone().unwrap_or_default();
+        let method = format!("M{}", &psp[1..]);
+        data["recurring.recurringDetailReference"] = json!(method);
+        data["recurring.shopperReference"] = json!(shopper);
+        data["tokenization.storedPaymentMethodId"] = json!(method);
+        data["tokenization.shopperReference"] = json!(shopper);
+        data["tokenization.store.operationType"] = json!("created");
+    }
+    data
+}
+
+fn return_location(return_url: &str, session_id: &str, result: &str) -> String {
+    let query = serde_urlencoded::to_string([("sessionId", session_id), ("sessionResult", result)])
+        .unwrap_or_default();
+    let separator = if return_url.contains('?') { '&' } else { '?' };
+    format!("{return_url}{separator}{query}")
+}
+
+// ---------------------------------------------------------------------------------------
+// Checkout: modifications.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Capture,
+    Cancel,
+    Refund,
+}
+
+impl Operation {
+    fn parse(path: &str) -> Option<Self> {
+        match path {
+            "captures" => Some(Self::Capture),
+            "cancels" => Some(Self::Cancel),
+            "refunds" => Some(Self::Refund),
+            _ => None,
+        }
+    }
+
+    fn event_code(self) -> &'static str {
+        match self {
+            Self::Capture => "CAPTURE",
+            Self::Cancel => "CANCELLATION",
+            Self::Refund => "REFUND",
+        }
+    }
+
+    /// Applies the modification to `payment` when the accounting rules allow it; otherwise
+    /// the reason it fails (sent in the webhook, as Adyen does).
+    fn apply(self, payment: &mut Payment, amount: i64) -> Result<(), &'static str> {
+        if !payment.authorised {
+            return Err("Original payment was refused");
+        }
+        match self {
+            Self::Capture if payment.cancelled => Err("Payment has been cancelled"),
+            Self::Capture if payment.captured + amount > payment.amount => {
+                Err("Insufficient balance on payment")
+            }
+            Self::Capture => {
+                payment.captured += amount;
+                Ok(())
+            }
+            Self::Cancel if payment.cancelled => Err("Payment has already been cancelled"),
+            Self::Cancel if payment.captured > 0 => Err("Payment has already been captured"),
+            Self::Cancel => {
+                payment.cancelled = true;
+                Ok(())
+            }
+            Self::Refund if payment.refunded + amount > payment.captured => {
+                Err("Insufficient balance on payment")
+            }
+            Self::Refund => {
+                payment.refunded += amount;
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn modification(
+    State(sim): State<Sim>,
+    Path((psp, operation)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let api_key = match authenticate(&headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let Some(op) = Operation::parse(&operation) else {
+        return adyen_error(StatusCode::NOT_FOUND, "000", "Not Found", "validation");
+    };
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(merchant) = str_field(&body, "merchantAccount").map(str::to_owned) else {
+        return missing("merchantAccount");
+    };
+    let account = (api_key, merchant);
+    let key = idempotency_key(&headers);
+    let path = format!("/v71/payments/{psp}/{operation}");
+    let fingerprint = json!({"path": path, "body": body});
+    sim.idempotent(&account, key.as_deref(), fingerprint, |state| {
+        modify(state, &account, &psp, op, &body, key.as_deref())
+    })
+}
+
+fn modify(
+    state: &mut SimState,
+    account: &AccountKey,
+    psp: &str,
+    op: Operation,
+    body: &Value,
+    key: Option<&str>,
+) -> Result<Applied, Response> {
+    let unknown = || validation("167", "Original pspReference required for this operation");
+    let payment = state
+        .accounts
+        .get_mut(account)
+        .and_then(|a| a.payments.get_mut(psp))
+        .ok_or_else(unknown)?;
+    let amount = match op {
+        Operation::Cancel => payment.amount,
+        _ => {
+            let (value, currency) = amount_field(body)?;
+            if currency != payment.currency {
+                return Err(validation("138", "Unsupported currency specified"));
+            }
+            value
+        }
+    };
+    let outcome = op.apply(payment, amount);
+    payment.idempotency_keys.extend(key.map(str::to_owned));
+    let modification_psp = new_psp_reference();
+    let mut answer = json!({
+        "merchantAccount": account.1,
+        "paymentPspReference": psp,
+        "pspReference": modification_psp,
+        "status": "received",
+    });
+    if let Some(reference) = body.get("reference") {
+        answer["reference"] = reference.clone();
+    }
+    if op != Operation::Cancel {
+        answer["amount"] = json!({"value": amount, "currency": payment.currency});
+    }
+    let item = notification_item(Event {
+        code: op.event_code(),
+        psp_reference: &modification_psp,
+        original_reference: Some(psp),
+        payment,
+        amount,
+        success: outcome.is_ok(),
+        reason: outcome.err(),
+        additional: json!({}),
+    });
+    let n = state.push_notification(account, psp, item);
+    Ok(Applied {
+        status: StatusCode::CREATED,
+        body: answer,
+        notify: vec![n],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Management API: webhook endpoints.
+
+fn webhook_json(base_url: &str, merchant: &str, endpoint: &Endpoint) -> Value {
+    let own = format!("{base_url}/v3/merchants/{merchant}/webhooks/{}", endpoint.id);
+    json!({
+        "id": endpoint.id,
+        "type": "standard",
+        "url": endpoint.url,
+        "active": endpoint.active,
+        "communicationFormat": "json",
+        "description": endpoint.description,
+        "username": endpoint.username,
+        "hasPassword": endpoint.password.is_some(),
+        "hasError": false,
+        "accountReference": merchant,
+        "_links": {
+            "self": {"href": own},
+            "generateHmac": {"href": format!("{own}/generateHmac")},
+            "merchant": {"href": format!("{base_url}/v3/merchants/{merchant}")},
+            "testWebhook": {"href": format!("{own}/test")},
+        },
+    })
+}
+
+/// A standard JSON webhook endpoint from the request, or why not.
+fn endpoint_from(body: &Value) -> Result<Endpoint, Response> {
+    let unprocessable = |detail: &str| problem(StatusCode::UNPROCESSABLE_ENTITY, detail);
+    let url = str_field(body, "url")
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .ok_or_else(|| unprocessable("'url' must be an http(s) URL"))?;
+    if str_field(body, "type") != Some("standard") {
+        return Err(unprocessable("'type' must be 'standard'"));
+    }
+    if str_field(body, "communicationFormat") != Some("json") {
+        return Err(unprocessable(
+            "'communicationFormat' must be 'json' in the simulator",
+        ));
+    }
+    let active = body.get("active").and_then(Value::as_bool);
+    let active = active.ok_or_else(|| unprocessable("'active' is required"))?;
+    Ok(Endpoint {
+        id: format!("S2-{}", random_hex(12)),
+        url: url.to_owned(),
+        active,
+        username: str_field(body, "username").map(str::to_owned),
+        password: str_field(body, "password").map(str::to_owned),
+        description: str_field(body, "description").map(str::to_owned),
+        hmac_key: None,
+    })
+}
+
+async fn create_webhook(
+    State(sim): State<Sim>,
+    Path(merchant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let api_key = match authenticate(&headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let endpoint = match parse_body(&body).and_then(|body| endpoint_from(&body)) {
+        Ok(endpoint) => endpoint,
+        Err(response) => return response,
+    };
+    let answer = webhook_json(&sim.base_url, &merchant, &endpoint);
+    let mut state = sim.lock();
+    let account = state.accounts.entry((api_key, merchant)).or_default();
+    account.webhooks.push(endpoint);
+    Json(answer).into_response()
+}
+
+async fn generate_hmac(
+    State(sim): State<Sim>,
+    Path((merchant, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let api_key = match authenticate(&headers) {
+        Ok(key) => key,
+        Err(response) => return response,
+    };
+    let mut state = sim.lock();
+    let endpoint = state
+        .accounts
+        .get_mut(&(api_key, merchant))
+        .and_then(|a| a.webhooks.iter_mut().find(|e| e.id == id));
+    let Some(endpoint) = endpoint else {
+        return problem(StatusCode::NOT_FOUND, "Webhook not found");
+    };
+    let key = random_hex(64);
+    endpoint.hmac_key = Some(key.clone());
+    Json(json!({"hmacKey": key})).into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Simulator-only controls.
+
+async fn set_faults(State(sim): State<Sim>, Json(faults): Json<Faults>) -> Json<Faults> {
+    sim.lock().faults = faults;
+    Json(faults)
+}
+
+async fn get_faults(State(sim): State<Sim>) -> Json<Faults> {
+    Json(sim.lock().faults)
+}
+
+fn ledger_entry(account: &AccountKey, session: &Session, payments: &HashMap<String, Payment>) -> Value {
+    let payment = session
+        .psp_reference
+        .as_ref()
+        .and_then(|p| payments.get(p));
+    let mut keys = session.idempotency_keys.clone();
+    keys.extend(payment.iter().flat_map(|p| p.idempotency_keys.iter().cloned()));
+    json!({
+        "account": account_hash(account),
+        "merchantAccount": session.merchant_account,
+        "sessionId": session.id,
+        "reference": session.reference,
+        "amount": session.amount,
+        "currency": session.currency,
+        "sessionStatus": session.status,
+        "pspReference": session.psp_reference,
+        "status": payment.map_or(session.status, Payment::status),
+        "captured": payment.map_or(0, |p| p.captured),
+        "refunded": payment.map_or(0, |p| p.refunded),
+        "idempotencyKeys": keys,
+    })
+}
+
+async fn ledger(State(sim): State<Sim>) -> Json<Value> {
+    let state = sim.lock();
+    let entries: Vec<Value> = state
+        .accounts
+        .iter()
+        .flat_map(|(key, account)| {
+            account
+                .sessions
+                .iter()
+                .map(move |s| ledger_entry(key, s, &account.payments))
+        })
+        .collect();
+    Json(json!({"entries": entries}))
+}
+
+fn event_json(n: usize, record: &NotificationRecord) -> Value {
+    let deliveries: Vec<Value> = record
+        .deliveries
+        .iter()
+        .map(|d| {
+            json!({
+                "endpointId": d.endpoint_id,
+                "url": d.url,
+                "cause": d.cause,
+                "delivered": d.delivered,
+                "attempts": d.attempts,
+            })
+        })
+        .collect();
+    json!({
+        "n": n,
+        "account": account_hash(&record.account),
+        "merchantAccount": record.account.1,
+        "eventCode": record.item["eventCode"],
+        "pspReference": record.item["pspReference"],
+        "originalReference": record.item.get("originalReference"),
+        "merchantReference": record.item["merchantReference"],
+        "success": record.item["success"],
+        "notification": record.item,
+        "deliveries": deliveries,
+    })
+}
+
+async fn events(State(sim): State<Sim>) -> Json<Value> {
+    let state = sim.lock();
+    let notifications: Vec<Value> = state
+        .notifications
+        .iter()
+        .enumerate()
+        .map(|(i, record)| event_json(i + 1, record))
+        .collect();
+    Json(json!({"notifications": notifications}))
+}
+
+async fn resend(State(sim): State<Sim>, Path(n): Path<usize>) -> Response {
+    let started = {
+        let mut state = sim.lock();
+        if n == 0 || n > state.notifications.len() {
+            return (StatusCode::NOT_FOUND, Json(json!({"error": "no such notification"})))
+                .into_response();
+        }
+        state.start_deliveries(n, "resend")
+    };
+    let count = started.len();
+    for (n, d) in started {
+        tokio::spawn(run_delivery(sim.clone(), n, d, 0));
+    }
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"n": n, "deliveries": count})),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------
+// Routes and serving.
+
+/// The simulator's routes.
+fn router(sim: Sim) -> Router {
+    let api = Router::new()
+        .route("/v71/sessions", post(create_session))
+        .route("/v71/sessions/{id}", get(get_session))
+        .route("/v71/payments/{psp}/{operation}", post(modification))
+        .route("/v3/merchants/{merchant}/webhooks", post(create_webhook))
+        .route(
+            "/v3/merchants/{merchant}/webhooks/{id}/generateHmac",
+            post(generate_hmac),
+        )
+        .route_layer(middleware::from_fn_with_state(sim.clone(), api_faults));
+    Router::new()
+        .merge(api)
+        .route(
+            "/_sim/checkout/{id}",
+            get(checkout_page).post(checkout_submit),
+        )
+        .route("/_sim/3ds/{id}", get(challenge_page).post(challenge_submit))
+        .route("/_sim/faults", get(get_faults).post(set_faults))
+        .route("/_sim/ledger", get(ledger))
+        .route("/_sim/events", get(events))
+        .route("/_sim/webhooks/resend/{n}", post(resend))
+        .with_state(sim)
+}
+
+/// Binds the simulator and serves it until `shutdown`; returns the bound address first
+/// through `on_bound`.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn serve(
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_bound: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let address = listener.local_addr()?;
+    let http = reqwest::Client::builder()
+        // Adyen waits 10 s for an endpoint's answer.
+        .timeout(Duration::from_secs(10))
+        // Webhook endpoints are local in tests and the local run; never go through a proxy.
+        .no_proxy()
+        .build()
+        .map_err(std::io::Error::other)?;
+    let sim = Sim {
+        state: Arc::default(),
+        base_url: Arc::from(format!("http://{address}")),
+        http,
+    };
+    on_bound(address);
+    tracing::info!(%address, "Adyen simulator listening.");
+    axum::serve(listener, router(sim))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

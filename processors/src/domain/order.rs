@@ -1,0 +1,1342 @@
+//! Orders as pure values: a frozen basket becomes a TMF622-shaped product order, and every
+//! input (a payment report, a number confirmation, a cancellation, a deadline) moves it through
+//! its states and steps. [`apply`] returns what must be asked of the outside (payments,
+//! numbers); the order processor does the I/O, and [`changes`] says what happened, for
+//! `order.events`.
+//!
+//! Steps run in order: `payment` (the shopper pays: authorised, not captured), then
+//! `number_confirmation` (every new number assigned to the order), then `capture` (the money
+//! is taken only once everything the order needs is secured). Later issues add identity,
+//! porting, SIM and eSIM, and TCM activation as further steps between them; each step has its
+//! own deadline and failure outcome.
+//!
+//! A refused payment does not fail the order: the shopper may try again (another card, the
+//! 3-D Secure step again) on the provider's page until the freeze window ends, while prices
+//! and numbers stay held. When the window ends unpaid the order fails, the payment is voided
+//! and the numbers go back to the pool. Reports from the provider may come twice or out of
+//! order: a payment never moves back to an earlier state.
+
+use serde::{Deserialize, Serialize};
+use tcom_schemas::order::{
+    OrderEventPayload, OrderItemStateChanged, OrderState, OrderStateChanged, OrderStepChanged,
+};
+use tcom_schemas::payment::{PaymentEvent, PaymentState};
+
+use super::basket::{Basket, Line, LineNumber, LinePrice, Totals};
+use super::pricing::Minor;
+
+/// How long the numbers of a paid order may take to be confirmed before the items fail.
+pub const NUMBER_CONFIRMATION_TIMEOUT_MS: i64 = 60_000;
+/// How long a capture may take to be reported before it is asked again.
+pub const CAPTURE_TIMEOUT_MS: i64 = 60_000;
+/// How often a capture is asked before the order is held for an operator.
+pub const MAX_CAPTURE_REQUESTS: u32 = 3;
+
+/// An order as the order processor keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub order_id: String,
+    pub tenant_id: String,
+    pub basket_id: String,
+    pub customer_id: String,
+    pub channel: String,
+    pub currency: String,
+    pub state: OrderState,
+    pub version: i64,
+    pub order_date: i64,
+    pub updated_at: i64,
+    /// Unpaid by then: failed.
+    pub frozen_until: i64,
+    pub return_url: Option<String>,
+    pub items: Vec<OrderItem>,
+    /// The frozen basket's totals.
+    pub totals: Totals,
+    pub payment: Payment,
+    pub steps: Vec<Step>,
+    pub completion_date: Option<i64>,
+    pub cancellation_date: Option<i64>,
+    pub cancellation_reason: Option<String>,
+    /// Why the order failed or is held.
+    pub state_reason: Option<String>,
+}
+
+/// One plan line of the order, with its add-ons as child items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// The basket line's id.
+    pub id: String,
+    pub state: OrderState,
+    pub offering_id: String,
+    pub name: String,
+    pub quantity: u32,
+    /// MSISDN, number type, SIM type, binding, port-in details.
+    pub characteristics: Vec<(String, String)>,
+    /// The new number this item needs assigned, if any (port-ins come with fulfilment).
+    pub new_number: Option<String>,
+    pub number_confirmed: bool,
+    pub price: LinePrice,
+    pub add_ons: Vec<OrderItem>,
+}
+
+impl OrderItem {
+    /// What this item (with its add-ons) costs now: one-time charges and the first month.
+    fn due_now(&self) -> Minor {
+        self.price.one_time_minor
+            + self.price.monthly_minor
+            + self.add_ons.iter().map(OrderItem::due_now).sum::<Minor>()
+    }
+}
+
+/// The order's payment, as far as the order knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub provider: String,
+    pub account_ref: String,
+    pub secret_ref: String,
+    pub attempt: i32,
+    /// The provider's id, once it created the payment.
+    pub reference: Option<String>,
+    /// `None`: not created yet.
+    pub state: Option<PaymentState>,
+    /// Due now: one-time charges and the first month, VAT included.
+    pub amount_minor: Minor,
+    /// What was (or is being) captured.
+    pub captured_minor: Minor,
+    pub client_secret: Option<String>,
+    pub redirect_url: Option<String>,
+    /// The saved payment method for the monthly charges (goes to billing with the order).
+    pub payment_method_ref: Option<String>,
+    pub last_refusal: Option<String>,
+}
+
+/// The order steps. Later issues add identity, porting, SIM, eSIM and activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    Payment,
+    NumberConfirmation,
+    Capture,
+}
+
+impl StepName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Payment => "payment",
+            Self::NumberConfirmation => "number_confirmation",
+            Self::Capture => "capture",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Waiting,
+    InProgress,
+    Done,
+    Failed,
+    Skipped,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::InProgress => "in_progress",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    pub name: StepName,
+    pub state: StepState,
+    /// When the step times out (ms since the epoch).
+    pub deadline: Option<i64>,
+    pub requests: u32,
+    pub detail: Option<String>,
+}
+
+/// The tenant's payment settings as the order needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentSetup {
+    pub provider: String,
+    pub account_ref: String,
+    pub secret_ref: String,
+}
+
+/// What the order processor must ask of the outside world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CreatePayment {
+        amount_minor: Minor,
+        return_url: String,
+    },
+    CapturePayment {
+        reference: String,
+        amount_minor: Minor,
+    },
+    CancelPayment {
+        reference: String,
+    },
+    RefundPayment {
+        reference: String,
+        amount_minor: Minor,
+    },
+    ConfirmNumber {
+        msisdn: String,
+    },
+    ReleaseNumber {
+        msisdn: String,
+    },
+}
+
+/// Something that happened to the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// The provider's report on the payment.
+    Payment(&'a PaymentEvent),
+    NumberConfirmed { msisdn: &'a str },
+    /// The number could not be assigned (the reservation was lost).
+    NumberRefused { msisdn: &'a str, reason: &'a str },
+    /// The customer (or an agent) asks to cancel.
+    Cancel { reason: Option<&'a str> },
+    /// Time passed: deadlines may be due.
+    Tick,
+}
+
+/// The answer to a cancellation request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAnswer {
+    /// Cancelled, or being cancelled (the payment is voided or refunded first).
+    Accepted,
+    /// Fulfilment has started: an agent assesses the request.
+    Assessing,
+    /// Already final: nothing to cancel.
+    TooLate,
+}
+
+/// The order a frozen basket becomes.
+pub fn place(
+    basket: &Basket,
+    frozen_until: i64,
+    payment: &PaymentSetup,
+    return_url: Option<String>,
+    now: i64,
+) -> Order {
+    let items: Vec<OrderItem> = basket.lines.iter().map(item_of).collect();
+    let amount_minor = basket.totals.one_time_minor + basket.totals.monthly_minor;
+    Order {
+        order_id: basket.checkout.as_ref().map_or_else(
+            || basket.basket_id.clone(),
+            |c| c.order_id.clone(),
+        ),
+        tenant_id: basket.tenant_id.clone(),
+        basket_id: basket.basket_id.clone(),
+        customer_id: basket.customer_id.clone().unwrap_or_default(),
+        channel: basket.channel.clone(),
+        currency: basket.currency.clone(),
+        state: OrderState::Acknowledged,
+        version: 0,
+        order_date: now,
+        updated_at: now,
+        frozen_until,
+        return_url,
+        items,
+        totals: basket.totals.clone(),
+        payment: Payment {
+            provider: payment.provider.clone(),
+            account_ref: payment.account_ref.clone(),
+            secret_ref: payment.secret_ref.clone(),
+            attempt: 1,
+            reference: None,
+            state: None,
+            amount_minor,
+            captured_minor: 0,
+            client_secret: None,
+            redirect_url: None,
+            payment_method_ref: None,
+            last_refusal: None,
+        },
+        steps: vec![
+            step(StepName::Payment, StepState::InProgress, Some(frozen_until)),
+            step(StepName::NumberConfirmation, StepState::Waiting, None),
+            step(StepName::Capture, StepState::Waiting, None),
+        ],
+        completion_date: None,
+        cancellation_date: None,
+        cancellation_reason: None,
+        state_reason: None,
+    }
+}
+
+/// The first thing a new order asks: the payment.
+pub fn start(order: &Order, default_return_url: &str) -> Vec<Action> {
+    vec![Action::CreatePayment {
+        amount_minor: order.payment.amount_minor,
+        return_url: order
+            .return_url
+            .clone()
+            .unwrap_or_else(|| default_return_url.to_owned()),
+    }]
+}
+
+fn step(name: StepName, state: StepState, deadline: Option<i64>) -> Step {
+    Step {
+        name,
+        state,
+        deadline,
+        requests: 0,
+        detail: None,
+    }
+}
+
+fn item_of(line: &Line) -> OrderItem {
+    let mut characteristics = vec![
+        ("MSISDN".to_owned(), line.number.msisdn().to_owned()),
+        ("simType".to_owned(), format!("{:?}", line.sim_type).to_uppercase()),
+    ];
+    let new_number = match &line.number {
+        LineNumber::NewNumber { msisdn, .. } => {
+            characteristics.push(("numberType".to_owned(), "new".to_owned()));
+            Some(msisdn.clone())
+        }
+        LineNumber::PortIn {
+            current_operator,
+            sim_icc,
+            desired_port_date,
+            ..
+        } => {
+            characteristics.push(("numberType".to_owned(), "portIn".to_owned()));
+            characteristics.push(("currentOperator".to_owned(), current_operator.clone()));
+            if let Some(icc) = sim_icc {
+                characteristics.push(("currentSimIcc".to_owned(), icc.clone()));
+            }
+            if let Some(day) = desired_port_date {
+                characteristics.push(("desiredPortDate".to_owned(), day.to_string()));
+            }
+            None
+        }
+    };
+    if let Some(months) = line.binding_months {
+        characteristics.push(("bindingMonths".to_owned(), months.to_string()));
+    }
+    OrderItem {
+        id: line.line_id.clone(),
+        state: OrderState::Acknowledged,
+        offering_id: line.offering_id.clone(),
+        name: line.name.clone(),
+        quantity: 1,
+        characteristics,
+        new_number,
+        number_confirmed: false,
+        price: line.price.clone(),
+        add_ons: line
+            .add_ons
+            .iter()
+            .map(|a| OrderItem {
+                id: format!("{}/{}", line.line_id, a.offering_id),
+                state: OrderState::Acknowledged,
+                offering_id: a.offering_id.clone(),
+                name: a.name.clone(),
+                quantity: a.quantity,
+                characteristics: Vec::new(),
+                new_number: None,
+                number_confirmed: false,
+                price: a.price.clone(),
+                add_ons: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+/// How far a payment has come; a report of a lower rank than the current one is stale.
+fn rank(state: PaymentState) -> u8 {
+    match state {
+        PaymentState::AwaitingShopper => 0,
+        PaymentState::Refused => 1,
+        PaymentState::RequiresAction => 2,
+        PaymentState::Processing => 3,
+        PaymentState::Authorized => 4,
+        PaymentState::Captured => 5,
+        PaymentState::Refunded | PaymentState::Canceled | PaymentState::Error => 6,
+    }
+}
+
+/// Whether a report moves the payment on (duplicates and stale reports do not).
+fn moves_on(current: Option<PaymentState>, reported: PaymentState) -> bool {
+    let Some(current) = current else {
+        return true;
+    };
+    if current == reported {
+        return false;
+    }
+    // A 3-D Secure step that failed, or a retry's refusal, comes after a higher rank.
+    let refused_after_trying = reported == PaymentState::Refused
+        && matches!(
+            current,
+            PaymentState::RequiresAction | PaymentState::Processing
+        );
+    refused_after_trying || rank(reported) > rank(current)
+}
+
+impl Order {
+    fn step_mut(&mut self, name: StepName) -> &mut Step {
+        self.steps
+            .iter_mut()
+            .find(|s| s.name == name)
+            .expect("every order has every step")
+    }
+
+    pub fn step(&self, name: StepName) -> &Step {
+        self.steps
+            .iter()
+            .find(|s| s.name == name)
+            .expect("every order has every step")
+    }
+
+    fn set_step(&mut self, name: StepName, state: StepState, deadline: Option<i64>) {
+        let step = self.step_mut(name);
+        step.state = state;
+        step.deadline = deadline;
+    }
+
+    fn set_items(&mut self, state: OrderState) {
+        for item in &mut self.items {
+            if !item.state.is_final() {
+                item.state = state;
+                for add_on in &mut item.add_ons {
+                    add_on.state = state;
+                }
+            }
+        }
+    }
+
+    /// The next time a deadline of this order is due, if any.
+    pub fn next_deadline(&self) -> Option<i64> {
+        if self.state.is_final() {
+            return None;
+        }
+        self.steps
+            .iter()
+            .filter(|s| s.state == StepState::InProgress)
+            .filter_map(|s| s.deadline)
+            .min()
+    }
+
+    /// The numbers the order still holds (to give back when it ends without them).
+    fn held_numbers(&self) -> Vec<String> {
+        self.items
+            .iter()
+            .filter_map(|i| i.new_number.clone())
+            .collect()
+    }
+
+    fn live_reference(&self) -> Option<String> {
+        let voidable = matches!(
+            self.payment.state,
+            Some(
+                PaymentState::AwaitingShopper
+                    | PaymentState::RequiresAction
+                    | PaymentState::Processing
+                    | PaymentState::Refused
+                    | PaymentState::Authorized
+            )
+        );
+        self.payment.reference.clone().filter(|_| voidable)
+    }
+
+    /// Fails the order: voids the payment, gives the numbers back.
+    fn fail(&mut self, reason: &str, actions: &mut Vec<Action>) {
+        self.state = OrderState::Failed;
+        self.state_reason = Some(reason.to_owned());
+        self.set_items(OrderState::Failed);
+        for s in &mut self.steps {
+            if matches!(s.state, StepState::InProgress | StepState::Waiting) {
+                s.state = if s.state == StepState::InProgress {
+                    StepState::Failed
+                } else {
+                    StepState::Skipped
+                };
+                s.deadline = None;
+            }
+        }
+        if let Some(reference) = self.live_reference() {
+            actions.push(Action::CancelPayment { reference });
+        }
+        actions.extend(
+            self.held_numbers()
+                .into_iter()
+                .map(|msisdn| Action::ReleaseNumber { msisdn }),
+        );
+    }
+}
+
+/// Applies one input at `now`; returns what to ask of the outside.
+pub fn apply(order: &mut Order, input: &Input<'_>, now: i64) -> Vec<Action> {
+    let mut actions = Vec::new();
+    match input {
+        Input::Payment(event) => on_payment(order, event, now, &mut actions),
+        Input::NumberConfirmed { msisdn } => {
+            if order.step(StepName::NumberConfirmation).state == StepState::InProgress {
+                for item in &mut order.items {
+                    if item.new_number.as_deref() == Some(*msisdn) {
+                        item.number_confirmed = true;
+                    }
+                }
+                advance_confirmation(order, now, &mut actions);
+            }
+        }
+        Input::NumberRefused { msisdn, reason } => {
+            if order.step(StepName::NumberConfirmation).state == StepState::InProgress {
+                for item in &mut order.items {
+                    if item.new_number.as_deref() == Some(*msisdn) && !item.number_confirmed {
+                        item.state = OrderState::Failed;
+                        for add_on in &mut item.add_ons {
+                            add_on.state = OrderState::Failed;
+                        }
+                    }
+                }
+                order.step_mut(StepName::NumberConfirmation).detail =
+                    Some(format!("{msisdn}: {reason}"));
+                advance_confirmation(order, now, &mut actions);
+            }
+        }
+        Input::Cancel { reason } => {
+            let _ = cancel(order, *reason, now, &mut actions);
+        }
+        Input::Tick => on_deadlines(order, now, &mut actions),
+    }
+    actions
+}
+
+/// A cancellation request and its answer.
+pub fn cancel(
+    order: &mut Order,
+    reason: Option<&str>,
+    now: i64,
+    actions: &mut Vec<Action>,
+) -> CancelAnswer {
+    match order.state {
+        OrderState::Acknowledged | OrderState::Pending | OrderState::InProgress => {
+            order.cancellation_date = Some(now);
+            order.cancellation_reason = Some(reason.unwrap_or("customer request").to_owned());
+            for s in &mut order.steps {
+                if matches!(s.state, StepState::InProgress | StepState::Waiting) {
+                    s.state = StepState::Skipped;
+                    s.deadline = None;
+                }
+            }
+            actions.extend(
+                order
+                    .held_numbers()
+                    .into_iter()
+                    .map(|msisdn| Action::ReleaseNumber { msisdn }),
+            );
+            let captured = order.payment.state == Some(PaymentState::Captured);
+            match (order.live_reference(), captured, order.payment.reference.clone()) {
+                (Some(reference), _, _) => {
+                    actions.push(Action::CancelPayment { reference });
+                    order.state = OrderState::PendingCancellation;
+                }
+                (None, true, Some(reference)) => {
+                    actions.push(Action::RefundPayment {
+                        reference,
+                        amount_minor: order.payment.captured_minor,
+                    });
+                    order.state = OrderState::PendingCancellation;
+                }
+                // Nothing to void yet: a payment created later is voided when it is reported.
+                _ => {
+                    order.state = OrderState::Cancelled;
+                    order.set_items(OrderState::Cancelled);
+                }
+            }
+            CancelAnswer::Accepted
+        }
+        OrderState::Completed | OrderState::Partial | OrderState::Held => {
+            order.cancellation_reason = Some(reason.unwrap_or("customer request").to_owned());
+            order.state = OrderState::AssessingCancellation;
+            CancelAnswer::Assessing
+        }
+        OrderState::PendingCancellation | OrderState::AssessingCancellation => {
+            CancelAnswer::Accepted
+        }
+        OrderState::Cancelled | OrderState::Failed | OrderState::Rejected => {
+            CancelAnswer::TooLate
+        }
+    }
+}
+
+fn record_payment(order: &mut Order, event: &PaymentEvent) {
+    let payment = &mut order.payment;
+    payment.state = Some(event.state);
+    if !event.reference.is_empty() {
+        payment.reference = Some(event.reference.clone());
+    }
+    if event.client_secret.is_some() {
+        payment.client_secret = event.client_secret.clone();
+    }
+    if event.redirect_url.is_some() || event.state != PaymentState::RequiresAction {
+        payment.redirect_url = event.redirect_url.clone().or(payment.redirect_url.take());
+    }
+    if event.payment_method_ref.is_some() {
+        payment.payment_method_ref = event.payment_method_ref.clone();
+    }
+    if event.state == PaymentState::Refused {
+        payment.last_refusal = event.reason.clone();
+    }
+}
+
+fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut Vec<Action>) {
+    if event.attempt != 0 && event.attempt != order.payment.attempt {
+        return;
+    }
+    if !moves_on(order.payment.state, event.state) {
+        return;
+    }
+    record_payment(order, event);
+    match (order.state, event.state) {
+        // A payment the order no longer wants (cancelled, failed before it was created or
+        // authorised): void it, or give the money back.
+        (OrderState::Cancelled | OrderState::Failed, PaymentState::Captured) => {
+            actions.push(Action::RefundPayment {
+                reference: event.reference.clone(),
+                amount_minor: event.amount_minor,
+            });
+        }
+        (
+            OrderState::Cancelled | OrderState::Failed,
+            PaymentState::AwaitingShopper
+            | PaymentState::RequiresAction
+            | PaymentState::Processing
+            | PaymentState::Refused
+            | PaymentState::Authorized,
+        ) => {
+            if !event.reference.is_empty() {
+                actions.push(Action::CancelPayment {
+                    reference: event.reference.clone(),
+                });
+            }
+        }
+        (OrderState::PendingCancellation, PaymentState::Canceled | PaymentState::Refunded) => {
+            order.state = OrderState::Cancelled;
+            order.set_items(OrderState::Cancelled);
+        }
+        (OrderState::PendingCancellation, PaymentState::Captured) => {
+            // Captured before the void arrived: give it back instead.
+            actions.push(Action::RefundPayment {
+                reference: event.reference.clone(),
+                amount_minor: event.amount_minor,
+            });
+        }
+        (
+            OrderState::Acknowledged | OrderState::Pending,
+            PaymentState::AwaitingShopper
+            | PaymentState::RequiresAction
+            | PaymentState::Processing
+            | PaymentState::Refused,
+        ) => {
+            order.state = OrderState::Pending;
+            order.step_mut(StepName::Payment).detail = match event.state {
+                PaymentState::Refused => Some(format!(
+                    "refused: {}; the shopper may try again until the order expires",
+                    event.reason.as_deref().unwrap_or("no reason given")
+                )),
+                PaymentState::RequiresAction => Some("3-D Secure step".to_owned()),
+                _ => None,
+            };
+        }
+        (OrderState::Acknowledged | OrderState::Pending, PaymentState::Authorized) => {
+            order.state = OrderState::InProgress;
+            order.set_items(OrderState::InProgress);
+            order.set_step(StepName::Payment, StepState::Done, None);
+            order.step_mut(StepName::Payment).detail = None;
+            start_confirmation(order, now, actions);
+        }
+        (
+            OrderState::Acknowledged | OrderState::Pending | OrderState::InProgress,
+            PaymentState::Captured,
+        ) => {
+            // Normally after our capture; a provider that captured on its own also lands here.
+            order.payment.captured_minor = event.amount_minor;
+            complete(order, now);
+        }
+        (_, PaymentState::Error) if !order.state.is_final() => {
+            let reason = format!(
+                "the payment provider refused the request: {}",
+                event.reason.as_deref().unwrap_or("no reason given")
+            );
+            order.fail(&reason, actions);
+        }
+        (
+            OrderState::Acknowledged | OrderState::Pending | OrderState::InProgress,
+            PaymentState::Canceled,
+        ) => {
+            order.fail("the payment was cancelled at the provider", actions);
+        }
+        _ => {}
+    }
+}
+
+fn start_confirmation(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
+    let numbers: Vec<String> = order
+        .items
+        .iter()
+        .filter(|i| !i.number_confirmed)
+        .filter_map(|i| i.new_number.clone())
+        .collect();
+    if numbers.is_empty() {
+        order.set_step(StepName::NumberConfirmation, StepState::Skipped, None);
+        start_capture(order, now, actions);
+        return;
+    }
+    order.set_step(
+        StepName::NumberConfirmation,
+        StepState::InProgress,
+        Some(now + NUMBER_CONFIRMATION_TIMEOUT_MS),
+    );
+    order.step_mut(StepName::NumberConfirmation).requests += 1;
+    actions.extend(
+        numbers
+            .into_iter()
+            .map(|msisdn| Action::ConfirmNumber { msisdn }),
+    );
+}
+
+/// Once every number is decided: capture what the items that succeeded cost, or fail.
+fn advance_confirmation(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
+    let undecided = order
+        .items
+        .iter()
+        .any(|i| i.new_number.is_some() && !i.number_confirmed && !i.state.is_final());
+    if undecided {
+        return;
+    }
+    let any_alive = order.items.iter().any(|i| !i.state.is_final());
+    if !any_alive {
+        order.set_step(StepName::NumberConfirmation, StepState::Failed, None);
+        order.fail("no number of the order could be assigned", actions);
+        return;
+    }
+    order.set_step(StepName::NumberConfirmation, StepState::Done, None);
+    start_capture(order, now, actions);
+}
+
+fn start_capture(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
+    let Some(reference) = order.payment.reference.clone() else {
+        order.fail("authorised without a payment reference", actions);
+        return;
+    };
+    let amount_minor: Minor = order
+        .items
+        .iter()
+        .filter(|i| !i.state.is_final())
+        .map(OrderItem::due_now)
+        .sum::<Minor>()
+        .min(order.payment.amount_minor);
+    order.payment.captured_minor = amount_minor;
+    let capture = order.step_mut(StepName::Capture);
+    capture.state = StepState::InProgress;
+    capture.deadline = Some(now + CAPTURE_TIMEOUT_MS);
+    capture.requests += 1;
+    actions.push(Action::CapturePayment {
+        reference,
+        amount_minor,
+    });
+}
+
+fn complete(order: &mut Order, now: i64) {
+    for s in &mut order.steps {
+        if matches!(s.state, StepState::InProgress | StepState::Waiting) {
+            s.state = StepState::Done;
+            s.deadline = None;
+        }
+    }
+    let some_failed = order.items.iter().any(|i| i.state == OrderState::Failed);
+    order.set_items(OrderState::Completed);
+    order.state = if some_failed {
+        OrderState::Partial
+    } else {
+        OrderState::Completed
+    };
+    order.completion_date = Some(now);
+}
+
+fn on_deadlines(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
+    let due = |s: &Step| s.state == StepState::InProgress && s.deadline.is_some_and(|d| d <= now);
+    if due(order.step(StepName::Payment))
+        && matches!(order.state, OrderState::Acknowledged | OrderState::Pending)
+    {
+        order.fail("not paid within the checkout's freeze window", actions);
+        return;
+    }
+    if due(order.step(StepName::NumberConfirmation)) {
+        for item in &mut order.items {
+            if item.new_number.is_some() && !item.number_confirmed {
+                item.state = OrderState::Failed;
+                for add_on in &mut item.add_ons {
+                    add_on.state = OrderState::Failed;
+                }
+            }
+        }
+        order.step_mut(StepName::NumberConfirmation).detail =
+            Some("a number was not confirmed in time".to_owned());
+        advance_confirmation(order, now, actions);
+        return;
+    }
+    if due(order.step(StepName::Capture)) {
+        let capture = order.step(StepName::Capture);
+        if capture.requests >= MAX_CAPTURE_REQUESTS {
+            // The money is authorised but its capture never confirmed: an operator looks.
+            order.state = OrderState::Held;
+            order.state_reason = Some("the capture was not confirmed by the provider".into());
+            order.set_step(StepName::Capture, StepState::Failed, None);
+        } else if let Some(reference) = order.payment.reference.clone() {
+            // Asked again with the same idempotency key: at most one capture happens.
+            let amount_minor = order.payment.captured_minor;
+            let capture = order.step_mut(StepName::Capture);
+            capture.requests += 1;
+            capture.deadline = Some(now + CAPTURE_TIMEOUT_MS);
+            actions.push(Action::CapturePayment {
+                reference,
+                amount_minor,
+            });
+        }
+    }
+}
+
+/// The events that lead from `before` to `after` (`None`: a new order), in a stable order.
+pub fn changes(before: Option<&Order>, after: &Order) -> Vec<OrderEventPayload> {
+    let mut events = Vec::new();
+    let from = before.map(|b| b.state);
+    if from != Some(after.state) {
+        events.push(OrderEventPayload::OrderStateChanged(OrderStateChanged {
+            from,
+            to: after.state,
+            reason: after
+                .state_reason
+                .clone()
+                .filter(|_| matches!(after.state, OrderState::Failed | OrderState::Held))
+                .or_else(|| {
+                    after.cancellation_reason.clone().filter(|_| {
+                        matches!(
+                            after.state,
+                            OrderState::Cancelled
+                                | OrderState::PendingCancellation
+                                | OrderState::AssessingCancellation
+                        )
+                    })
+                }),
+        }));
+    }
+    for item in &after.items {
+        let old = before.and_then(|b| b.items.iter().find(|i| i.id == item.id));
+        let from = old.map(|i| i.state);
+        if from != Some(item.state) {
+            events.push(OrderEventPayload::OrderItemStateChanged(
+                OrderItemStateChanged {
+                    item_id: item.id.clone(),
+                    from,
+                    to: item.state,
+                },
+            ));
+        }
+    }
+    for s in &after.steps {
+        let old = before.and_then(|b| b.steps.iter().find(|o| o.name == s.name));
+        if old.map(|o| (o.state, &o.detail)) != Some((s.state, &s.detail)) {
+            events.push(OrderEventPayload::OrderStepChanged(OrderStepChanged {
+                step: s.name.as_str().to_owned(),
+                state: s.state.as_str().to_owned(),
+                detail: s.detail.clone(),
+            }));
+        }
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::basket::{AddOnLine, Checkout, Reservation};
+    use tcom_schemas::basket::{BasketStatus, SimType};
+
+    const NOW: i64 = 1_800_000_000_000;
+    const FREEZE: i64 = NOW + 1_800_000;
+
+    fn price(one_time: Minor, monthly: Minor) -> LinePrice {
+        LinePrice {
+            one_time_minor: one_time,
+            monthly_minor: monthly,
+            summary: String::new(),
+            phases: Vec::new(),
+            applied: vec!["spring".into()],
+        }
+    }
+
+    fn line(id: &str, number: LineNumber) -> Line {
+        Line {
+            line_id: id.into(),
+            offering_id: "plan".into(),
+            name: "Plan".into(),
+            sim_type: SimType::Esim,
+            number,
+            binding_months: Some(6),
+            add_ons: vec![AddOnLine {
+                offering_id: "share".into(),
+                name: "Data card".into(),
+                quantity: 2,
+                price: price(0, 4000),
+            }],
+            price: price(9900, 14900),
+        }
+    }
+
+    fn new_number(msisdn: &str) -> LineNumber {
+        LineNumber::NewNumber {
+            msisdn: msisdn.into(),
+            reservation: Reservation::Held { until: FREEZE },
+        }
+    }
+
+    fn basket(lines: Vec<Line>) -> Basket {
+        let one_time = lines.iter().map(|l| l.price.one_time_minor).sum();
+        let monthly = lines
+            .iter()
+            .map(|l| {
+                l.price.monthly_minor + l.add_ons.iter().map(|a| a.price.monthly_minor).sum::<i64>()
+            })
+            .sum();
+        Basket {
+            basket_id: "b1".into(),
+            tenant_id: "nordlys".into(),
+            status: BasketStatus::CheckedOut,
+            channel: "web".into(),
+            segment: "consumer".into(),
+            customer_id: Some("alice".into()),
+            currency: "DKK".into(),
+            version: 7,
+            created_at: NOW - 1000,
+            updated_at: NOW,
+            expires_at: NOW + 60_000,
+            lines,
+            totals: Totals {
+                one_time_minor: one_time,
+                monthly_minor: monthly,
+                monthly_vat_minor: None,
+            },
+            merged_into: None,
+            checkout: Some(Checkout {
+                order_id: "b1".into(),
+                frozen_until: FREEZE,
+            }),
+        }
+    }
+
+    fn setup() -> PaymentSetup {
+        PaymentSetup {
+            provider: "stripe".into(),
+            account_ref: "acct".into(),
+            secret_ref: "file://stripe/key".into(),
+        }
+    }
+
+    fn order(lines: Vec<Line>) -> Order {
+        place(&basket(lines), FREEZE, &setup(), None, NOW)
+    }
+
+    fn two_lines() -> Order {
+        order(vec![
+            line("l1", new_number("+4520000001")),
+            line(
+                "l2",
+                LineNumber::PortIn {
+                    msisdn: "+4520000002".into(),
+                    current_operator: "TDC".into(),
+                    sim_icc: None,
+                    desired_port_date: None,
+                },
+            ),
+        ])
+    }
+
+    fn report(state: PaymentState) -> PaymentEvent {
+        PaymentEvent {
+            event_id: format!("e-{state:?}"),
+            tenant_id: "nordlys".into(),
+            order_id: "b1".into(),
+            attempt: 1,
+            occurred_at: NOW,
+            provider: "stripe".into(),
+            reference: "pi_1".into(),
+            state,
+            amount_minor: 0,
+            currency: "DKK".into(),
+            client_secret: Some("pi_1_secret".into()),
+            redirect_url: None,
+            payment_method_ref: None,
+            reason: Some("card_declined".into()),
+            cause: "c".into(),
+        }
+    }
+
+    fn pay(order: &mut Order, state: PaymentState) -> Vec<Action> {
+        apply(order, &Input::Payment(&report(state)), NOW + 10)
+    }
+
+    #[test]
+    fn a_frozen_basket_becomes_an_acknowledged_order_asking_for_the_amount_due_now() {
+        let order = two_lines();
+        assert_eq!(order.state, OrderState::Acknowledged);
+        assert_eq!(order.order_id, "b1");
+        assert_eq!(order.customer_id, "alice");
+        // Two lines: activation 99.00 + first month 149.00 + two cards 40.00 each.
+        assert_eq!(order.payment.amount_minor, 2 * (9900 + 14900 + 4000));
+        assert_eq!(order.items.len(), 2);
+        assert_eq!(order.items[0].new_number.as_deref(), Some("+4520000001"));
+        assert_eq!(order.items[1].new_number, None, "a port-in needs no pool number");
+        assert_eq!(order.items[0].add_ons[0].quantity, 2);
+        assert!(
+            order.items[1]
+                .characteristics
+                .contains(&("numberType".into(), "portIn".into()))
+        );
+        assert_eq!(
+            start(&order, "https://shop/return"),
+            [Action::CreatePayment {
+                amount_minor: 2 * (9900 + 14900 + 4000),
+                return_url: "https://shop/return".into()
+            }]
+        );
+        assert_eq!(order.next_deadline(), Some(FREEZE));
+    }
+
+    #[test]
+    fn the_happy_path_authorises_confirms_the_numbers_then_captures() {
+        let mut order = two_lines();
+        assert!(pay(&mut order, PaymentState::AwaitingShopper).is_empty());
+        assert_eq!(order.state, OrderState::Pending);
+        assert_eq!(order.payment.client_secret.as_deref(), Some("pi_1_secret"));
+        let actions = pay(&mut order, PaymentState::Authorized);
+        assert_eq!(order.state, OrderState::InProgress);
+        assert_eq!(
+            actions,
+            [Action::ConfirmNumber {
+                msisdn: "+4520000001".into()
+            }]
+        );
+        let actions = apply(
+            &mut order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000001",
+            },
+            NOW + 20,
+        );
+        assert_eq!(
+            actions,
+            [Action::CapturePayment {
+                reference: "pi_1".into(),
+                amount_minor: order.payment.amount_minor
+            }]
+        );
+        assert!(pay(&mut order, PaymentState::Captured).is_empty());
+        assert_eq!(order.state, OrderState::Completed);
+        assert!(order.items.iter().all(|i| i.state == OrderState::Completed));
+        assert!(order.steps.iter().all(|s| s.state == StepState::Done));
+        assert_eq!(order.next_deadline(), None);
+    }
+
+    #[test]
+    fn duplicate_and_stale_reports_change_nothing() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::AwaitingShopper);
+        pay(&mut order, PaymentState::Authorized);
+        let settled = order.clone();
+        assert!(pay(&mut order, PaymentState::Authorized).is_empty());
+        assert!(pay(&mut order, PaymentState::AwaitingShopper).is_empty());
+        assert!(pay(&mut order, PaymentState::Refused).is_empty());
+        assert_eq!(order, settled);
+        // A report of another attempt is not this payment's.
+        let mut other = report(PaymentState::Canceled);
+        other.attempt = 2;
+        assert!(apply(&mut order, &Input::Payment(&other), NOW).is_empty());
+        assert_eq!(order, settled);
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_order_open_for_another_try_until_the_window_ends() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::AwaitingShopper);
+        assert!(pay(&mut order, PaymentState::Refused).is_empty());
+        assert_eq!(order.state, OrderState::Pending);
+        assert_eq!(order.payment.last_refusal.as_deref(), Some("card_declined"));
+        // Nothing happens before the window ends.
+        assert!(apply(&mut order, &Input::Tick, FREEZE - 1).is_empty());
+        let actions = apply(&mut order, &Input::Tick, FREEZE);
+        assert_eq!(order.state, OrderState::Failed);
+        assert_eq!(
+            actions,
+            [
+                Action::CancelPayment {
+                    reference: "pi_1".into()
+                },
+                Action::ReleaseNumber {
+                    msisdn: "+4520000001".into()
+                }
+            ]
+        );
+        assert!(order.items.iter().all(|i| i.state == OrderState::Failed));
+        assert_eq!(order.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_retry_after_a_refusal_can_still_pay() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::Refused);
+        pay(&mut order, PaymentState::RequiresAction);
+        assert_eq!(order.state, OrderState::Pending);
+        // The 3-D Secure step failed: refused again, still open.
+        pay(&mut order, PaymentState::Refused);
+        assert_eq!(order.state, OrderState::Pending);
+        pay(&mut order, PaymentState::Authorized);
+        assert_eq!(order.state, OrderState::InProgress);
+    }
+
+    #[test]
+    fn a_lost_number_fails_its_item_and_the_rest_is_captured_as_partial() {
+        let mut order = order(vec![
+            line("l1", new_number("+4520000001")),
+            line("l2", new_number("+4520000002")),
+        ]);
+        pay(&mut order, PaymentState::Authorized);
+        apply(
+            &mut order,
+            &Input::NumberRefused {
+                msisdn: "+4520000001",
+                reason: "reservation_lost",
+            },
+            NOW,
+        );
+        assert_eq!(order.items[0].state, OrderState::Failed);
+        let actions = apply(
+            &mut order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000002",
+            },
+            NOW,
+        );
+        assert_eq!(
+            actions,
+            [Action::CapturePayment {
+                reference: "pi_1".into(),
+                amount_minor: 9900 + 14900 + 4000
+            }]
+        );
+        pay(&mut order, PaymentState::Captured);
+        assert_eq!(order.state, OrderState::Partial);
+        assert_eq!(order.items[0].state, OrderState::Failed);
+        assert_eq!(order.items[1].state, OrderState::Completed);
+    }
+
+    #[test]
+    fn no_number_confirmed_in_time_fails_the_order_and_voids_the_payment() {
+        let mut order = order(vec![line("l1", new_number("+4520000001"))]);
+        pay(&mut order, PaymentState::Authorized);
+        let deadline = order.next_deadline().unwrap();
+        assert_eq!(deadline, NOW + 10 + NUMBER_CONFIRMATION_TIMEOUT_MS);
+        assert!(apply(&mut order, &Input::Tick, deadline - 1).is_empty());
+        let actions = apply(&mut order, &Input::Tick, deadline);
+        assert_eq!(order.state, OrderState::Failed);
+        assert_eq!(
+            actions,
+            [
+                Action::CancelPayment {
+                    reference: "pi_1".into()
+                },
+                Action::ReleaseNumber {
+                    msisdn: "+4520000001".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unconfirmed_capture_is_asked_again_then_held() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::Authorized);
+        apply(
+            &mut order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000001",
+            },
+            NOW,
+        );
+        for _ in 1..MAX_CAPTURE_REQUESTS {
+            let due = order.next_deadline().unwrap();
+            let actions = apply(&mut order, &Input::Tick, due);
+            assert!(matches!(actions[..], [Action::CapturePayment { .. }]));
+        }
+        let due = order.next_deadline().unwrap();
+        assert!(apply(&mut order, &Input::Tick, due).is_empty());
+        assert_eq!(order.state, OrderState::Held);
+    }
+
+    #[test]
+    fn cancelling_before_payment_voids_it_and_releases_the_numbers() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::AwaitingShopper);
+        let mut actions = Vec::new();
+        assert_eq!(
+            cancel(&mut order, None, NOW, &mut actions),
+            CancelAnswer::Accepted
+        );
+        assert_eq!(order.state, OrderState::PendingCancellation);
+        assert_eq!(
+            actions,
+            [
+                Action::ReleaseNumber {
+                    msisdn: "+4520000001".into()
+                },
+                Action::CancelPayment {
+                    reference: "pi_1".into()
+                }
+            ]
+        );
+        pay(&mut order, PaymentState::Canceled);
+        assert_eq!(order.state, OrderState::Cancelled);
+        assert!(order.items.iter().all(|i| i.state == OrderState::Cancelled));
+    }
+
+    #[test]
+    fn cancelling_before_the_payment_exists_voids_it_when_it_is_reported() {
+        let mut order = two_lines();
+        let mut actions = Vec::new();
+        cancel(&mut order, Some("changed my mind"), NOW, &mut actions);
+        assert_eq!(order.state, OrderState::Cancelled);
+        let late = pay(&mut order, PaymentState::AwaitingShopper);
+        assert_eq!(
+            late,
+            [Action::CancelPayment {
+                reference: "pi_1".into()
+            }]
+        );
+        assert_eq!(order.state, OrderState::Cancelled);
+    }
+
+    #[test]
+    fn after_completion_a_cancellation_is_assessed_and_a_final_order_refuses() {
+        let mut order = order(vec![line(
+            "l1",
+            LineNumber::PortIn {
+                msisdn: "+4520000009".into(),
+                current_operator: "TDC".into(),
+                sim_icc: None,
+                desired_port_date: None,
+            },
+        )]);
+        let actions = pay(&mut order, PaymentState::Authorized);
+        assert!(
+            matches!(actions[..], [Action::CapturePayment { .. }]),
+            "no number to confirm: straight to capture"
+        );
+        pay(&mut order, PaymentState::Captured);
+        assert_eq!(order.state, OrderState::Completed);
+        let mut actions = Vec::new();
+        assert_eq!(
+            cancel(&mut order, None, NOW, &mut actions),
+            CancelAnswer::Assessing
+        );
+        assert_eq!(order.state, OrderState::AssessingCancellation);
+        assert!(actions.is_empty(), "an agent decides about the money");
+        let mut failed = two_lines();
+        apply(&mut failed, &Input::Tick, FREEZE);
+        assert_eq!(
+            cancel(&mut failed, None, NOW, &mut Vec::new()),
+            CancelAnswer::TooLate
+        );
+    }
+
+    #[test]
+    fn cancelling_while_the_capture_runs_refunds_what_was_captured() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::Authorized);
+        let mut actions = Vec::new();
+        cancel(&mut order, None, NOW, &mut actions);
+        assert_eq!(order.state, OrderState::PendingCancellation);
+        assert!(actions.contains(&Action::CancelPayment {
+            reference: "pi_1".into()
+        }));
+        // The capture won the race at the provider: the money goes back.
+        let mut captured = report(PaymentState::Captured);
+        captured.amount_minor = 1234;
+        let refund = apply(&mut order, &Input::Payment(&captured), NOW);
+        assert_eq!(
+            refund,
+            [Action::RefundPayment {
+                reference: "pi_1".into(),
+                amount_minor: 1234
+            }]
+        );
+        pay(&mut order, PaymentState::Refunded);
+        assert_eq!(order.state, OrderState::Cancelled);
+    }
+
+    #[test]
+    fn a_provider_error_fails_the_order() {
+        let mut order = two_lines();
+        let actions = pay(&mut order, PaymentState::Error);
+        assert_eq!(order.state, OrderState::Failed);
+        assert!(
+            order
+                .state_reason
+                .as_deref()
+                .unwrap()
+                .contains("card_declined")
+        );
+        assert!(actions.contains(&Action::ReleaseNumber {
+            msisdn: "+4520000001".into()
+        }));
+    }
+
+    #[test]
+    fn changes_report_each_state_item_and_step_once() {
+        let before = two_lines();
+        let created = changes(None, &before);
+        assert!(matches!(
+            &created[0],
+            OrderEventPayload::OrderStateChanged(OrderStateChanged {
+                from: None,
+                to: OrderState::Acknowledged,
+                ..
+            })
+        ));
+        assert_eq!(created.len(), 1 + 2 + 3, "the order, two items, three steps");
+        let mut after = before.clone();
+        pay(&mut after, PaymentState::Authorized);
+        let kinds: Vec<String> = changes(Some(&before), &after)
+            .iter()
+            .map(|e| match e {
+                OrderEventPayload::OrderStateChanged(s) => format!("order:{}", s.to.as_str()),
+                OrderEventPayload::OrderItemStateChanged(i) => {
+                    format!("item:{}:{}", i.item_id, i.to.as_str())
+                }
+                OrderEventPayload::OrderStepChanged(s) => format!("step:{}:{}", s.step, s.state),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "order:inProgress",
+                "item:l1:inProgress",
+                "item:l2:inProgress",
+                "step:payment:done",
+                "step:number_confirmation:in_progress"
+            ]
+        );
+        assert!(changes(Some(&after), &after).is_empty());
+    }
+}

@@ -1,0 +1,156 @@
+//! The order as the APIs show it: a TMF622 `ProductOrder` (v4) with the platform's few
+//! additions under names TMF622 does not use (`paymentAction`, `step`, `@baseType`-free).
+//! Money is TMF's `Money {unit, value}` with the value in major units (two decimals, as every
+//! currency the platform sells in has), plus `valueMinor` so clients never round.
+
+use serde_json::{Value, json};
+use tcom_schemas::order::OrderState;
+
+use super::basket::LinePrice;
+use super::order::{Order, OrderItem, Step};
+use super::pricing::Minor;
+
+fn money(currency: &str, minor: Minor) -> Value {
+    json!({
+        "unit": currency,
+        "value": (minor as f64) / 100.0,
+        "valueMinor": minor,
+    })
+}
+
+fn iso(ms: i64) -> Value {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map_or(Value::Null, Value::String)
+}
+
+/// TMF622 `OrderPrice[]` of one item: the one-time charge and the recurring one, with the
+/// campaigns that altered them as `priceAlteration`.
+fn item_prices(currency: &str, price: &LinePrice) -> Value {
+    let alterations: Vec<Value> = price
+        .applied
+        .iter()
+        .map(|campaign| json!({"name": campaign, "priceType": "recurring"}))
+        .collect();
+    let phases: Vec<Value> = price
+        .phases
+        .iter()
+        .map(|p| {
+            json!({
+                "applicationDuration": p.months,
+                "unitOfMeasure": "month",
+                "price": {"taxIncludedAmount": money(currency, p.monthly_minor)},
+            })
+        })
+        .collect();
+    json!([
+        {
+            "name": "one-time",
+            "priceType": "oneTime",
+            "price": {"taxIncludedAmount": money(currency, price.one_time_minor)},
+        },
+        {
+            "name": "monthly",
+            "description": price.summary,
+            "priceType": "recurring",
+            "recurringChargePeriod": "month",
+            "price": {"taxIncludedAmount": money(currency, price.monthly_minor)},
+            "priceAlteration": alterations,
+            "pricePhase": phases,
+        }
+    ])
+}
+
+fn item(currency: &str, item: &OrderItem, parent: Option<&str>) -> Value {
+    let characteristics: Vec<Value> = item
+        .characteristics
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    let relationship: Vec<Value> = parent
+        .map(|p| vec![json!({"id": p, "relationshipType": "reliesOn"})])
+        .unwrap_or_default();
+    json!({
+        "id": item.id,
+        "action": "add",
+        "quantity": item.quantity,
+        "state": item.state.as_str(),
+        "productOffering": {"id": item.offering_id, "name": item.name},
+        "product": {"productCharacteristic": characteristics},
+        "itemPrice": item_prices(currency, &item.price),
+        "productOrderItemRelationship": relationship,
+        "productOrderItem": item
+            .add_ons
+            .iter()
+            .map(|a| self::item(currency, a, Some(&item.id)))
+            .collect::<Vec<_>>(),
+    })
+}
+
+fn step(s: &Step) -> Value {
+    json!({
+        "name": s.name.as_str(),
+        "state": s.state.as_str(),
+        "detail": s.detail,
+    })
+}
+
+/// The order as TMF622 JSON; `href` is where the caller reads it.
+pub fn render(order: &Order, href: &str) -> Value {
+    let currency = order.currency.as_str();
+    let payment = &order.payment;
+    // What the storefront needs to let the shopper pay, while the order waits for it.
+    let action = matches!(
+        order.state,
+        OrderState::Acknowledged | OrderState::Pending
+    )
+    .then(|| {
+        json!({
+            "provider": payment.provider,
+            "clientSecret": payment.client_secret,
+            "redirectUrl": payment.redirect_url,
+            "lastRefusal": payment.last_refusal,
+        })
+    });
+    json!({
+        "id": order.order_id,
+        "href": href,
+        "@type": "ProductOrder",
+        "externalId": order.basket_id,
+        "category": "mobile subscription",
+        "orderDate": iso(order.order_date),
+        "lastUpdate": iso(order.updated_at),
+        "requestedCompletionDate": iso(order.frozen_until),
+        "completionDate": order.completion_date.map_or(Value::Null, iso),
+        "cancellationDate": order.cancellation_date.map_or(Value::Null, iso),
+        "cancellationReason": order.cancellation_reason,
+        "state": order.state.as_str(),
+        "stateReason": order.state_reason,
+        "version": order.version,
+        "channel": [{"id": order.channel, "name": order.channel, "role": "sales channel"}],
+        "relatedParty": [{"id": order.customer_id, "role": "customer", "@referredType": "Individual"}],
+        "productOrderItem": order.items.iter().map(|i| item(currency, i, None)).collect::<Vec<_>>(),
+        "orderTotalPrice": [
+            {"name": "due now", "priceType": "oneTime",
+             "price": {"taxIncludedAmount": money(currency, payment.amount_minor)}},
+            {"name": "monthly", "priceType": "recurring", "recurringChargePeriod": "month",
+             "price": {"taxIncludedAmount": money(currency, order.totals.monthly_minor),
+                       "taxAmount": order.totals.monthly_vat_minor.map(|v| money(currency, v))}},
+        ],
+        "payment": [{
+            "id": payment.reference,
+            "@referredType": "Payment",
+            "name": payment.provider,
+            "attempt": payment.attempt,
+            "status": payment.state,
+            "capturedAmount": money(currency, payment.captured_minor),
+            "paymentMethodRef": payment.payment_method_ref,
+        }],
+        "paymentAction": action,
+        "step": order.steps.iter().map(step).collect::<Vec<_>>(),
+    })
+}
