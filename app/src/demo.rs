@@ -33,7 +33,7 @@ fn tenants() -> Vec<(&'static str, &'static str, Value)> {
                 ],
                 "channels": ["web", "app", "outbound-sales"],
                 "theme": {"primary_color": "#0b3d91", "logo_url": "/assets/nordlys.svg"},
-                "payment": {"provider": "stripe", "account_ref": "acct_demo_nordlys", "secret_ref": "vault://payments/nordlys/stripe"},
+                "payment": {"provider": "stripe", "account_ref": "acct_demo_nordlys", "secret_ref": "file://stripe/nordlys"},
                 "content": {"space_id": "nordlys", "environment": "master", "access_token_ref": "env://CONTENTFUL_DEMO_TOKEN"}
             }),
         ),
@@ -50,7 +50,7 @@ fn tenants() -> Vec<(&'static str, &'static str, Value)> {
                 "segments": [{"name": "consumer", "max_binding_months": 24}],
                 "channels": ["web", "partner-portal"],
                 "theme": {"primary_color": "#ff6f00", "logo_url": "/assets/brightwave.svg"},
-                "payment": {"provider": "adyen", "account_ref": "BrightwaveECOM", "secret_ref": "vault://payments/brightwave/adyen"}
+                "payment": {"provider": "adyen", "account_ref": "BrightwaveECOM", "secret_ref": "file://adyen/brightwave"}
             }),
         ),
     ]

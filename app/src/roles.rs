@@ -92,6 +92,7 @@ pub(crate) async fn run(
             tcom_connectors::views::GROUP_ID,
             tcom_connectors::views::STOREFRONT_GROUP_ID,
             "tcom-connector-content",
+            tcom_connectors::payments::connector::GROUP_ID,
         ]
         .map(|name| (name, Arc::default()))
         .to_vec(),
@@ -131,6 +132,7 @@ pub(crate) async fn run(
                 refuse_rls_bypass(&pool).await?;
                 let kafka = settings.kafka_settings();
                 let content_codec = codec.clone();
+                let payments_codec = codec.clone();
                 for (group, topics) in [
                     (
                         tcom_connectors::views::GROUP_ID,
@@ -182,6 +184,27 @@ pub(crate) async fn run(
                     )
                     .await
                     .context("content connector")
+                });
+                let endpoints = tcom_connectors::payments::connector::ProviderEndpoints {
+                    stripe_url: settings.payments.stripe_url.clone(),
+                    adyen_url: settings.payments.adyen_url.clone(),
+                    secrets: tcom_connectors::secrets::SecretStore::new(
+                        &settings.payments.secrets_dir,
+                    ),
+                };
+                let (kafka, codec, stop) = (settings.kafka_settings(), payments_codec, stopped());
+                let options = connector_options(tcom_connectors::payments::connector::GROUP_ID);
+                tasks.spawn(async move {
+                    tcom_connectors::payments::connector::run(
+                        kafka,
+                        tcom_connectors::payments::connector::GROUP_ID.to_owned(),
+                        endpoints,
+                        codec,
+                        options,
+                        stop,
+                    )
+                    .await
+                    .context("payments connector")
                 });
                 if !roles.contains(&Role::Processors) {
                     let listener =

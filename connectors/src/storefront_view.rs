@@ -4,6 +4,7 @@
 use sqlx::PgPool;
 use tcom_schemas::basket::{BasketSnapshot, BasketStatus};
 use tcom_schemas::msisdn::{NumberStatus, PhoneNumber};
+use tcom_schemas::order::OrderSnapshot;
 
 use crate::postgres::begin_for_tenant;
 
@@ -90,4 +91,93 @@ pub async fn upsert_number(pool: &PgPool, number: &PhoneNumber) -> Result<(), sq
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+/// Upserts an order and its items (replaced whole with the order, in one transaction).
+///
+/// # Errors
+/// The database refused the write (a document that is not JSON included).
+pub async fn upsert_order(pool: &PgPool, order: &OrderSnapshot) -> Result<(), sqlx::Error> {
+    let document: serde_json::Value =
+        serde_json::from_str(&order.document).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let mut tx = begin_for_tenant(pool, &order.tenant_id).await?;
+    let written = sqlx::query(
+        "INSERT INTO orders (tenant_id, order_id, version, state, customer_id, document, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::double precision / 1000), to_timestamp($8::double precision / 1000))
+         ON CONFLICT (tenant_id, order_id) DO UPDATE SET
+            version = EXCLUDED.version, state = EXCLUDED.state, customer_id = EXCLUDED.customer_id,
+            document = EXCLUDED.document, updated_at = EXCLUDED.updated_at
+         WHERE orders.version < EXCLUDED.version",
+    )
+    .bind(&order.tenant_id)
+    .bind(&order.order_id)
+    .bind(order.version)
+    .bind(order.state.as_str())
+    .bind(&order.customer_id)
+    .bind(&document)
+    .bind(order.created_at)
+    .bind(order.updated_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if written > 0 {
+        sqlx::query("DELETE FROM order_items WHERE tenant_id = $1 AND order_id = $2")
+            .bind(&order.tenant_id)
+            .bind(&order.order_id)
+            .execute(&mut *tx)
+            .await?;
+        for (item, parent) in order_items(&document) {
+            sqlx::query(
+                "INSERT INTO order_items (tenant_id, order_id, item_id, parent_id, offering_id, state, quantity, msisdn)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&order.tenant_id)
+            .bind(&order.order_id)
+            .bind(text(item, "/id"))
+            .bind(parent)
+            .bind(text(item, "/productOffering/id"))
+            .bind(text(item, "/state"))
+            .bind(item.pointer("/quantity").and_then(serde_json::Value::as_i64).unwrap_or(1) as i32)
+            .bind(msisdn(item))
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await
+}
+
+fn text(value: &serde_json::Value, pointer: &str) -> String {
+    value
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn msisdn(item: &serde_json::Value) -> Option<String> {
+    item.pointer("/product/productCharacteristic")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("name").and_then(serde_json::Value::as_str) == Some("MSISDN"))?
+        .get("value")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Every item of a TMF622 document with its parent's id, depth first.
+fn order_items(document: &serde_json::Value) -> Vec<(&serde_json::Value, Option<String>)> {
+    let mut items = Vec::new();
+    let mut stack: Vec<(&serde_json::Value, Option<String>)> = document
+        .get("productOrderItem")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| a.iter().map(|i| (i, None)).collect())
+        .unwrap_or_default();
+    while let Some((item, parent)) = stack.pop() {
+        let id = text(item, "/id");
+        if let Some(children) = item.get("productOrderItem").and_then(serde_json::Value::as_array) {
+            stack.extend(children.iter().map(|c| (c, Some(id.clone()))));
+        }
+        items.push((item, parent));
+    }
+    items
 }

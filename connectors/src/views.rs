@@ -1,6 +1,6 @@
 //! The view connectors: materialize the compacted entity topics into PostgreSQL. Two consumer
 //! groups run the same loop: one for the platform's entities (tenants, offerings, campaigns)
-//! and one for the storefront's (baskets, pool numbers), so shoppers' traffic never delays a
+//! and one for the storefront's (baskets, pool numbers, orders), so shoppers' traffic never delays a
 //! brand partner's catalog change.
 //!
 //! At-least-once consumption made idempotent by version guards in every upsert: replaying a
@@ -27,6 +27,7 @@ use tcom_schemas::basket::BasketSnapshot;
 use tcom_schemas::campaign::Campaign;
 use tcom_schemas::catalog::ProductOffering;
 use tcom_schemas::msisdn::PhoneNumber;
+use tcom_schemas::order::OrderSnapshot;
 use tcom_schemas::tenant::Tenant;
 use tcom_schemas::{Codec, Contract, topics};
 use tcom_state::client::KafkaSettings;
@@ -51,7 +52,7 @@ pub const TOPICS: &[&str] = &[
 pub const STOREFRONT_GROUP_ID: &str = "tcom-connector-storefront-views";
 
 /// The topics it materializes.
-pub const STOREFRONT_TOPICS: &[&str] = &[topics::BASKETS, topics::MSISDN_NUMBERS];
+pub const STOREFRONT_TOPICS: &[&str] = &[topics::BASKETS, topics::MSISDN_NUMBERS, topics::ORDERS];
 
 /// Errors of the connector.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,7 @@ enum Row {
     Campaign(Option<Campaign>),
     Basket(Option<BasketSnapshot>),
     Number(Option<PhoneNumber>),
+    Order(Option<OrderSnapshot>),
 }
 
 /// A failed attempt at a record: its kind and what to log and put in `dlq.error`.
@@ -103,6 +105,7 @@ async fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Row, Fai
         topics::CATALOG_CAMPAIGNS => decode_value(codec, payload).await.map(Row::Campaign),
         topics::BASKETS => decode_value(codec, payload).await.map(Row::Basket),
         topics::MSISDN_NUMBERS => decode_value(codec, payload).await.map(Row::Number),
+        topics::ORDERS => decode_value(codec, payload).await.map(Row::Order),
         other => Err((
             Failure::Permanent,
             format!("a record from {other}, a topic this connector does not handle"),
@@ -136,6 +139,10 @@ async fn write(
         },
         Row::Number(n) => match n {
             Some(n) => storefront_view::upsert_number(pool, n).await,
+            None => Ok(()),
+        },
+        Row::Order(o) => match o {
+            Some(o) => storefront_view::upsert_order(pool, o).await,
             None => Ok(()),
         },
     }

@@ -24,7 +24,10 @@ use crate::settings::Settings;
 use crate::shoppers::{RateLimits, ShopperAuth};
 use crate::storefront;
 use crate::tenancy::{TenantDirectory, follow_tenants};
-use crate::{admin, basket_api, catalog_read, content_webhook, number_api, platform, shoppers};
+use crate::{
+    admin, basket_api, catalog_read, content_webhook, number_api, order_api, payment_webhooks,
+    platform, shoppers,
+};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ pub struct AppState {
     pub catalog_cache: Arc<catalog_read::CatalogCache>,
     pub shoppers: Arc<ShopperAuth>,
     pub rate_limits: Arc<RateLimits>,
+    pub payments: Arc<crate::settings::PaymentSettings>,
 }
 
 impl AppState {
@@ -96,6 +100,26 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route(
             "/v1/storefront/baskets/{basket_id}/readiness",
             get(basket_api::basket_readiness),
+        )
+        .route(
+            "/v1/storefront/baskets/{basket_id}/checkout",
+            post(order_api::checkout),
+        )
+        .route("/v1/storefront/orders", get(order_api::my_orders))
+        .route("/v1/storefront/orders/{order_id}", get(order_api::my_order))
+        .route(
+            "/v1/storefront/orders/{order_id}/cancel",
+            post(order_api::cancel_order),
+        )
+        .route("/v1/admin/orders", get(order_api::brand_orders))
+        .route("/v1/admin/orders/{order_id}", get(order_api::brand_order))
+        .route(
+            "/v1/webhooks/stripe/{tenant_id}",
+            post(payment_webhooks::stripe_webhook),
+        )
+        .route(
+            "/v1/webhooks/adyen/{tenant_id}",
+            post(payment_webhooks::adyen_webhook),
         )
         .route(
             "/v1/admin/number-pool",
@@ -259,6 +283,7 @@ impl Application {
                 redis_for_limits,
                 settings.redis.response_timeout(),
             )),
+            payments: Arc::new(settings.payments.clone()),
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await

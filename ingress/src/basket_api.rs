@@ -245,8 +245,8 @@ impl AddLineRequest {
     }
 }
 
-/// Sends a basket command as `shopper` and answers with its outcome.
-async fn send(
+/// Sends a basket command as `shopper` and answers with its outcome (also checkout's).
+pub(crate) async fn send_basket_command(
     state: &AppState,
     shopper: &Shopper,
     headers: &HeaderMap,
@@ -310,7 +310,7 @@ pub async fn create_basket(
         customer_id: shopper.customer_id.clone(),
         segment: request.segment.unwrap_or_else(|| "consumer".to_owned()),
     });
-    let mut response = send(&state, &shopper, &headers, &basket_id, payload, true).await?;
+    let mut response = send_basket_command(&state, &shopper, &headers, &basket_id, payload, true).await?;
     if shopper.customer_id.is_none() && response.status().is_success() {
         let token = state.shoppers.guest_token(tenant_id, &basket_id);
         if let Ok(value) = HeaderValue::from_str(&token) {
@@ -335,7 +335,7 @@ pub async fn add_line(
 ) -> Result<Response, Problem> {
     check_basket_id(&basket_id)?;
     let payload = BasketCommandPayload::AddPlanLine(request.into_command()?);
-    send(&state, &shopper, &headers, &basket_id, payload, false).await
+    send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await
 }
 
 /// Changes a line's SIM type, binding or add-ons.
@@ -356,7 +356,7 @@ pub async fn update_line(
         binding_months: request.binding_months,
         add_ons: request.add_ons.map(to_add_ons),
     });
-    send(&state, &shopper, &headers, &basket_id, payload, false).await
+    send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await
 }
 
 /// Removes a line; its number is released.
@@ -370,7 +370,7 @@ pub async fn remove_line(
 ) -> Result<Response, Problem> {
     check_basket_id(&basket_id)?;
     let payload = BasketCommandPayload::RemoveLine(RemoveLine { line_id });
-    send(&state, &shopper, &headers, &basket_id, payload, false).await
+    send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await
 }
 
 /// Abandons the basket; its numbers are released.
@@ -386,7 +386,7 @@ pub async fn abandon_basket(
     let payload = BasketCommandPayload::AbandonBasket(AbandonBasket {
         reason: Some("shopper".to_owned()),
     });
-    send(&state, &shopper, &headers, &basket_id, payload, false).await
+    send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await
 }
 
 /// The customer's current basket other than `except`, from the view.
@@ -437,7 +437,7 @@ pub async fn login(
             let payload = BasketCommandPayload::MergeInto(MergeInto {
                 target_basket_id: target.clone(),
             });
-            let mut response = send(&state, &shopper, &headers, &basket_id, payload, false).await?;
+            let mut response = send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await?;
             // The answer is the customer's basket, which now holds the lines.
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/storefront/baskets/{target}"))
             {
@@ -449,7 +449,7 @@ pub async fn login(
             let payload = BasketCommandPayload::ClaimBasket(ClaimBasket {
                 note: Some(format!("login:{strategy:?}")),
             });
-            let response = send(&state, &shopper, &headers, &basket_id, payload, false).await?;
+            let response = send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await?;
             if let (LoginStrategy::UseGuestBasket, Some(previous), true) =
                 (strategy, previous, response.status().is_success())
             {
@@ -458,7 +458,7 @@ pub async fn login(
                 let abandon = BasketCommandPayload::AbandonBasket(AbandonBasket {
                     reason: Some("replaced_on_login".to_owned()),
                 });
-                let replaced = send(
+                let replaced = send_basket_command(
                     &state,
                     &shopper,
                     &HeaderMap::new(),

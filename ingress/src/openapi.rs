@@ -38,7 +38,15 @@ use utoipa::OpenApi;
         crate::admin::put_campaign,
         crate::admin::end_campaign,
         crate::admin::list_campaigns,
-        crate::content_webhook::receive
+        crate::content_webhook::receive,
+        crate::order_api::checkout,
+        crate::order_api::my_orders,
+        crate::order_api::my_order,
+        crate::order_api::cancel_order,
+        crate::order_api::brand_orders,
+        crate::order_api::brand_order,
+        crate::payment_webhooks::stripe_webhook,
+        crate::payment_webhooks::adyen_webhook
     ),
     components(schemas(
         crate::problem::Problem,
@@ -46,11 +54,14 @@ use utoipa::OpenApi;
         crate::storefront::StorefrontTenant,
         crate::catalog_read::Catalog,
         crate::platform::OnboardRequest,
-        crate::platform::SuspendRequest
+        crate::platform::SuspendRequest,
+        crate::order_api::CheckoutRequest,
+        crate::order_api::CancelRequest
     )),
     tags(
         (name = "operations", description = "Liveness and readiness"),
         (name = "storefront", description = "What shoppers' storefronts call"),
+        (name = "orders", description = "Checkout and the customer's orders (TMF622 product orders; customer token)"),
         (name = "baskets", description = "Shoppers' baskets and phone numbers (guest Basket-Token or customer token)"),
         (name = "platform", description = "Platform operators: tenant onboarding (role platform_operator)"),
         (name = "webhooks", description = "Signed callbacks from outside systems"),

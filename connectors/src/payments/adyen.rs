@@ -508,11 +508,15 @@ pub fn payment_from_notification(item: &NotificationItem) -> Option<PaymentUpdat
         "AUTHORISATION" if ok => (PaymentStatus::Authorized, item.psp_reference.as_str()),
         "AUTHORISATION" => (PaymentStatus::Refused, item.psp_reference.as_str()),
         "CAPTURE" if ok => (PaymentStatus::Captured, item.original_reference.as_deref()?),
-        "CAPTURE" | "CAPTURE_FAILED" => {
-            (PaymentStatus::Authorized, item.original_reference.as_deref()?)
-        }
+        "CAPTURE" | "CAPTURE_FAILED" => (
+            PaymentStatus::Authorized,
+            item.original_reference.as_deref()?,
+        ),
         "CANCELLATION" if ok => (PaymentStatus::Canceled, item.original_reference.as_deref()?),
-        "CANCELLATION" => (PaymentStatus::Authorized, item.original_reference.as_deref()?),
+        "CANCELLATION" => (
+            PaymentStatus::Authorized,
+            item.original_reference.as_deref()?,
+        ),
         "REFUND" if ok => (PaymentStatus::Refunded, item.original_reference.as_deref()?),
         "REFUND" | "REFUND_FAILED" => {
             (PaymentStatus::Captured, item.original_reference.as_deref()?)
@@ -564,3 +568,372 @@ fn stored_method(item: &NotificationItem) -> Option<String> {
         .map(str::to_owned)
 }
 
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::payments::adyen_sim::testing;
+
+    /// The fixture of Adyen's own libraries (adyen-ruby-api-library `hmac_validator_spec`).
+    const DOC_KEY: &str = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+    const DOC_SIGNATURE: &str = "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0=";
+    const KEY: &str = "00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF";
+
+    fn item(event_code: &str, success: bool) -> NotificationItem {
+        NotificationItem {
+            additional_data: Map::new(),
+            amount: Amount {
+                value: 12_900,
+                currency: "DKK".to_owned(),
+            },
+            event_code: event_code.to_owned(),
+            event_date: "2025-01-01T12:00:00+01:00".to_owned(),
+            merchant_account_code: "TelcoECOM".to_owned(),
+            merchant_reference: "order-1".to_owned(),
+            original_reference: None,
+            psp_reference: "PSP0000000000001".to_owned(),
+            reason: None,
+            success: success.to_string(),
+            payment_method: Some("visa".to_owned()),
+            operations: Vec::new(),
+        }
+    }
+
+    fn modification(event_code: &str, success: bool) -> NotificationItem {
+        NotificationItem {
+            original_reference: Some("PSP0000000000001".to_owned()),
+            psp_reference: "MOD0000000000002".to_owned(),
+            ..item(event_code, success)
+        }
+    }
+
+    /// Signs `payload` the long way, independently of the code under test.
+    fn sign_by_hand(payload: &str, key_hex: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&hex::decode(key_hex).expect("hex")).expect("key");
+        mac.update(payload.as_bytes());
+        BASE64.encode(mac.finalize().into_bytes())
+    }
+
+    fn signed(mut item: NotificationItem, signature: String) -> NotificationItem {
+        item.additional_data
+            .insert("hmacSignature".to_owned(), json!(signature));
+        item
+    }
+
+    #[test]
+    fn verifies_adyens_documented_example() {
+        let body = json!({"live": "false", "notificationItems": [{"NotificationRequestItem": {
+            "additionalData": {"hmacSignature": DOC_SIGNATURE},
+            "amount": {"value": 1130, "currency": "EUR"},
+            "pspReference": "7914073381342284",
+            "eventCode": "AUTHORISATION",
+            "merchantAccountCode": "TestMerchant",
+            "merchantReference": "TestPayment-1407325143704",
+            "paymentMethod": "visa",
+            "success": "true"
+        }}]});
+        let notification = parse_notification(body.to_string().as_bytes()).expect("parses");
+        let item = notification.items().next().expect("one item");
+        assert!(verify_hmac(item, DOC_KEY));
+        assert!(verify_hmac(item, &DOC_KEY.to_lowercase()));
+    }
+
+    #[test]
+    fn verifies_an_item_signed_by_hand() {
+        let payload = "PSP0000000000001::TelcoECOM:order-1:12900:DKK:AUTHORISATION:true";
+        let item = signed(item("AUTHORISATION", true), sign_by_hand(payload, KEY));
+        assert!(verify_hmac(&item, KEY));
+    }
+
+    #[test]
+    fn escapes_colons_and_backslashes() {
+        let mut unsigned = modification("CAPTURE", true);
+        unsigned.merchant_reference = r"order:1\b".to_owned();
+        let payload =
+            r"MOD0000000000002:PSP0000000000001:TelcoECOM:order\:1\\b:12900:DKK:CAPTURE:true";
+        let item = signed(unsigned, sign_by_hand(payload, KEY));
+        assert!(verify_hmac(&item, KEY));
+        // Unescaped, the same fields would sign differently.
+        let naive = r"MOD0000000000002:PSP0000000000001:TelcoECOM:order:1\b:12900:DKK:CAPTURE:true";
+        let item = signed(item, sign_by_hand(naive, KEY));
+        assert!(!verify_hmac(&item, KEY));
+    }
+
+    #[test]
+    fn refuses_a_tampered_item_a_wrong_key_and_no_signature() {
+        let payload = "PSP0000000000001::TelcoECOM:order-1:12900:DKK:AUTHORISATION:true";
+        let good = signed(item("AUTHORISATION", true), sign_by_hand(payload, KEY));
+        let mut tampered = good.clone();
+        tampered.amount.value = 1;
+        assert!(!verify_hmac(&tampered, KEY));
+        assert!(!verify_hmac(&good, DOC_KEY));
+        assert!(!verify_hmac(&good, "not hex"));
+        assert!(!verify_hmac(&item("AUTHORISATION", true), KEY));
+    }
+
+    #[test]
+    fn maps_an_authorisation_with_its_stored_method() {
+        let mut authorised = item("AUTHORISATION", true);
+        authorised.additional_data.insert(
+            "recurring.recurringDetailReference".to_owned(),
+            json!("M5555555555555555"),
+        );
+        let update = payment_from_notification(&authorised).expect("a payment event");
+        assert_eq!(update.order_id, "order-1");
+        assert_eq!(update.payment.status, PaymentStatus::Authorized);
+        assert_eq!(update.payment.reference, "PSP0000000000001");
+        assert_eq!(
+            update.payment.payment_method_ref.as_deref(),
+            Some("M5555555555555555")
+        );
+        let mut refused = item("AUTHORISATION", false);
+        refused.reason = Some("Refused".to_owned());
+        let update = payment_from_notification(&refused).expect("a payment event");
+        assert_eq!(update.payment.status, PaymentStatus::Refused);
+        assert_eq!(update.payment.refusal_reason.as_deref(), Some("Refused"));
+    }
+
+    #[test]
+    fn maps_modifications_to_the_original_payment() {
+        let cases = [
+            ("CAPTURE", true, PaymentStatus::Captured),
+            ("CAPTURE", false, PaymentStatus::Authorized),
+            ("CAPTURE_FAILED", true, PaymentStatus::Authorized),
+            ("CANCELLATION", true, PaymentStatus::Canceled),
+            ("REFUND", true, PaymentStatus::Refunded),
+            ("REFUND_FAILED", true, PaymentStatus::Captured),
+            ("CANCEL_OR_REFUND", true, PaymentStatus::Canceled),
+        ];
+        for (code, success, status) in cases {
+            let update = payment_from_notification(&modification(code, success)).expect(code);
+            assert_eq!(update.payment.status, status, "{code} {success}");
+            assert_eq!(update.payment.reference, "PSP0000000000001");
+        }
+        let mut refunded = modification("CANCEL_OR_REFUND", true);
+        refunded
+            .additional_data
+            .insert("modification.action".to_owned(), json!("refund"));
+        let update = payment_from_notification(&refunded).expect("a payment event");
+        assert_eq!(update.payment.status, PaymentStatus::Refunded);
+        assert!(payment_from_notification(&item("REPORT_AVAILABLE", true)).is_none());
+        assert!(payment_from_notification(&item("CAPTURE", true)).is_none());
+    }
+
+    #[test]
+    fn sorts_error_answers() {
+        let body = r#"{"status":422,"errorCode":"137","message":"Invalid amount specified","errorType":"validation"}"#;
+        assert_eq!(
+            error_from_answer(StatusCode::UNPROCESSABLE_ENTITY, body),
+            ProviderError::Rejected {
+                code: "137".to_owned(),
+                message: "Invalid amount specified".to_owned()
+            }
+        );
+        assert!(matches!(
+            error_from_answer(StatusCode::FORBIDDEN, "{}"),
+            ProviderError::Unauthorized(_)
+        ));
+        for status in [StatusCode::TOO_MANY_REQUESTS, StatusCode::BAD_GATEWAY] {
+            assert!(error_from_answer(status, "<html>").is_transient());
+        }
+    }
+
+    #[test]
+    fn rejects_a_body_that_is_not_a_notification() {
+        assert!(parse_notification(b"[accepted]").is_err());
+    }
+
+    fn request(order_id: &str, save_for_subscription: bool) -> PaymentRequest {
+        PaymentRequest {
+            tenant_id: "tenant-a".to_owned(),
+            order_id: order_id.to_owned(),
+            attempt: 1,
+            amount_minor: 12_900,
+            currency: "DKK".to_owned(),
+            customer_ref: "customer-1".to_owned(),
+            description: "Mobile subscription".to_owned(),
+            return_url: "https://shop.example/orders/return".to_owned(),
+            save_for_subscription,
+        }
+    }
+
+    /// A simulator, a client, and a verified webhook endpoint.
+    #[derive(Debug)]
+    struct World {
+        base: String,
+        client: AdyenClient,
+        hooks: testing::Receiver,
+        hmac_key: String,
+    }
+
+    const MERCHANT: &str = "TelcoECOM";
+
+    async fn world() -> World {
+        let base = testing::start().await;
+        let hooks = testing::receiver(0).await;
+        let hmac_key = testing::register(&base, MERCHANT, &hooks.url).await;
+        let client = AdyenClient::new(&base, testing::API_KEY, MERCHANT);
+        World {
+            base,
+            client,
+            hooks,
+            hmac_key,
+        }
+    }
+
+    impl World {
+        /// The next webhook, verified and mapped.
+        async fn update(&mut self) -> PaymentUpdate {
+            let received = self.hooks.next().await;
+            let notification = parse_notification(&received.body).expect("a notification");
+            let item = notification.items().next().expect("one item");
+            assert!(
+                verify_hmac(item, &self.hmac_key),
+                "signed with the endpoint's key"
+            );
+            payment_from_notification(item).expect("a payment event")
+        }
+
+        /// Creates a session and lets the shopper choose `outcome` on the hosted page.
+        async fn checkout(&mut self, order_id: &str, outcome: &str) -> PaymentUpdate {
+            let session = self
+                .client
+                .create(&request(order_id, true), &format!("{order_id}:1:create"))
+                .await
+                .expect("session");
+            let page = session.redirect_url.expect("hosted page");
+            let answer = testing::submit(&page, outcome).await;
+            assert_eq!(answer.status(), 303);
+            self.update().await
+        }
+
+        async fn sessions(&self) -> usize {
+            let ledger = testing::control(&self.base, "ledger").await;
+            ledger["entries"].as_array().expect("entries").len()
+        }
+    }
+
+    #[tokio::test]
+    async fn creates_a_hosted_session() {
+        let world = world().await;
+        let payment = world
+            .client
+            .create(&request("order-1", false), "order-1:1:create")
+            .await
+            .expect("session");
+        assert_eq!(payment.status, PaymentStatus::AwaitingShopper);
+        assert!(payment.reference.starts_with("CS"));
+        assert!(payment.client_secret.is_some_and(|s| !s.is_empty()));
+        let page = payment.redirect_url.expect("hosted page");
+        assert_eq!(
+            page,
+            format!("{}/_sim/checkout/{}", world.base, payment.reference)
+        );
+        assert_eq!(
+            (payment.amount_minor, payment.currency.as_str()),
+            (12_900, "DKK")
+        );
+    }
+
+    #[tokio::test]
+    async fn repeating_a_create_with_its_key_returns_the_same_session() {
+        let world = world().await;
+        let first = world.client.create(&request("order-1", false), "k").await;
+        let again = world.client.create(&request("order-1", false), "k").await;
+        assert_eq!(first.expect("session"), again.expect("session"));
+        assert_eq!(world.sessions().await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_key_is_unauthorized_and_a_bad_request_rejected() {
+        let world = world().await;
+        let stranger = AdyenClient::new(&world.base, "not-an-adyen-key", MERCHANT);
+        let error = stranger.create(&request("order-1", false), "k").await;
+        assert!(matches!(error, Err(ProviderError::Unauthorized(_))));
+        let mut free = request("order-1", false);
+        free.amount_minor = 0;
+        let error = world.client.create(&free, "k").await.expect_err("rejected");
+        assert!(matches!(&error, ProviderError::Rejected { code, .. } if code == "137"));
+        assert!(!error.is_transient());
+    }
+
+    #[tokio::test]
+    async fn an_authorisation_and_its_capture_arrive_as_signed_webhooks() {
+        let mut world = world().await;
+        let authorised = world.checkout("order-1", "authorise").await;
+        assert_eq!(authorised.order_id, "order-1");
+        assert_eq!(authorised.payment.status, PaymentStatus::Authorized);
+        let psp = authorised.payment.reference.clone();
+        assert_eq!(psp.len(), 16);
+        assert!(authorised.payment.payment_method_ref.is_some());
+        let accepted = world
+            .client
+            .capture(&psp, 12_900, "DKK", "order-1:1:capture")
+            .await
+            .expect("capture received");
+        assert_eq!(accepted.payment_psp_reference, psp);
+        assert_ne!(accepted.psp_reference, psp);
+        let captured = world.update().await;
+        assert_eq!(captured.payment.status, PaymentStatus::Captured);
+        assert_eq!(captured.payment.reference, psp);
+        world
+            .client
+            .refund(&psp, 5_000, "DKK", "order-1:1:refund")
+            .await
+            .expect("refund received");
+        let refunded = world.update().await;
+        assert_eq!(refunded.payment.status, PaymentStatus::Refunded);
+        assert_eq!(refunded.payment.amount_minor, 5_000);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_arrives_as_refused() {
+        let mut world = world().await;
+        let refused = world.checkout("order-2", "refuse").await;
+        assert_eq!(refused.payment.status, PaymentStatus::Refused);
+        assert_eq!(refused.payment.refusal_reason.as_deref(), Some("Refused"));
+        assert!(refused.payment.payment_method_ref.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_arrives_as_canceled() {
+        let mut world = world().await;
+        let psp = world
+            .checkout("order-3", "authorise")
+            .await
+            .payment
+            .reference;
+        world
+            .client
+            .cancel(&psp, "order-3:1:cancel")
+            .await
+            .expect("cancel received");
+        let canceled = world.update().await;
+        assert_eq!(canceled.payment.status, PaymentStatus::Canceled);
+        assert_eq!(canceled.payment.reference, psp);
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_is_unavailable_and_its_retry_makes_one_session() {
+        let world = world().await;
+        testing::faults(&world.base, json!({"fail_next_requests": 1})).await;
+        let error = world.client.create(&request("order-4", false), "k4").await;
+        assert!(matches!(error, Err(ProviderError::Unavailable(_))));
+        assert_eq!(world.sessions().await, 0);
+        let retried = world.client.create(&request("order-4", false), "k4").await;
+        assert_eq!(
+            retried.expect("session").status,
+            PaymentStatus::AwaitingShopper
+        );
+        assert_eq!(world.sessions().await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_adyen_is_unavailable() {
+        let client = AdyenClient::new("http://127.0.0.1:9", testing::API_KEY, MERCHANT);
+        let error = client.cancel("PSP0000000000001", "k").await;
+        assert!(matches!(error, Err(ProviderError::Unavailable(_))));
+    }
+}

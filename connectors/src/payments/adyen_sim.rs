@@ -282,7 +282,12 @@ fn adyen_error(status: StatusCode, code: &str, message: &str, error_type: &str) 
 }
 
 fn validation(code: &str, message: &str) -> Response {
-    adyen_error(StatusCode::UNPROCESSABLE_ENTITY, code, message, "validation")
+    adyen_error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        code,
+        message,
+        "validation",
+    )
 }
 
 fn missing(field: &str) -> Response {
@@ -507,7 +512,11 @@ impl SimState {
 
 fn delivery(item: &Value, endpoint: Endpoint, cause: &'static str) -> Delivery {
     let mut item = item.clone();
-    if let Some(signature) = endpoint.hmac_key.as_deref().and_then(|k| sign_item(&item, k)) {
+    if let Some(signature) = endpoint
+        .hmac_key
+        .as_deref()
+        .and_then(|k| sign_item(&item, k))
+    {
         item["additionalData"]["hmacSignature"] = json!(signature);
     }
     let body = json!({
@@ -639,12 +648,15 @@ async fn attempt_delivery(sim: &Sim, n: usize, d: usize) -> bool {
     let (status, body, error) = match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
-            (Some(status), response.text().await.unwrap_or_default(), None)
+            (
+                Some(status),
+                response.text().await.unwrap_or_default(),
+                None,
+            )
         }
         Err(e) => (None, String::new(), Some(e.to_string())),
     };
-    let accepted =
-        status.is_some_and(|s| (200..300).contains(&s)) && body.trim() == ACCEPTED_BODY;
+    let accepted = status.is_some_and(|s| (200..300).contains(&s)) && body.trim() == ACCEPTED_BODY;
     let attempt = Attempt {
         at,
         status,
@@ -1190,7 +1202,10 @@ fn modify(
 // Management API: webhook endpoints.
 
 fn webhook_json(base_url: &str, merchant: &str, endpoint: &Endpoint) -> Value {
-    let own = format!("{base_url}/v3/merchants/{merchant}/webhooks/{}", endpoint.id);
+    let own = format!(
+        "{base_url}/v3/merchants/{merchant}/webhooks/{}",
+        endpoint.id
+    );
     json!({
         "id": endpoint.id,
         "type": "standard",
@@ -1293,13 +1308,18 @@ async fn get_faults(State(sim): State<Sim>) -> Json<Faults> {
     Json(sim.lock().faults)
 }
 
-fn ledger_entry(account: &AccountKey, session: &Session, payments: &HashMap<String, Payment>) -> Value {
-    let payment = session
-        .psp_reference
-        .as_ref()
-        .and_then(|p| payments.get(p));
+fn ledger_entry(
+    account: &AccountKey,
+    session: &Session,
+    payments: &HashMap<String, Payment>,
+) -> Value {
+    let payment = session.psp_reference.as_ref().and_then(|p| payments.get(p));
     let mut keys = session.idempotency_keys.clone();
-    keys.extend(payment.iter().flat_map(|p| p.idempotency_keys.iter().cloned()));
+    keys.extend(
+        payment
+            .iter()
+            .flat_map(|p| p.idempotency_keys.iter().cloned()),
+    );
     json!({
         "account": account_hash(account),
         "merchantAccount": session.merchant_account,
@@ -1374,7 +1394,10 @@ async fn resend(State(sim): State<Sim>, Path(n): Path<usize>) -> Response {
     let started = {
         let mut state = sim.lock();
         if n == 0 || n > state.notifications.len() {
-            return (StatusCode::NOT_FOUND, Json(json!({"error": "no such notification"})))
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such notification"})),
+            )
                 .into_response();
         }
         state.start_deliveries(n, "resend")
@@ -1448,4 +1471,506 @@ pub async fn serve(
     axum::serve(listener, router(sim))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Shared by the simulator's tests and the client's: a simulator, a webhook receiver and the
+/// calls a test makes as the shopper or the operator.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::post;
+    use serde_json::{Value, json};
+    use tokio::sync::mpsc;
+
+    use super::{Arc, Duration, serve};
+
+    /// Adyen's keys start with `AQE`.
+    pub(crate) const API_KEY: &str = "AQEyhmfxTestKeyForTheSimulator";
+
+    /// Starts a simulator on a free port; returns its base URL.
+    pub(crate) async fn start() -> String {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let listen = "127.0.0.1:0".parse().expect("address");
+        tokio::spawn(serve(listen, std::future::pending(), move |address| {
+            let _ = tx.send(address);
+        }));
+        format!("http://{}", rx.await.expect("simulator bound"))
+    }
+
+    /// A client that shows redirects instead of following them.
+    pub(crate) fn http() -> reqwest::Client {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+    }
+
+    /// One webhook POST as the receiver saw it.
+    #[derive(Debug)]
+    pub(crate) struct Received {
+        pub(crate) authorization: Option<String>,
+        pub(crate) body: Vec<u8>,
+    }
+
+    /// A webhook endpoint that answers 500 to its first `fail_first` requests and
+    /// `[accepted]` to the rest.
+    #[derive(Debug)]
+    pub(crate) struct Receiver {
+        pub(crate) url: String,
+        received: mpsc::UnboundedReceiver<Received>,
+    }
+
+    type ReceiverState = (mpsc::UnboundedSender<Received>, Arc<AtomicU32>);
+
+    async fn receive(
+        State((tx, failures)): State<ReceiverState>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> (StatusCode, &'static str) {
+        let fail = failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "try again");
+        }
+        let authorization = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let _ = tx.send(Received {
+            authorization,
+            body: body.to_vec(),
+        });
+        (StatusCode::OK, "[accepted]")
+    }
+
+    /// Starts a receiver on a free port.
+    pub(crate) async fn receiver(fail_first: u32) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state: ReceiverState = (tx, Arc::new(AtomicU32::new(fail_first)));
+        let app = axum::Router::new()
+            .route("/hook", post(receive))
+            .with_state(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url: format!("http://{address}/hook"),
+            received: rx,
+        }
+    }
+
+    impl Receiver {
+        /// The next accepted webhook, within 10 s.
+        pub(crate) async fn next(&mut self) -> Received {
+            tokio::time::timeout(Duration::from_secs(10), self.received.recv())
+                .await
+                .expect("a webhook within 10 s")
+                .expect("receiver running")
+        }
+
+        /// The next webhook's only item, as JSON.
+        pub(crate) async fn next_item(&mut self) -> Value {
+            let received = self.next().await;
+            let body: Value = serde_json::from_slice(&received.body).expect("JSON");
+            body["notificationItems"][0]["NotificationRequestItem"].clone()
+        }
+
+        /// Whether a webhook arrives within `wait`.
+        pub(crate) async fn quiet_for(&mut self, wait: Duration) -> bool {
+            tokio::time::timeout(wait, self.received.recv())
+                .await
+                .is_err()
+        }
+    }
+
+    /// POSTs `body` with the test API key (and `idempotency_key` when given).
+    pub(crate) async fn post_json(
+        url: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = http().post(url).header("X-API-Key", API_KEY).json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("simulator reachable")
+    }
+
+    /// Sets up a standard webhook to `url` for `merchant` and returns its HMAC key.
+    pub(crate) async fn register(base: &str, merchant: &str, url: &str) -> String {
+        let hooks = format!("{base}/v3/merchants/{merchant}/webhooks");
+        let body = json!({"url": url, "type": "standard", "active": true,
+                          "communicationFormat": "json"});
+        let webhook: Value = post_json(&hooks, &body, None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        let id = webhook["id"].as_str().expect("webhook id");
+        let generate = format!("{hooks}/{id}/generateHmac");
+        let key: Value = post_json(&generate, &json!({}), None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        key["hmacKey"].as_str().expect("hmacKey").to_owned()
+    }
+
+    /// Submits the hosted page (or the 3-D Secure page) at `url` as the shopper.
+    pub(crate) async fn submit(url: &str, outcome: &str) -> reqwest::Response {
+        http()
+            .post(url)
+            .form(&[("outcome", outcome)])
+            .send()
+            .await
+            .expect("simulator reachable")
+    }
+
+    /// Replaces the simulator's faults.
+    pub(crate) async fn faults(base: &str, faults: Value) {
+        let response = http()
+            .post(format!("{base}/_sim/faults"))
+            .json(&faults)
+            .send()
+            .await
+            .expect("simulator reachable");
+        assert!(response.status().is_success());
+    }
+
+    /// `GET /_sim/<what>` as JSON.
+    pub(crate) async fn control(base: &str, what: &str) -> Value {
+        http()
+            .get(format!("{base}/_sim/{what}"))
+            .send()
+            .await
+            .expect("simulator reachable")
+            .json()
+            .await
+            .expect("JSON")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::testing::{self, API_KEY};
+    use super::*;
+
+    const MERCHANT: &str = "TestMerchantECOM";
+
+    fn session_body(reference: &str) -> Value {
+        json!({
+            "merchantAccount": MERCHANT,
+            "amount": {"value": 12_900, "currency": "DKK"},
+            "reference": reference,
+            "returnUrl": "https://shop.example/return?step=paid",
+            "shopperReference": "customer-1",
+            "mode": "hosted",
+        })
+    }
+
+    /// A simulator with a webhook endpoint for [`MERCHANT`].
+    async fn world(fail_first: u32) -> (String, testing::Receiver) {
+        let base = testing::start().await;
+        let hooks = testing::receiver(fail_first).await;
+        testing::register(&base, MERCHANT, &hooks.url).await;
+        (base, hooks)
+    }
+
+    async fn new_session(base: &str, reference: &str) -> Value {
+        let url = format!("{base}/v71/sessions");
+        let response = testing::post_json(&url, &session_body(reference), None).await;
+        assert_eq!(response.status(), 201);
+        response.json().await.expect("JSON")
+    }
+
+    /// Pays a new session on the hosted page; returns the payment's pspReference.
+    async fn authorised_payment(base: &str, hooks: &mut testing::Receiver) -> String {
+        let session = new_session(base, "order-1").await;
+        testing::submit(session["url"].as_str().expect("url"), "authorise").await;
+        let item = hooks.next_item().await;
+        assert_eq!(item["eventCode"], "AUTHORISATION");
+        item["pspReference"].as_str().expect("psp").to_owned()
+    }
+
+    async fn modify(base: &str, psp: &str, operation: &str, value: i64) -> reqwest::Response {
+        let url = format!("{base}/v71/payments/{psp}/{operation}");
+        let body = json!({"merchantAccount": MERCHANT, "reference": operation,
+                          "amount": {"value": value, "currency": "DKK"}});
+        testing::post_json(&url, &body, None).await
+    }
+
+    #[test]
+    fn signs_adyens_documented_example() {
+        // The fixture of Adyen's own libraries (adyen-ruby-api-library hmac_validator_spec).
+        let item = json!({
+            "amount": {"value": 1130, "currency": "EUR"},
+            "pspReference": "7914073381342284",
+            "eventCode": "AUTHORISATION",
+            "merchantAccountCode": "TestMerchant",
+            "merchantReference": "TestPayment-1407325143704",
+            "success": "true",
+        });
+        let key = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056";
+        let signature = sign_item(&item, key);
+        assert_eq!(
+            signature.as_deref(),
+            Some("coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0=")
+        );
+    }
+
+    #[test]
+    fn formats_dates_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(rfc3339(951_827_696), "2000-02-29T12:34:56+00:00");
+        assert_eq!(rfc3339(1_735_689_599), "2024-12-31T23:59:59+00:00");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_key_that_is_not_an_adyen_key() {
+        let base = testing::start().await;
+        let response = testing::http()
+            .post(format!("{base}/v71/sessions"))
+            .header("X-API-Key", "sk_test_123")
+            .json(&session_body("order-1"))
+            .send()
+            .await
+            .expect("reachable");
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["errorCode"], "000");
+        assert_eq!(body["errorType"], "security");
+        assert_eq!(body["message"], "HTTP Status Response - Unauthorized");
+    }
+
+    #[tokio::test]
+    async fn validates_a_session_request() {
+        let base = testing::start().await;
+        let url = format!("{base}/v71/sessions");
+        let mut body = session_body("order-1");
+        body.as_object_mut().expect("object").remove("returnUrl");
+        let response = testing::post_json(&url, &body, None).await;
+        assert_eq!(response.status(), 422);
+        let error: Value = response.json().await.expect("JSON");
+        assert_eq!(error["errorType"], "validation");
+        assert!(
+            error["message"]
+                .as_str()
+                .expect("message")
+                .contains("returnUrl")
+        );
+        let mut body = session_body("order-1");
+        body["amount"]["currency"] = json!("kr");
+        let response = testing::post_json(&url, &body, None).await;
+        let error: Value = response.json().await.expect("JSON");
+        assert_eq!(error["errorCode"], "138");
+    }
+
+    #[tokio::test]
+    async fn replays_a_key_and_refuses_it_for_another_body() {
+        let base = testing::start().await;
+        let url = format!("{base}/v71/sessions");
+        let first = testing::post_json(&url, &session_body("order-1"), Some("k1")).await;
+        assert_eq!(first.headers()["idempotency-key"], "k1");
+        let first: Value = first.json().await.expect("JSON");
+        let again: Value = testing::post_json(&url, &session_body("order-1"), Some("k1"))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(first, again);
+        let other = testing::post_json(&url, &session_body("order-2"), Some("k1")).await;
+        assert_eq!(other.status(), 422);
+        let error: Value = other.json().await.expect("JSON");
+        assert_eq!(error["errorCode"], "704");
+        let ledger = testing::control(&base, "ledger").await;
+        assert_eq!(ledger["entries"].as_array().expect("entries").len(), 1);
+        assert_eq!(ledger["entries"][0]["idempotencyKeys"], json!(["k1"]));
+    }
+
+    #[tokio::test]
+    async fn reports_the_session_result() {
+        let (base, mut hooks) = world(0).await;
+        let session = new_session(&base, "order-1").await;
+        let id = session["id"].as_str().expect("id");
+        assert!(id.starts_with("CS"));
+        let result_url = format!("{base}/v71/sessions/{id}?sessionResult=x");
+        let status = |url: String| async move {
+            let answer: Value = testing::http()
+                .get(url)
+                .header("X-API-Key", API_KEY)
+                .send()
+                .await
+                .expect("reachable")
+                .json()
+                .await
+                .expect("JSON");
+            answer["status"].clone()
+        };
+        assert_eq!(status(result_url.clone()).await, "active");
+        let page = testing::submit(session["url"].as_str().expect("url"), "authorise").await;
+        assert_eq!(page.status(), 303);
+        let location = page.headers()["location"].to_str().expect("location");
+        assert!(location.starts_with("https://shop.example/return?step=paid&sessionId=CS"));
+        assert!(location.contains("&sessionResult="));
+        assert_eq!(status(result_url).await, "completed");
+        let item = hooks.next_item().await;
+        assert_eq!(item["success"], "true");
+        assert_eq!(item["pspReference"].as_str().expect("psp").len(), 16);
+    }
+
+    #[tokio::test]
+    async fn stores_the_payment_method_when_asked() {
+        let (base, mut hooks) = world(0).await;
+        let mut body = session_body("order-1");
+        body["storePaymentMethodMode"] = json!("enabled");
+        body["recurringProcessingModel"] = json!("Subscription");
+        let url = format!("{base}/v71/sessions");
+        let session: Value = testing::post_json(&url, &body, None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        testing::submit(session["url"].as_str().expect("url"), "authorise").await;
+        let item = hooks.next_item().await;
+        let method = &item["additionalData"]["recurring.recurringDetailReference"];
+        assert!(method.as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(
+            item["additionalData"]["recurring.shopperReference"],
+            "customer-1"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_3ds_challenge_refuses_the_payment() {
+        let (base, mut hooks) = world(0).await;
+        let session = new_session(&base, "order-1").await;
+        let page = testing::submit(session["url"].as_str().expect("url"), "challenge").await;
+        assert_eq!(page.status(), 303);
+        let challenge = page.headers()["location"].to_str().expect("location");
+        let challenge = format!("{base}{challenge}");
+        let html = testing::http().get(&challenge).send().await.expect("page");
+        assert!(html.text().await.expect("html").contains("Complete"));
+        testing::submit(&challenge, "fail").await;
+        let item = hooks.next_item().await;
+        assert_eq!(item["success"], "false");
+        assert_eq!(item["reason"], "3D Not Authenticated");
+    }
+
+    #[tokio::test]
+    async fn impossible_modifications_fail_in_their_webhook() {
+        let (base, mut hooks) = world(0).await;
+        let psp = authorised_payment(&base, &mut hooks).await;
+        let refund = modify(&base, &psp, "refunds", 100).await;
+        assert_eq!(refund.status(), 201);
+        let item = hooks.next_item().await;
+        assert_eq!(
+            (&item["eventCode"], &item["success"]),
+            (&json!("REFUND"), &json!("false"))
+        );
+        assert_eq!(item["originalReference"], json!(psp));
+        modify(&base, &psp, "cancels", 0).await;
+        let item = hooks.next_item().await;
+        assert_eq!(item["eventCode"], "CANCELLATION");
+        assert_eq!(item["success"], "true");
+        let capture = modify(&base, &psp, "captures", 100).await;
+        let answer: Value = capture.json().await.expect("JSON");
+        assert_eq!(answer["status"], "received");
+        assert_eq!(answer["paymentPspReference"], json!(psp));
+        let item = hooks.next_item().await;
+        assert_eq!(item["eventCode"], "CAPTURE");
+        assert_eq!(item["success"], "false");
+        assert!(item["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        let unknown = modify(&base, "0000000000000000", "captures", 100).await;
+        assert_eq!(unknown.status(), 422);
+    }
+
+    #[tokio::test]
+    async fn retries_an_endpoint_that_answered_500() {
+        let (base, mut hooks) = world(1).await;
+        authorised_payment(&base, &mut hooks).await;
+        // The attempt is recorded just after the receiver has answered.
+        let mut attempts = Vec::new();
+        for _ in 0..50 {
+            let events = testing::control(&base, "events").await;
+            let delivery = &events["notifications"][0]["deliveries"][0];
+            if delivery["delivered"] == true {
+                attempts = delivery["attempts"].as_array().expect("attempts").clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let statuses: Vec<&Value> = attempts.iter().map(|a| &a["status"]).collect();
+        assert_eq!(statuses, [&json!(500), &json!(200)]);
+    }
+
+    #[tokio::test]
+    async fn duplicates_resends_and_reorders_on_request() {
+        let (base, mut hooks) = world(0).await;
+        testing::faults(&base, json!({"duplicate_webhooks": 1})).await;
+        let psp = authorised_payment(&base, &mut hooks).await;
+        let copy = hooks.next_item().await;
+        assert_eq!(copy["pspReference"], json!(psp));
+        let resend = testing::http()
+            .post(format!("{base}/_sim/webhooks/resend/1"))
+            .send()
+            .await
+            .expect("reachable");
+        assert_eq!(resend.status(), 202);
+        assert_eq!(hooks.next_item().await["pspReference"], json!(psp));
+        assert!(hooks.quiet_for(Duration::from_millis(300)).await);
+
+        testing::faults(&base, json!({"reorder_webhooks": true})).await;
+        modify(&base, &psp, "captures", 12_900).await;
+        modify(&base, &psp, "refunds", 100).await;
+        assert_eq!(hooks.next_item().await["eventCode"], "REFUND");
+        assert_eq!(hooks.next_item().await["eventCode"], "CAPTURE");
+    }
+
+    #[tokio::test]
+    async fn sends_basic_auth_when_configured() {
+        let base = testing::start().await;
+        let mut hooks = testing::receiver(0).await;
+        let url = format!("{base}/v3/merchants/{MERCHANT}/webhooks");
+        let body = json!({"url": hooks.url, "type": "standard", "active": true,
+                          "communicationFormat": "json", "username": "adyen",
+                          "password": "s3cret"});
+        let webhook: Value = testing::post_json(&url, &body, None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(webhook["hasPassword"], true);
+        assert!(
+            webhook["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("S2-"))
+        );
+        let session = new_session(&base, "order-1").await;
+        testing::submit(session["url"].as_str().expect("url"), "refuse").await;
+        let received = hooks.next().await;
+        let expected = format!("Basic {}", BASE64.encode("adyen:s3cret"));
+        assert_eq!(received.authorization, Some(expected));
+        let body: Value = serde_json::from_slice(&received.body).expect("JSON");
+        let item = &body["notificationItems"][0]["NotificationRequestItem"];
+        // No HMAC key was generated for this endpoint, so nothing is signed.
+        assert!(item["additionalData"].get("hmacSignature").is_none());
+        assert_eq!(body["live"], "false");
+    }
+
+    #[tokio::test]
+    async fn generates_a_64_hex_hmac_key() {
+        let base = testing::start().await;
+        let key = testing::register(&base, MERCHANT, "http://127.0.0.1:9/hook").await;
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
 }

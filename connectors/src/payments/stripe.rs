@@ -83,7 +83,9 @@ impl StripeClient {
         idempotency_key: &str,
     ) -> Result<ProviderPayment, ProviderError> {
         let form = create_form(request);
-        let builder = self.post("/v1/payment_intents", idempotency_key).form(&form);
+        let builder = self
+            .post("/v1/payment_intents", idempotency_key)
+            .form(&form);
         self.intent_call(builder).await
     }
 
@@ -286,7 +288,9 @@ fn error_from(status: StatusCode, body: &[u8]) -> ProviderError {
         message = format!("{message} (param {param})");
     }
     let code = error.code.or(error.kind);
-    let transient = code.as_deref().is_some_and(|c| TRANSIENT_CODES.contains(&c));
+    let transient = code
+        .as_deref()
+        .is_some_and(|c| TRANSIENT_CODES.contains(&c));
     match status.as_u16() {
         401 | 403 => ProviderError::Unauthorized(message),
         429 | 500..=599 => ProviderError::Unavailable(message),
@@ -792,9 +796,11 @@ mod tests {
         for (status, expected) in cases {
             assert_eq!(with(json!({"status": status})).status, expected, "{status}");
         }
-        let refused = with(json!({"status": "requires_payment_method", "last_payment_error": {
+        let refused = with(
+            json!({"status": "requires_payment_method", "last_payment_error": {
             "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-            "message": "Your card has insufficient funds."}}));
+            "message": "Your card has insufficient funds."}}),
+        );
         assert_eq!(refused.status, PaymentStatus::Refused);
         assert_eq!(
             refused.refusal_reason.as_deref(),
@@ -860,7 +866,11 @@ mod tests {
     #[test]
     fn create_form_has_stripe_keys() {
         let form = create_form(&request("o-1", true));
-        let get = |k: &str| form.iter().find(|(key, _)| *key == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            form.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("amount"), Some("14900"));
         assert_eq!(get("currency"), Some("dkk"));
         assert_eq!(get("capture_method"), Some("manual"));
@@ -1032,7 +1042,13 @@ mod tests {
             .create(&request("o-4", false), "o-4:1:create")
             .await
             .unwrap();
-        confirm(&base, &sk, &created.reference, "pm_card_authenticationRequired").await;
+        confirm(
+            &base,
+            &sk,
+            &created.reference,
+            "pm_card_authenticationRequired",
+        )
+        .await;
         let action = client.fetch(&created.reference).await.unwrap();
         assert_eq!(action.status, PaymentStatus::RequiresAction);
         let redirect = action.redirect_url.unwrap();
@@ -1050,7 +1066,10 @@ mod tests {
             .unwrap();
         assert_eq!(response.status().as_u16(), 303);
         let location = response.headers()["location"].to_str().unwrap();
-        assert!(location.starts_with("http://shop.test/return?"), "{location}");
+        assert!(
+            location.starts_with("http://shop.test/return?"),
+            "{location}"
+        );
         let authorized = client.fetch(&created.reference).await.unwrap();
         assert_eq!(authorized.status, PaymentStatus::Authorized);
     }
@@ -1223,7 +1242,8 @@ mod tests {
             .json()
             .await
             .unwrap();
-        let missing: Vec<&String> = fixture()
+        let fixture = fixture();
+        let missing: Vec<&String> = fixture
             .as_object()
             .unwrap()
             .keys()

@@ -392,11 +392,7 @@ impl TestCard {
             "pm_card_visa" => Ok(Self::Visa),
             "pm_card_chargeDeclined" => Ok(Self::Declined),
             "pm_card_authenticationRequired" => Ok(Self::Authentication),
-            other => Err(ApiError::no_such(
-                "PaymentMethod",
-                other,
-                "payment_method",
-            )),
+            other => Err(ApiError::no_such("PaymentMethod", other, "payment_method")),
         }
     }
 }
@@ -1109,9 +1105,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Ok(None);
     };
     match value.to_str() {
-        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => {
-            Ok(Some(key.to_owned()))
-        }
+        Ok(key) if !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY => Ok(Some(key.to_owned())),
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -1160,7 +1154,7 @@ fn run_op(
         .or_insert_with(|| Account::new(account_key));
     let mut call = Call {
         account,
-        base_url,
+        base_url: base_url.as_str(),
         events: Vec::new(),
         touched: None,
     };
@@ -1278,7 +1272,7 @@ impl Sim {
             &key,
             idempotency_key,
             &fingerprint,
-            Box::new(|call| op(call, &params)),
+            Box::new(|call: &mut Call<'_>| op(call, &params)),
         );
         self.dispatch(outgoing);
         response
@@ -1456,7 +1450,10 @@ impl Sim {
             .post(&target.url)
             .header("content-type", "application/json; charset=utf-8")
             .header("stripe-signature", signature)
-            .header("user-agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+            .header(
+                "user-agent",
+                "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            )
             .body(body.to_vec())
             .send()
             .await
@@ -1610,7 +1607,10 @@ fn return_to(url: &str, intent: &Intent) -> Response {
     };
     let query = serde_urlencoded::to_string([
         ("payment_intent", intent.id.as_str()),
-        ("payment_intent_client_secret", intent.client_secret.as_str()),
+        (
+            "payment_intent_client_secret",
+            intent.client_secret.as_str(),
+        ),
         ("redirect_status", outcome),
     ])
     .unwrap_or_default();
@@ -1656,7 +1656,7 @@ async fn three_ds_submit(State(sim): State<Sim>, Path(id): Path<String>, body: B
         }
         Err(error) => return error.into_response(),
     };
-    let op: Op<'_> = Box::new(|call| authenticate(call, &id, complete));
+    let op: Op<'_> = Box::new(|call: &mut Call<'_>| authenticate(call, &id, complete));
     let Some((result, intent)) = sim.on_owner(&id, op) else {
         return no_intent(&id);
     };
@@ -1716,7 +1716,7 @@ async fn pay_submit(State(sim): State<Sim>, Path(id): Path<String>, body: Bytes)
         Some(url) => Params::from_pairs(&[("payment_method", token), ("return_url", url)]),
         None => Params::from_pairs(&[("payment_method", token)]),
     };
-    let op: Op<'_> = Box::new(|call| confirm_op(call, &id, &confirm_params));
+    let op: Op<'_> = Box::new(|call: &mut Call<'_>| confirm_op(call, &id, &confirm_params));
     let Some((result, intent)) = sim.on_owner(&id, op) else {
         return no_intent(&id);
     };
@@ -1815,7 +1815,10 @@ async fn ledger(State(sim): State<Sim>, Query(query): Query<LedgerQuery>) -> Res
         })
         .collect();
     intents.sort_by_key(|(_, i)| i.seq);
-    let intents: Vec<Value> = intents.into_iter().map(|(a, i)| ledger_entry(a, i)).collect();
+    let intents: Vec<Value> = intents
+        .into_iter()
+        .map(|(a, i)| ledger_entry(a, i))
+        .collect();
     axum::Json(json!({ "intents": intents })).into_response()
 }
 
@@ -1826,7 +1829,11 @@ struct EventsQuery {
 
 fn delivery_json(d: &Delivery) -> Value {
     let statuses: Vec<Option<u16>> = d.attempts.iter().map(|a| a.status).collect();
-    let errors: Vec<&str> = d.attempts.iter().filter_map(|a| a.error.as_deref()).collect();
+    let errors: Vec<&str> = d
+        .attempts
+        .iter()
+        .filter_map(|a| a.error.as_deref())
+        .collect();
     json!({
         "endpoint": d.endpoint,
         "url": d.url,
@@ -1933,4 +1940,676 @@ pub async fn serve(
     axum::serve(listener, router(sim))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+
+    async fn start() -> String {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(serve(
+            "127.0.0.1:0".parse().unwrap(),
+            std::future::pending(),
+            move |address| {
+                let _ = tx.send(address);
+            },
+        ));
+        format!("http://{}", rx.await.unwrap())
+    }
+
+    fn key() -> String {
+        format!("sk_test_{}", uuid::Uuid::new_v4().simple())
+    }
+
+    fn no_redirects() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    async fn post_form(
+        url: String,
+        sk: &str,
+        idempotency_key: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> (u16, HeaderMap, Value) {
+        let mut request = reqwest::Client::new().post(url).bearer_auth(sk).form(form);
+        if let Some(k) = idempotency_key {
+            request = request.header("Idempotency-Key", k);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, headers, response.json().await.unwrap())
+    }
+
+    async fn api(base: &str, sk: &str, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let (status, _, body) = post_form(format!("{base}{path}"), sk, None, form).await;
+        (status, body)
+    }
+
+    async fn get_json(url: String, sk: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(sk)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    const INTENT: &[(&str, &str)] = &[
+        ("amount", "14900"),
+        ("currency", "DKK"),
+        ("capture_method", "manual"),
+        ("description", "Order <o-1>"),
+        ("metadata[order_id]", "o-1"),
+    ];
+
+    async fn create(base: &str, sk: &str) -> String {
+        let (status, body) = api(base, sk, "/v1/payment_intents", INTENT).await;
+        assert_eq!(status, 200, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn confirm(base: &str, sk: &str, id: &str, method: &str) -> (u16, Value) {
+        let path = format!("/v1/payment_intents/{id}/confirm");
+        api(base, sk, &path, &[("payment_method", method)]).await
+    }
+
+    fn error_code(body: &Value) -> &str {
+        body["error"]["code"]
+            .as_str()
+            .or(body["error"]["type"].as_str())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn keys_and_validation() {
+        let base = start().await;
+        let response = reqwest::Client::new()
+            .post(format!("{base}/v1/payment_intents"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        let live = "sk_live_abcdefghijkl1234";
+        let (status, body) = api(&base, live, "/v1/payment_intents", INTENT).await;
+        assert_eq!(status, 401);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("Invalid API Key provided: "),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("1234") && !message.contains(live),
+            "{message}"
+        );
+
+        let sk = key();
+        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+            (&[("currency", "dkk")], "parameter_missing", "amount"),
+            (
+                &[("amount", "abc"), ("currency", "dkk")],
+                "parameter_invalid_integer",
+                "amount",
+            ),
+            (
+                &[("amount", "0"), ("currency", "dkk")],
+                "parameter_invalid_integer",
+                "amount",
+            ),
+            (&[("amount", "100")], "parameter_missing", "currency"),
+            (
+                &[("amount", "100"), ("currency", "dkk"), ("colour", "red")],
+                "parameter_unknown",
+                "colour",
+            ),
+        ];
+        for (form, code, param) in cases {
+            let (status, body) = api(&base, &sk, "/v1/payment_intents", form).await;
+            assert_eq!(status, 400, "{body}");
+            assert_eq!(body["error"]["code"], *code, "{body}");
+            assert_eq!(body["error"]["param"], *param, "{body}");
+        }
+        let bad_currency = [("amount", "100"), ("currency", "dk")];
+        let (status, body) = api(&base, &sk, "/v1/payment_intents", &bad_currency).await;
+        assert_eq!((status, &body["error"]["param"]), (400, &json!("currency")));
+        let (status, body) = api(&base, &sk, "/v1/charges", &[]).await;
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+    }
+
+    #[tokio::test]
+    async fn intent_shape_and_account_isolation() {
+        let base = start().await;
+        let (a, b) = (key(), key());
+        let (_, intent) = api(&base, &a, "/v1/payment_intents", INTENT).await;
+        let id = intent["id"].as_str().unwrap();
+        assert!(id.starts_with("pi_") && id.len() == 27, "{id}");
+        let secret = intent["client_secret"].as_str().unwrap();
+        assert!(secret.starts_with(&format!("{id}_secret_")));
+        assert_eq!(intent["object"], "payment_intent");
+        assert_eq!(intent["currency"], "dkk");
+        assert_eq!(intent["status"], "requires_payment_method");
+        assert_eq!(intent["livemode"], false);
+        assert_eq!(intent["metadata"], json!({"order_id": "o-1"}));
+
+        let url = format!("{base}/v1/payment_intents/{id}");
+        assert_eq!(get_json(url.clone(), &a).await, (200, intent.clone()));
+        let (status, body) = get_json(url, &b).await;
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["code"], "resource_missing");
+
+        let (_, ledger) = get_json(format!("{base}/_sim/ledger"), &a).await;
+        let entry = &ledger["intents"][0];
+        assert_eq!(entry["account"], account_id(&a));
+        assert!(!ledger.to_string().contains(&a));
+    }
+
+    #[tokio::test]
+    async fn idempotency_replays_and_refuses_mismatches() {
+        let base = start().await;
+        let sk = key();
+        let url = format!("{base}/v1/payment_intents");
+        let (status, headers, first) = post_form(url.clone(), &sk, Some("k1"), INTENT).await;
+        assert_eq!(status, 200);
+        assert!(!headers.contains_key("idempotent-replayed"));
+        let (status, headers, again) = post_form(url.clone(), &sk, Some("k1"), INTENT).await;
+        assert_eq!((status, &again), (200, &first));
+        assert_eq!(headers["idempotent-replayed"], "true");
+
+        let other = [("amount", "100"), ("currency", "dkk")];
+        let (status, _, body) = post_form(url.clone(), &sk, Some("k1"), &other).await;
+        assert_eq!((status, error_code(&body)), (400, "idempotency_error"));
+        let id = first["id"].as_str().unwrap();
+        let confirm_url = format!("{url}/{id}/confirm");
+        let visa = [("payment_method", "pm_card_visa")];
+        let (status, _, body) = post_form(confirm_url, &sk, Some("k1"), &visa).await;
+        assert_eq!((status, error_code(&body)), (400, "idempotency_error"));
+
+        // A request that failed validation did nothing; its key is still free.
+        let (status, _, _) = post_form(url.clone(), &sk, Some("k2"), &[("currency", "dkk")]).await;
+        assert_eq!(status, 400);
+        let (status, _, _) = post_form(url.clone(), &sk, Some("k2"), &other).await;
+        assert_eq!(status, 200);
+        // Keys belong to one account.
+        let (status, _, body) = post_form(url, &key(), Some("k1"), &other).await;
+        assert_eq!(status, 200, "{body}");
+
+        let (_, ledger) = get_json(format!("{base}/_sim/ledger?order_id=o-1"), &sk).await;
+        assert_eq!(ledger["intents"].as_array().unwrap().len(), 1);
+        assert_eq!(ledger["intents"][0]["idempotency_keys"], json!(["k1"]));
+    }
+
+    #[tokio::test]
+    async fn capture_cancel_and_refund_rules() {
+        let base = start().await;
+        let sk = key();
+        let id = create(&base, &sk).await;
+        let capture = format!("/v1/payment_intents/{id}/capture");
+        let (status, body) = api(&base, &sk, &capture, &[]).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "payment_intent_unexpected_state")
+        );
+        let (status, body) = confirm(&base, &sk, &id, "pm_card_visa").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], "requires_capture");
+        assert_eq!(body["amount_capturable"], 14900);
+        assert!(body["latest_charge"].as_str().unwrap().starts_with("ch_"));
+        assert!(body["payment_method"].as_str().unwrap().starts_with("pm_"));
+
+        let too_much = [("amount_to_capture", "20000")];
+        let (status, body) = api(&base, &sk, &capture, &too_much).await;
+        assert_eq!((status, error_code(&body)), (400, "amount_too_large"));
+        let (_, body) = api(&base, &sk, &capture, &[("amount_to_capture", "10000")]).await;
+        assert_eq!(body["status"], "succeeded");
+        assert_eq!(body["amount_received"], 10000);
+        assert_eq!(body["amount_capturable"], 0);
+        let cancel = format!("/v1/payment_intents/{id}/cancel");
+        let (status, body) = api(&base, &sk, &cancel, &[]).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "payment_intent_unexpected_state")
+        );
+
+        let refund = |amount: Option<&'static str>| {
+            let (base, sk, id) = (base.clone(), sk.clone(), id.clone());
+            async move {
+                let mut form = vec![("payment_intent", id.as_str())];
+                form.extend(amount.map(|a| ("amount", a)));
+                api(&base, &sk, "/v1/refunds", &form).await
+            }
+        };
+        let (status, body) = refund(Some("20000")).await;
+        assert_eq!((status, error_code(&body)), (400, "amount_too_large"));
+        let (status, body) = refund(Some("4000")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["object"], "refund");
+        assert_eq!(body["status"], "succeeded");
+        assert_eq!(body["payment_intent"], json!(id));
+        assert!(body["id"].as_str().unwrap().starts_with("re_"));
+        let (_, body) = refund(None).await;
+        assert_eq!(body["amount"], 6000);
+        let (status, body) = refund(None).await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (400, "charge_already_refunded")
+        );
+
+        let other = create(&base, &sk).await;
+        let (status, body) = api(
+            &base,
+            &sk,
+            &format!("/v1/payment_intents/{other}/cancel"),
+            &[("cancellation_reason", "abandoned")],
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], "canceled");
+        assert_eq!(body["cancellation_reason"], "abandoned");
+        let (status, _) = api(&base, &sk, "/v1/refunds", &[("payment_intent", "pi_nope")]).await;
+        assert_eq!(status, 404);
+    }
+
+    #[tokio::test]
+    async fn declined_then_another_card() {
+        let base = start().await;
+        let sk = key();
+        let id = create(&base, &sk).await;
+        let (status, body) = confirm(&base, &sk, &id, "pm_card_chargeDeclined").await;
+        assert_eq!(status, 402);
+        assert_eq!(body["error"]["type"], "card_error");
+        assert_eq!(body["error"]["code"], "card_declined");
+        assert_eq!(body["error"]["decline_code"], "generic_decline");
+        assert_eq!(
+            body["error"]["payment_intent"]["status"],
+            "requires_payment_method"
+        );
+        let (_, intent) = get_json(format!("{base}/v1/payment_intents/{id}"), &sk).await;
+        assert_eq!(intent["last_payment_error"]["code"], "card_declined");
+        assert_eq!(
+            intent["last_payment_error"]["message"],
+            "Your card was declined."
+        );
+        let (status, body) = confirm(&base, &sk, &id, "pm_card_visa").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["status"], "requires_capture");
+        assert!(body["last_payment_error"].is_null());
+        let (status, body) = confirm(&base, &sk, &id, "pm_card_unknown").await;
+        assert_eq!(status, 400, "{body}");
+    }
+
+    #[tokio::test]
+    async fn three_ds_failure_answers_json() {
+        let base = start().await;
+        let sk = key();
+        let id = create(&base, &sk).await;
+        let (_, body) = confirm(&base, &sk, &id, "pm_card_authenticationRequired").await;
+        assert_eq!(body["status"], "requires_action");
+        assert_eq!(body["next_action"]["type"], "redirect_to_url");
+        let url = body["next_action"]["redirect_to_url"]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(url, format!("{base}/_sim/3ds/{id}"));
+        let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        assert!(page.contains("Complete") && page.contains("Fail"));
+        assert!(page.contains("Order &lt;o-1&gt;"), "{page}");
+        let failed: Value = reqwest::Client::new()
+            .post(&url)
+            .form(&[("outcome", "fail")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(failed["status"], "requires_payment_method");
+        assert_eq!(
+            failed["last_payment_error"]["code"],
+            "payment_intent_authentication_failure"
+        );
+        let again = reqwest::Client::new()
+            .post(&url)
+            .form(&[("outcome", "complete")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status().as_u16(), 400);
+    }
+
+    #[tokio::test]
+    async fn hosted_pay_page() {
+        let base = start().await;
+        let sk = key();
+        let id = create(&base, &sk).await;
+        let pay = format!("{base}/_sim/pay/{id}");
+        let page = reqwest::get(format!("{pay}?return_url=http://shop.test/r"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("149.00 DKK"), "{page}");
+        assert!(page.contains("http://shop.test/r"));
+        let client = no_redirects();
+        let form = [("card", "3ds"), ("return_url", "http://shop.test/r")];
+        let response = client.post(&pay).form(&form).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 303);
+        assert_eq!(
+            response.headers()["location"],
+            format!("{base}/_sim/3ds/{id}").as_str()
+        );
+        let response = client
+            .post(format!("{base}/_sim/3ds/{id}"))
+            .form(&[("outcome", "complete")])
+            .send()
+            .await
+            .unwrap();
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with(&format!("http://shop.test/r?payment_intent={id}&")));
+        assert!(
+            location.ends_with("redirect_status=succeeded"),
+            "{location}"
+        );
+
+        let declined = create(&base, &sk).await;
+        let form = [
+            ("card", "declined"),
+            ("return_url", "http://shop.test/r?x=1"),
+        ];
+        let response = client
+            .post(format!("{base}/_sim/pay/{declined}"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(
+            location.starts_with("http://shop.test/r?x=1&"),
+            "{location}"
+        );
+        assert!(location.ends_with("redirect_status=failed"), "{location}");
+        let missing = reqwest::get(format!("{base}/_sim/pay/pi_nope"))
+            .await
+            .unwrap();
+        assert_eq!(missing.status().as_u16(), 404);
+    }
+
+    #[tokio::test]
+    async fn injected_failures_and_latency() {
+        let base = start().await;
+        let sk = key();
+        let faults = json!({"fail_next_requests": 2, "latency_ms": 100});
+        let response = reqwest::Client::new()
+            .post(format!("{base}/_sim/faults"))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["fail_next_requests"],
+            2
+        );
+        let started = std::time::Instant::now();
+        for _ in 0..2 {
+            let (status, body) = api(&base, &sk, "/v1/payment_intents", INTENT).await;
+            assert_eq!((status, error_code(&body)), (500, "api_error"));
+        }
+        create(&base, &sk).await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        let (_, ledger) = get_json(format!("{base}/_sim/ledger"), &sk).await;
+        assert_eq!(ledger["intents"].as_array().unwrap().len(), 1);
+        let bad = reqwest::Client::new()
+            .post(format!("{base}/_sim/faults"))
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status().as_u16(), 400);
+    }
+
+    // ---- webhooks ----
+
+    /// A webhook receiver that answers 500 to its first `fail_first` requests.
+    #[derive(Debug, Clone, Default)]
+    struct Receiver {
+        got: Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>,
+        fail_first: Arc<AtomicU32>,
+    }
+
+    impl Receiver {
+        async fn start(fail_first: u32) -> (String, Self) {
+            let receiver = Self::default();
+            receiver.fail_first.store(fail_first, Ordering::SeqCst);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let app = Router::new()
+                .route("/hook/{name}", post(Self::hook))
+                .with_state(receiver.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            (url, receiver)
+        }
+
+        async fn hook(
+            State(r): State<Self>,
+            Path(name): Path<String>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> StatusCode {
+            r.got.lock().unwrap().push((name, headers, body));
+            let failing = r
+                .fail_first
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            }
+        }
+
+        /// (endpoint name, event type, event id) of every request so far.
+        fn seen(&self) -> Vec<(String, String, String)> {
+            self.got
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(name, _, body)| {
+                    let event: Value = serde_json::from_slice(body).unwrap();
+                    let kind = event["type"].as_str().unwrap().to_owned();
+                    (name.clone(), kind, event["id"].as_str().unwrap().to_owned())
+                })
+                .collect()
+        }
+
+        async fn wait_for(&self, count: usize) -> Vec<(String, String, String)> {
+            for _ in 0..100 {
+                let seen = self.seen();
+                if seen.len() >= count {
+                    return seen;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("expected {count} webhooks, got {:?}", self.seen());
+        }
+    }
+
+    async fn endpoint(base: &str, sk: &str, url: &str, events: &[&str]) {
+        let mut form = vec![("url", url), ("secret", "whsec_fixed")];
+        form.extend(events.iter().map(|e| ("enabled_events[]", *e)));
+        let (status, body) = api(base, sk, "/v1/webhook_endpoints", &form).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["object"], "webhook_endpoint");
+        assert_eq!(body["secret"], "whsec_fixed");
+        assert_eq!(body["status"], "enabled");
+    }
+
+    async fn set_faults(base: &str, faults: Value) {
+        reqwest::Client::new()
+            .post(format!("{base}/_sim/faults"))
+            .json(&faults)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Checks the signature the way a receiver would, independently of the simulator's code.
+    fn check_signature(headers: &HeaderMap, body: &[u8]) {
+        let header = headers["stripe-signature"].to_str().unwrap();
+        let (t, v1) = header.split_once(",v1=").unwrap();
+        let t = t.strip_prefix("t=").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_fixed").unwrap();
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        mac.verify_slice(&hex::decode(v1).unwrap()).unwrap();
+        assert!((now() - t.parse::<i64>().unwrap()).abs() < 60);
+    }
+
+    #[tokio::test]
+    async fn webhooks_are_signed_and_retried() {
+        let base = start().await;
+        let sk = key();
+        let (url, receiver) = Receiver::start(1).await;
+        endpoint(&base, &sk, &format!("{url}/hook/all"), &["*"]).await;
+        let url = format!("{base}/v1/payment_intents");
+        let (_, _, intent) = post_form(url, &sk, Some("create-1"), INTENT).await;
+        let id = intent["id"].as_str().unwrap();
+        let seen = receiver.wait_for(2).await;
+        assert_eq!(seen[0], seen[1], "the retry sends the same event");
+        let (_, headers, body) = receiver.got.lock().unwrap()[1].clone();
+        check_signature(&headers, &body);
+        let event: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(event["object"], "event");
+        assert_eq!(event["type"], "payment_intent.created");
+        assert_eq!(event["api_version"], API_VERSION);
+        assert_eq!(event["livemode"], false);
+        assert_eq!(event["request"]["idempotency_key"], "create-1");
+        assert_eq!(event["data"]["object"]["id"], id);
+        assert_eq!(event["data"]["object"]["metadata"]["order_id"], "o-1");
+
+        let (_, events) = get_json(format!("{base}/_sim/events?payment_intent={id}"), &sk).await;
+        let delivery = &events["events"][0]["deliveries"][0];
+        assert_eq!(delivery["attempts"], 2);
+        assert_eq!(delivery["statuses"], json!([500, 200]));
+        assert_eq!(delivery["delivered"], true);
+
+        // Resending delivers the same event again.
+        let event_id = event["id"].as_str().unwrap();
+        let response = reqwest::Client::new()
+            .post(format!("{base}/_sim/webhooks/resend/{event_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        let seen = receiver.wait_for(3).await;
+        assert_eq!(seen[2].2, event_id);
+    }
+
+    #[tokio::test]
+    async fn webhooks_by_event_type_and_duplicated() {
+        let base = start().await;
+        let sk = key();
+        let (url, receiver) = Receiver::start(0).await;
+        endpoint(&base, &sk, &format!("{url}/hook/all"), &["*"]).await;
+        let canceled = ["payment_intent.canceled"];
+        endpoint(&base, &sk, &format!("{url}/hook/canceled"), &canceled).await;
+        let id = create(&base, &sk).await;
+        receiver.wait_for(1).await;
+        set_faults(&base, json!({"duplicate_webhooks": 1})).await;
+        api(&base, &sk, &format!("/v1/payment_intents/{id}/cancel"), &[]).await;
+        let seen = receiver.wait_for(5).await;
+        let count = |name: &str, kind: &str| {
+            seen.iter()
+                .filter(|(n, k, _)| n == name && k == kind)
+                .count()
+        };
+        assert_eq!(count("all", "payment_intent.created"), 1);
+        assert_eq!(count("canceled", "payment_intent.created"), 0);
+        assert_eq!(count("all", "payment_intent.canceled"), 2);
+        assert_eq!(count("canceled", "payment_intent.canceled"), 2);
+    }
+
+    #[tokio::test]
+    async fn webhooks_reordered_newest_first() {
+        let base = start().await;
+        let sk = key();
+        let (url, receiver) = Receiver::start(0).await;
+        endpoint(&base, &sk, &format!("{url}/hook/all"), &["*"]).await;
+        set_faults(&base, json!({"reorder_webhooks": true})).await;
+        let id = create(&base, &sk).await;
+        confirm(&base, &sk, &id, "pm_card_visa").await;
+        let kinds: Vec<String> = receiver
+            .wait_for(2)
+            .await
+            .into_iter()
+            .map(|(_, kind, _)| kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "payment_intent.amount_capturable_updated",
+                "payment_intent.created"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn refund_raises_charge_refunded_with_intent_metadata() {
+        let base = start().await;
+        let sk = key();
+        let (url, receiver) = Receiver::start(0).await;
+        endpoint(
+            &base,
+            &sk,
+            &format!("{url}/hook/refunds"),
+            &["charge.refunded"],
+        )
+        .await;
+        let id = create(&base, &sk).await;
+        confirm(&base, &sk, &id, "pm_card_visa").await;
+        api(
+            &base,
+            &sk,
+            &format!("/v1/payment_intents/{id}/capture"),
+            &[],
+        )
+        .await;
+        api(
+            &base,
+            &sk,
+            "/v1/refunds",
+            &[("payment_intent", id.as_str())],
+        )
+        .await;
+        receiver.wait_for(1).await;
+        let (_, _, body) = receiver.got.lock().unwrap()[0].clone();
+        let charge = &serde_json::from_slice::<Value>(&body).unwrap()["data"]["object"];
+        assert_eq!(charge["object"], "charge");
+        assert_eq!(charge["payment_intent"], json!(id));
+        assert_eq!(charge["amount_refunded"], 14900);
+        assert_eq!(charge["refunded"], true);
+        assert_eq!(charge["metadata"]["order_id"], "o-1");
+        let (_, ledger) = get_json(format!("{base}/_sim/ledger"), &sk).await;
+        assert_eq!(ledger["intents"][0]["amount_refunded"], 14900);
+    }
+
+    #[test]
+    fn retry_schedule_is_eight_attempts() {
+        assert_eq!(RETRY_DELAYS.len() + 1, 8);
+        assert!(RETRY_DELAYS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn masks_keys() {
+        assert_eq!(mask("sk_live_abcdefghijkl1234"), "sk_live_************1234");
+        assert_eq!(mask("short"), "*****");
+    }
 }

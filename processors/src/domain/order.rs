@@ -58,7 +58,13 @@ pub struct Order {
     pub cancellation_reason: Option<String>,
     /// Why the order failed or is held.
     pub state_reason: Option<String>,
+    /// The latest payment reports applied (a provider delivers an event more than once).
+    #[serde(default)]
+    pub seen_reports: Vec<String>,
 }
+
+/// How many report ids an order remembers: far more than a provider redelivers in a burst.
+const SEEN_REPORTS: usize = 64;
 
 /// One plan line of the order, with its add-ons as child items.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +276,7 @@ pub fn place(
         cancellation_date: None,
         cancellation_reason: None,
         state_reason: None,
+        seen_reports: Vec::new(),
     }
 }
 
@@ -594,6 +601,13 @@ fn record_payment(order: &mut Order, event: &PaymentEvent) {
 fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut Vec<Action>) {
     if event.attempt != 0 && event.attempt != order.payment.attempt {
         return;
+    }
+    if order.seen_reports.contains(&event.event_id) {
+        return;
+    }
+    order.seen_reports.push(event.event_id.clone());
+    if order.seen_reports.len() > SEEN_REPORTS {
+        order.seen_reports.remove(0);
     }
     if !moves_on(order.payment.state, event.state) {
         return;
@@ -1059,12 +1073,26 @@ mod tests {
         assert!(pay(&mut order, PaymentState::Authorized).is_empty());
         assert!(pay(&mut order, PaymentState::AwaitingShopper).is_empty());
         assert!(pay(&mut order, PaymentState::Refused).is_empty());
-        assert_eq!(order, settled);
+        assert_eq!(order.state, settled.state);
+        assert_eq!(order.payment, settled.payment);
         // A report of another attempt is not this payment's.
         let mut other = report(PaymentState::Canceled);
         other.attempt = 2;
         assert!(apply(&mut order, &Input::Payment(&other), NOW).is_empty());
-        assert_eq!(order, settled);
+        assert_eq!(order.state, settled.state);
+        assert_eq!(order.payment, settled.payment);
+    }
+
+    #[test]
+    fn the_same_report_delivered_again_is_applied_once() {
+        let mut order = two_lines();
+        let refused = report(PaymentState::Refused);
+        apply(&mut order, &Input::Payment(&refused), NOW);
+        pay(&mut order, PaymentState::RequiresAction);
+        // The refusal's event arrives again after the shopper's retry began: not a new
+        // refusal (without the id it would count, a refusal may follow a 3-D Secure step).
+        apply(&mut order, &Input::Payment(&refused), NOW);
+        assert_eq!(order.payment.state, Some(PaymentState::RequiresAction));
     }
 
     #[test]

@@ -33,10 +33,10 @@ pub fn legal_consumer_binding_cap(country: &str) -> Option<i32> {
     }
 }
 
-/// A reference to a secret held elsewhere (`vault://…`, `secret://…`, `env://…`), never a
-/// secret itself.
+/// A reference to a secret held elsewhere (`file://…` under the secrets directory, `env://…`),
+/// never a secret itself: the schemes the platform's secret store resolves.
 fn is_secret_reference(text: &str) -> bool {
-    ["vault://", "secret://", "env://"]
+    ["file://", "env://"]
         .iter()
         .any(|scheme| text.starts_with(scheme) && text.len() > scheme.len())
 }
@@ -212,8 +212,17 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
             is_secret_reference(&payment.secret_ref),
             "secret_not_a_reference",
             "payment/secret_ref",
-            || "give a reference to the secret (vault://…, secret://…, env://…), never the secret itself".into(),
+            || "give a reference to the secret (file://…, env://…), never the secret itself".into(),
         );
+        if let Some(webhook) = &payment.webhook_secret_ref {
+            v.check(
+                is_secret_reference(webhook),
+                "secret_not_a_reference",
+                "payment/webhook_secret_ref",
+                || "give a reference to the webhook secret (file://…, env://…), never the secret itself".into(),
+            );
+            v.check_text("payment/webhook_secret_ref", webhook, TextKind::Line);
+        }
         v.check_text("payment/account_ref", &payment.account_ref, TextKind::Line);
         v.check_text("payment/secret_ref", &payment.secret_ref, TextKind::Line);
     }
@@ -228,7 +237,7 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
             is_secret_reference(&content.access_token_ref),
             "secret_not_a_reference",
             "content/access_token_ref",
-            || "give a reference to the token (vault://…, secret://…, env://…), never the token itself".into(),
+            || "give a reference to the token (file://…, env://…), never the token itself".into(),
         );
         v.check_text("content/space_id", &content.space_id, TextKind::Line);
         v.check_text("content/environment", &content.environment, TextKind::Line);
@@ -305,7 +314,7 @@ mod tests {
         s.theme.insert("primary\u{1}".into(), "#fff".into());
         s.theme.insert("font".into(), "Inter\u{7f}".into());
         s.payment.as_mut().unwrap().account_ref = "acct\u{0}".into();
-        s.payment.as_mut().unwrap().secret_ref = "vault://x\u{0}".into();
+        s.payment.as_mut().unwrap().secret_ref = "file://x\u{0}".into();
         s.content = Some(tcom_schemas::tenant::ContentSettings {
             space_id: "space\n".into(),
             environment: "master\u{0}".into(),
