@@ -63,6 +63,18 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:38090")]
         listen: SocketAddr,
     },
+    /// Run the Stripe simulator (PaymentIntents, refunds, webhook endpoints, signed events,
+    /// a hosted pay / refuse / 3-D Secure page) for local runs.
+    StripeSim {
+        #[arg(long, default_value = "127.0.0.1:38091")]
+        listen: SocketAddr,
+    },
+    /// Run the Adyen simulator (Checkout sessions, hosted page, modifications, HMAC-signed
+    /// notifications) for local runs.
+    AdyenSim {
+        #[arg(long, default_value = "127.0.0.1:38092")]
+        listen: SocketAddr,
+    },
     /// Issue an admin token, or with `--customer` a storefront customer token, for local use
     /// (signed with the configured secrets).
     Token {
@@ -192,6 +204,16 @@ async fn main() -> anyhow::Result<()> {
             tcom_connectors::contentful::simulator::serve(listen, shutdown_signal(), |_| {})
                 .await
                 .context("contentful simulator")
+        }
+        Command::StripeSim { listen } => {
+            tcom_connectors::payments::stripe_sim::serve(listen, shutdown_signal(), |_| {})
+                .await
+                .context("stripe simulator")
+        }
+        Command::AdyenSim { listen } => {
+            tcom_connectors::payments::adyen_sim::serve(listen, shutdown_signal(), |_| {})
+                .await
+                .context("adyen simulator")
         }
         Command::Token {
             tenant,

@@ -174,7 +174,10 @@ fn order_items(document: &serde_json::Value) -> Vec<(&serde_json::Value, Option<
         .unwrap_or_default();
     while let Some((item, parent)) = stack.pop() {
         let id = text(item, "/id");
-        if let Some(children) = item.get("productOrderItem").and_then(serde_json::Value::as_array) {
+        if let Some(children) = item
+            .get("productOrderItem")
+            .and_then(serde_json::Value::as_array)
+        {
             stack.extend(children.iter().map(|c| (c, Some(id.clone()))));
         }
         items.push((item, parent));

@@ -310,7 +310,8 @@ pub async fn create_basket(
         customer_id: shopper.customer_id.clone(),
         segment: request.segment.unwrap_or_else(|| "consumer".to_owned()),
     });
-    let mut response = send_basket_command(&state, &shopper, &headers, &basket_id, payload, true).await?;
+    let mut response =
+        send_basket_command(&state, &shopper, &headers, &basket_id, payload, true).await?;
     if shopper.customer_id.is_none() && response.status().is_success() {
         let token = state.shoppers.guest_token(tenant_id, &basket_id);
         if let Ok(value) = HeaderValue::from_str(&token) {
@@ -437,7 +438,8 @@ pub async fn login(
             let payload = BasketCommandPayload::MergeInto(MergeInto {
                 target_basket_id: target.clone(),
             });
-            let mut response = send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await?;
+            let mut response =
+                send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await?;
             // The answer is the customer's basket, which now holds the lines.
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/storefront/baskets/{target}"))
             {
@@ -449,7 +451,8 @@ pub async fn login(
             let payload = BasketCommandPayload::ClaimBasket(ClaimBasket {
                 note: Some(format!("login:{strategy:?}")),
             });
-            let response = send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await?;
+            let response =
+                send_basket_command(&state, &shopper, &headers, &basket_id, payload, false).await?;
             if let (LoginStrategy::UseGuestBasket, Some(previous), true) =
                 (strategy, previous, response.status().is_success())
             {

@@ -158,8 +158,21 @@ pub async fn checkout(
     let payload = BasketCommandPayload::CheckoutBasket(CheckoutBasket {
         return_url: request.return_url,
     });
-    let mut response = send_basket_command(&state, &shopper, &headers, &basket_id, payload, true)
-        .await?;
+    // Checkout is idempotent by itself: a basket is checked out once, and checking it out
+    // again answers with its order. So every request goes to the processor as a new command
+    // (a malformed key is still refused): a retry must reach the basket, which asks the order
+    // again, rather than the runtime's memory of the first command, whose answer came from
+    // the order processor and is not kept with the basket's commands.
+    crate::command_api::idempotency_key(&headers)?;
+    let mut response = send_basket_command(
+        &state,
+        &shopper,
+        &HeaderMap::new(),
+        &basket_id,
+        payload,
+        true,
+    )
+    .await?;
     if let Ok(location) = format!("/v1/storefront/orders/{basket_id}").parse() {
         response.headers_mut().insert("location", location);
     }
@@ -180,11 +193,12 @@ async fn read_order(
     loop {
         let mut tx = state.tenant_tx(tenant_id).await?;
         // No tenant filter on purpose: Row-Level Security scopes the query.
-        let row = sqlx::query("SELECT document, customer_id, version FROM orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| Problem::database(&e))?;
+        let row =
+            sqlx::query("SELECT document, customer_id, version FROM orders WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| Problem::database(&e))?;
         tx.commit().await.map_err(|e| Problem::database(&e))?;
         let visible = row.filter(|r| {
             customer_id.is_none_or(|c| r.get::<Option<String>, _>(1).as_deref() == Some(c))
@@ -387,6 +401,13 @@ pub async fn brand_order(
     Query(query): Query<ReadQuery>,
 ) -> Result<Response, Problem> {
     principal.require_tenant_role(&tenant, ORDER_READERS)?;
-    let order = read_order(&state, &tenant.tenant_id, None, &order_id, query.min_version).await?;
+    let order = read_order(
+        &state,
+        &tenant.tenant_id,
+        None,
+        &order_id,
+        query.min_version,
+    )
+    .await?;
     Ok(Json(order).into_response())
 }

@@ -54,7 +54,12 @@ async fn tenant_secret(
     provider: &str,
 ) -> Result<(PaymentSettings, String), Problem> {
     let refused = |why: &str| {
-        tracing::warn!(tenant = tenant_id, provider, why, "A payment webhook was refused.");
+        tracing::warn!(
+            tenant = tenant_id,
+            provider,
+            why,
+            "A payment webhook was refused."
+        );
         signature_refused("no webhook secret of this tenant verifies it")
     };
     let tenant = state
@@ -171,7 +176,10 @@ pub async fn adyen_webhook(
     let notification = adyen::parse_notification(&body).map_err(|e| bad_event(e.to_string()))?;
     let items: Vec<&adyen::NotificationItem> = notification.items().collect();
     // All or nothing: one forged item refuses the whole delivery.
-    if items.iter().any(|item| !adyen::verify_hmac(item, &hmac_key)) {
+    if items
+        .iter()
+        .any(|item| !adyen::verify_hmac(item, &hmac_key))
+    {
         return Err(signature_refused("an item's hmacSignature does not match"));
     }
     if items
@@ -199,7 +207,10 @@ pub async fn adyen_webhook(
         );
         state
             .commands
-            .publish(&format!("{tenant_id}:{}", item.merchant_reference), &command)
+            .publish(
+                &format!("{tenant_id}:{}", item.merchant_reference),
+                &command,
+            )
             .await?;
     }
     Ok((StatusCode::OK, adyen::ACCEPTED).into_response())

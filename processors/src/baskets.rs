@@ -20,13 +20,13 @@ use tcom_schemas::basket::{
     AbsorbLines, BasketCommand, BasketCommandPayload, BasketEvent, BasketSnapshot, BasketStatus,
     CheckoutBasket, ReturnLines,
 };
-use tcom_schemas::order::{OrderCommand, OrderCommandPayload, PlaceOrder};
 use tcom_schemas::campaign::{Campaign, CampaignStatus};
 use tcom_schemas::catalog::ProductOffering;
 use tcom_schemas::msisdn::{
     ExtendReservation, MsisdnCommand, MsisdnCommandPayload, MsisdnEvent, MsisdnEventPayload,
     ReleaseNumber, ReserveNumber, TransferReservation,
 };
+use tcom_schemas::order::{OrderCommand, OrderCommandPayload, PlaceOrder};
 use tcom_schemas::tenant::{StorefrontPolicy, Tenant, TenantStatus};
 use tcom_schemas::topics;
 use tcom_state::global::GlobalTableSpec;
@@ -37,11 +37,11 @@ use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Rec
 use crate::catalog::entity_key;
 use crate::codec::BlockingCodec;
 use crate::deadlines;
+use crate::domain::Violation;
 use crate::domain::basket::{
     Basket, CampaignEntry, CatalogLookup, Line, LineNumber, LineRequest, MAX_LINES, Reservation,
     Shop, configure_line, freeze, new_basket, readiness, reconfigure_line, reprice,
 };
-use crate::domain::Violation;
 use crate::domain::catalog_rules::pricing_campaign;
 use crate::headers::{TENANT_HEADER, origin_of, with_origin};
 use crate::json_store::{load, save};
@@ -652,7 +652,13 @@ impl BasketProcessor {
         }
         let policy = Self::policy(tenant);
         let freeze_ms = i64::from(policy.checkout_freeze_seconds) * 1000;
-        freeze(&mut stored.basket, &tenant.settings, now, freeze_ms, catalog);
+        freeze(
+            &mut stored.basket,
+            &tenant.settings,
+            now,
+            freeze_ms,
+            catalog,
+        );
         // Numbers stay held for the whole window, and a minute more for the order to confirm
         // them after a payment at the last moment.
         let hold_seconds = policy.checkout_freeze_seconds.saturating_add(60);

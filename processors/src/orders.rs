@@ -161,14 +161,19 @@ impl OrderProcessor {
                 None => self.place(ctx, command, placed, &key, waiting.as_ref())?,
             },
             OrderCommandPayload::CancelOrder(c) => {
-                let owned = stored.filter(|o| command.customer_id.as_deref() == Some(&o.customer_id));
+                let owned =
+                    stored.filter(|o| command.customer_id.as_deref() == Some(&o.customer_id));
                 match owned {
                     None => Some(not_found(&command.order_id)),
                     Some(mut order) => {
                         let before = order.clone();
                         let mut actions = Vec::new();
-                        let answer =
-                            cancel(&mut order, c.reason.as_deref(), command.issued_at, &mut actions);
+                        let answer = cancel(
+                            &mut order,
+                            c.reason.as_deref(),
+                            command.issued_at,
+                            &mut actions,
+                        );
                         if answer == CancelAnswer::TooLate {
                             Some(Outcome::rejected(
                                 Refusal::Conflict,
@@ -206,8 +211,9 @@ impl OrderProcessor {
         key: &str,
         waiting: Option<&(String, Vec<u8>)>,
     ) -> Result<Option<Outcome>, ProcessError> {
-        let basket: Basket = serde_json::from_str(&placed.basket_document)
-            .map_err(|e| ProcessError::Permanent(format!("a frozen basket that does not parse: {e}")))?;
+        let basket: Basket = serde_json::from_str(&placed.basket_document).map_err(|e| {
+            ProcessError::Permanent(format!("a frozen basket that does not parse: {e}"))
+        })?;
         let tenant = self.tenant(ctx, &command.tenant_id)?;
         let Some(setup) = tenant
             .as_ref()
@@ -271,7 +277,14 @@ impl OrderProcessor {
         let before = order.clone();
         let actions = apply(&mut order, &Input::Payment(event), event.occurred_at);
         if order != before || !actions.is_empty() {
-            self.commit(ctx, Some(&before), &mut order, &actions, &event.event_id, event.occurred_at)?;
+            self.commit(
+                ctx,
+                Some(&before),
+                &mut order,
+                &actions,
+                &event.event_id,
+                event.occurred_at,
+            )?;
         }
         if let Some((reply_to, id)) = waiting {
             ctx.reply_to_origin(reply_to, id, accepted(&order).to_bytes());
@@ -304,7 +317,14 @@ impl OrderProcessor {
         let before = order.clone();
         let actions = apply(&mut order, &input, event.occurred_at);
         if order != before || !actions.is_empty() {
-            self.commit(ctx, Some(&before), &mut order, &actions, &event.event_id, event.occurred_at)?;
+            self.commit(
+                ctx,
+                Some(&before),
+                &mut order,
+                &actions,
+                &event.event_id,
+                event.occurred_at,
+            )?;
         }
         Ok(())
     }
@@ -360,8 +380,12 @@ impl OrderProcessor {
                 payload,
             };
             ctx.emit(
-                Output::new(topics::ORDER_EVENTS, key.clone(), self.codec.encode(&event)?)
-                    .with_header(TENANT_HEADER, tenant.as_bytes()),
+                Output::new(
+                    topics::ORDER_EVENTS,
+                    key.clone(),
+                    self.codec.encode(&event)?,
+                )
+                .with_header(TENANT_HEADER, tenant.as_bytes()),
             );
         }
         let snapshot = OrderSnapshot {
@@ -445,7 +469,13 @@ impl OrderProcessor {
                     }),
                 );
                 let key = entity_key(&order.tenant_id, &order.order_id);
-                (topics::PAYMENT_COMMANDS, key, id, self.codec.encode(&command)?, true)
+                (
+                    topics::PAYMENT_COMMANDS,
+                    key,
+                    id,
+                    self.codec.encode(&command)?,
+                    true,
+                )
             }
             Action::CapturePayment {
                 reference,
@@ -460,7 +490,13 @@ impl OrderProcessor {
                     }),
                 );
                 let key = entity_key(&order.tenant_id, &order.order_id);
-                (topics::PAYMENT_COMMANDS, key, id, self.codec.encode(&command)?, false)
+                (
+                    topics::PAYMENT_COMMANDS,
+                    key,
+                    id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
             }
             Action::CancelPayment { reference } => {
                 let (id, command) = payment(
@@ -470,7 +506,13 @@ impl OrderProcessor {
                     }),
                 );
                 let key = entity_key(&order.tenant_id, &order.order_id);
-                (topics::PAYMENT_COMMANDS, key, id, self.codec.encode(&command)?, false)
+                (
+                    topics::PAYMENT_COMMANDS,
+                    key,
+                    id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
             }
             Action::RefundPayment {
                 reference,
@@ -485,7 +527,13 @@ impl OrderProcessor {
                     }),
                 );
                 let key = entity_key(&order.tenant_id, &order.order_id);
-                (topics::PAYMENT_COMMANDS, key, id, self.codec.encode(&command)?, false)
+                (
+                    topics::PAYMENT_COMMANDS,
+                    key,
+                    id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
             }
             Action::ConfirmNumber { msisdn } => {
                 let (id, command) = number(
@@ -496,7 +544,13 @@ impl OrderProcessor {
                         order_id: order.order_id.clone(),
                     }),
                 );
-                (topics::MSISDN_COMMANDS, msisdn.clone(), id, self.codec.encode(&command)?, false)
+                (
+                    topics::MSISDN_COMMANDS,
+                    msisdn.clone(),
+                    id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
             }
             Action::ReleaseNumber { msisdn } => {
                 let (id, command) = number(
@@ -506,7 +560,13 @@ impl OrderProcessor {
                         basket_id: order.basket_id.clone(),
                     }),
                 );
-                (topics::MSISDN_COMMANDS, msisdn.clone(), id, self.codec.encode(&command)?, false)
+                (
+                    topics::MSISDN_COMMANDS,
+                    msisdn.clone(),
+                    id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
             }
         };
         let output = Output::new(topic, key, bytes)

@@ -3,6 +3,7 @@
 
 mod baskets;
 mod catalog_admin;
+mod checkout;
 mod content_sync;
 mod fail_loudly;
 mod ingress;

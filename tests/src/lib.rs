@@ -183,6 +183,49 @@ where
 #[derive(Debug)]
 pub struct Platform {
     pub database_url: String,
+    /// The Stripe and Adyen simulators the payments connector calls.
+    pub stripe_url: String,
+    pub adyen_url: String,
+    /// Where tenants' `file://` secret references are read from (tests write their keys here).
+    pub secrets_dir: PathBuf,
+}
+
+impl Platform {
+    /// Stores a secret under `name`, for a tenant's `file://{name}` reference.
+    pub fn put_secret(&self, name: &str, value: &str) -> String {
+        let path = self.secrets_dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("a secret file has a folder")).unwrap();
+        std::fs::write(&path, value).unwrap();
+        format!("file://{name}")
+    }
+}
+
+/// Serves a simulator in this process on a free port; returns its base URL.
+async fn start_simulator<F, Fut>(serve: F) -> String
+where
+    F: FnOnce(
+        std::net::SocketAddr,
+        std::future::Pending<()>,
+        Box<dyn FnOnce(std::net::SocketAddr) + Send>,
+    ) -> Fut,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let on_bound: Box<dyn FnOnce(std::net::SocketAddr) + Send> = Box::new(move |address| {
+        let _ = bound_tx.send(address);
+    });
+    let running = serve(
+        "127.0.0.1:0".parse().unwrap(),
+        std::future::pending(),
+        on_bound,
+    );
+    tokio::spawn(async move {
+        if let Err(e) = running.await {
+            connector_died("payment simulator", &e.to_string());
+        }
+    });
+    let address = bound_rx.await.expect("the simulator binds");
+    format!("http://{address}")
 }
 
 static PLATFORM: std::sync::OnceLock<Platform> = std::sync::OnceLock::new();
@@ -237,6 +280,47 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
         )),
     };
     let handles = deployment.start_all().await.expect("processors start");
+    let stripe_url = start_simulator(|listen, stop, bound| {
+        tcom_connectors::payments::stripe_sim::serve(listen, stop, bound)
+    })
+    .await;
+    let adyen_url = start_simulator(|listen, stop, bound| {
+        tcom_connectors::payments::adyen_sim::serve(listen, stop, bound)
+    })
+    .await;
+    let secrets_dir = std::env::temp_dir().join(unique("tcom-test-secrets"));
+    std::fs::create_dir_all(&secrets_dir).unwrap();
+    {
+        let group_id = unique("test-payments");
+        // Payment commands of earlier runs name simulator state that is gone.
+        start_at_end(
+            &stack.kafka_settings(),
+            &group_id,
+            &[tcom_schemas::topics::PAYMENT_COMMANDS],
+        );
+        let endpoints = tcom_connectors::payments::connector::ProviderEndpoints {
+            stripe_url: stripe_url.clone(),
+            adyen_url: adyen_url.clone(),
+            secrets: tcom_connectors::secrets::SecretStore::new(&secrets_dir),
+        };
+        let connector = tcom_connectors::payments::connector::run(
+            stack.kafka_settings(),
+            group_id,
+            endpoints,
+            codec.clone(),
+            Default::default(),
+            std::future::pending(),
+        );
+        let running = tokio::spawn(connector);
+        tokio::spawn(async move {
+            let why = match running.await {
+                Ok(Ok(())) => "it returned, although it is never asked to stop".to_owned(),
+                Ok(Err(e)) => format!("it failed: {e}"),
+                Err(e) => format!("it panicked: {e}"),
+            };
+            connector_died("payments", &why);
+        });
+    }
     for (group, topics) in [
         ("test-views", tcom_connectors::views::TOPICS),
         (
@@ -280,7 +364,14 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
         assigned.is_some(),
         "processors got no partitions within 60 s"
     );
-    ready.send(Platform { database_url }).unwrap();
+    ready
+        .send(Platform {
+            database_url,
+            stripe_url,
+            adyen_url,
+            secrets_dir,
+        })
+        .unwrap();
     // Keep the processors (dropping a handle stops it) for as long as the tests run.
     std::future::pending::<()>().await;
     drop(handles);
@@ -334,6 +425,7 @@ pub fn start_at_end(kafka: &KafkaSettings, group_id: &str, topics: &[&str]) {
 pub async fn spawn_platform_ingress() -> TestApp {
     let mut settings = settings();
     settings.database.url = platform().database_url.clone();
+    settings.payments.secrets_dir = platform().secrets_dir.clone();
     let app = Application::build(&settings).await.expect("ingress builds");
     let address = app.local_addr();
     tokio::spawn(app.run_until(std::future::pending()));
@@ -372,6 +464,7 @@ pub fn customer_token(tenant: &str, customer_id: &str) -> String {
 pub async fn spawn_platform_ingress_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = settings();
     settings.database.url = platform().database_url.clone();
+    settings.payments.secrets_dir = platform().secrets_dir.clone();
     change(&mut settings);
     let app = Application::build(&settings).await.expect("ingress builds");
     let address = app.local_addr();

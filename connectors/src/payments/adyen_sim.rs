@@ -223,6 +223,22 @@ struct Applied {
     notify: Vec<usize>,
 }
 
+/// An error answer. Boxed: a `Response` is large, and errors travel through many `Result`s.
+#[derive(Debug)]
+struct Rejection(Box<Response>);
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl<T: IntoResponse> From<(StatusCode, T)> for Rejection {
+    fn from(answer: (StatusCode, T)) -> Self {
+        Self(Box::new(answer.into_response()))
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Small helpers: time, ids, errors.
 
@@ -270,7 +286,7 @@ fn account_hash((api_key, merchant): &AccountKey) -> String {
 }
 
 /// Adyen's Checkout error body.
-fn adyen_error(status: StatusCode, code: &str, message: &str, error_type: &str) -> Response {
+fn adyen_error(status: StatusCode, code: &str, message: &str, error_type: &str) -> Rejection {
     let body = json!({
         "status": status.as_u16(),
         "errorCode": code,
@@ -278,10 +294,10 @@ fn adyen_error(status: StatusCode, code: &str, message: &str, error_type: &str) 
         "errorType": error_type,
         "pspReference": new_psp_reference(),
     });
-    (status, Json(body)).into_response()
+    (status, Json(body)).into()
 }
 
-fn validation(code: &str, message: &str) -> Response {
+fn validation(code: &str, message: &str) -> Rejection {
     adyen_error(
         StatusCode::UNPROCESSABLE_ENTITY,
         code,
@@ -290,12 +306,12 @@ fn validation(code: &str, message: &str) -> Response {
     )
 }
 
-fn missing(field: &str) -> Response {
+fn missing(field: &str) -> Rejection {
     validation("100", &format!("Required field '{field}' is not provided."))
 }
 
 /// The Management API answers in RFC 7807 form.
-fn problem(status: StatusCode, detail: &str) -> Response {
+fn problem(status: StatusCode, detail: &str) -> Rejection {
     let body = json!({
         "type": "https://docs.adyen.com/errors/validation",
         "title": if status == StatusCode::NOT_FOUND { "Not found" } else { "Invalid request" },
@@ -304,11 +320,11 @@ fn problem(status: StatusCode, detail: &str) -> Response {
         "errorCode": format!("00_{}", status.as_u16()),
         "requestId": new_psp_reference(),
     });
-    (status, Json(body)).into_response()
+    (status, Json(body)).into()
 }
 
 /// Adyen's API keys start with `AQE`; anything else is refused as Adyen refuses a wrong key.
-fn authenticate(headers: &HeaderMap) -> Result<String, Response> {
+fn authenticate(headers: &HeaderMap) -> Result<String, Rejection> {
     match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         Some(key) if key.starts_with("AQE") => Ok(key.to_owned()),
         _ => Err(adyen_error(
@@ -320,7 +336,7 @@ fn authenticate(headers: &HeaderMap) -> Result<String, Response> {
     }
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
+fn parse_body(body: &Bytes) -> Result<Value, Rejection> {
     match serde_json::from_slice::<Value>(body) {
         Ok(value) if value.is_object() => Ok(value),
         Ok(_) => Err(adyen_error(
@@ -344,12 +360,12 @@ fn str_field<'a>(body: &'a Value, field: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-fn required<'a>(body: &'a Value, field: &str) -> Result<&'a str, Response> {
+fn required<'a>(body: &'a Value, field: &str) -> Result<&'a str, Rejection> {
     str_field(body, field).ok_or_else(|| missing(field))
 }
 
 /// `amount: {value, currency}` with a positive value and a three-letter currency.
-fn amount_field(body: &Value) -> Result<(i64, String), Response> {
+fn amount_field(body: &Value) -> Result<(i64, String), Rejection> {
     let amount = body
         .get("amount")
         .filter(|a| a.is_object())
@@ -688,7 +704,8 @@ async fn api_faults(State(sim): State<Sim>, request: Request, next: Next) -> Res
             "905",
             "Internal error (simulated fault)",
             "internal",
-        );
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -702,24 +719,21 @@ impl Sim {
         account: &AccountKey,
         key: Option<&str>,
         fingerprint: Value,
-        apply: impl FnOnce(&mut SimState) -> Result<Applied, Response>,
-    ) -> Response {
+        apply: impl FnOnce(&mut SimState) -> Result<Applied, Rejection>,
+    ) -> Result<Response, Rejection> {
         let (response, notify) = {
             let mut state = self.lock();
             let replay = key.and_then(|k| state.accounts.get(account)?.replays.get(k).cloned());
             if let Some(replay) = replay {
                 if replay.fingerprint != fingerprint {
-                    return validation(
+                    return Err(validation(
                         "704",
                         "request already processed or in progress with a different body",
-                    );
+                    ));
                 }
-                return json_response(replay.status, replay.body, key);
+                return Ok(json_response(replay.status, replay.body, key));
             }
-            let applied = match apply(&mut *state) {
-                Ok(applied) => applied,
-                Err(response) => return response,
-            };
+            let applied = apply(&mut state)?;
             if let Some(k) = key {
                 let replay = Replay {
                     fingerprint,
@@ -733,25 +747,21 @@ impl Sim {
             (response, applied.notify)
         };
         self.dispatch(notify);
-        response
+        Ok(response)
     }
 }
 
 // ---------------------------------------------------------------------------------------
 // Checkout: sessions.
 
-async fn create_session(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Response {
-    let api_key = match authenticate(&headers) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let body = match parse_body(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(merchant) = str_field(&body, "merchantAccount").map(str::to_owned) else {
-        return missing("merchantAccount");
-    };
+async fn create_session(
+    State(sim): State<Sim>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Rejection> {
+    let api_key = authenticate(&headers)?;
+    let body = parse_body(&body)?;
+    let merchant = required(&body, "merchantAccount")?.to_owned();
     let account = (api_key, merchant);
     let key = idempotency_key(&headers);
     let fingerprint = json!({"path": "/v71/sessions", "body": body});
@@ -766,7 +776,7 @@ fn new_session(
     account: &AccountKey,
     body: &Value,
     key: Option<&str>,
-) -> Result<Applied, Response> {
+) -> Result<Applied, Rejection> {
     let (amount, currency) = amount_field(body)?;
     let reference = required(body, "reference")?.to_owned();
     let return_url = required(body, "returnUrl")?.to_owned();
@@ -842,13 +852,10 @@ async fn get_session(
     Path(id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
-    let api_key = match authenticate(&headers) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
+) -> Result<Response, Rejection> {
+    let api_key = authenticate(&headers)?;
     if query.get("sessionResult").is_none_or(String::is_empty) {
-        return missing("sessionResult");
+        return Err(missing("sessionResult"));
     }
     let mut state = sim.lock();
     let state = &mut *state;
@@ -856,13 +863,10 @@ async fn get_session(
     let session = owner
         .and_then(|o| state.accounts.get_mut(o))
         .and_then(|a| a.sessions.iter_mut().find(|s| s.id == id));
-    match session {
-        Some(session) => {
-            let status = session.current_status(now_secs());
-            Json(json!({"id": id, "status": status})).into_response()
-        }
-        None => adyen_error(StatusCode::NOT_FOUND, "000", "Not Found", "validation"),
-    }
+    let session = session
+        .ok_or_else(|| adyen_error(StatusCode::NOT_FOUND, "000", "Not Found", "validation"))?;
+    let status = session.current_status(now_secs());
+    Ok(Json(json!({"id": id, "status": status})).into_response())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -880,12 +884,12 @@ fn page(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-fn page_error(status: StatusCode, message: &str) -> Response {
-    (status, page("Adyen simulator", &html_escape(message))).into_response()
+fn page_error(status: StatusCode, message: &str) -> Rejection {
+    (status, page("Adyen simulator", &html_escape(message))).into()
 }
 
 /// The session's amount, currency and reference, while it can still be paid.
-fn payable_session(sim: &Sim, id: &str) -> Result<(i64, String, String), Response> {
+fn payable_session(sim: &Sim, id: &str) -> Result<(i64, String, String), Rejection> {
     let mut state = sim.lock();
     let state = &mut *state;
     let session = state
@@ -907,11 +911,11 @@ fn payable_session(sim: &Sim, id: &str) -> Result<(i64, String, String), Respons
     }
 }
 
-async fn checkout_page(State(sim): State<Sim>, Path(id): Path<String>) -> Response {
-    let (amount, currency, reference) = match payable_session(&sim, &id) {
-        Ok(session) => session,
-        Err(response) => return response,
-    };
+async fn checkout_page(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+) -> Result<Response, Rejection> {
+    let (amount, currency, reference) = payable_session(&sim, &id)?;
     let body = format!(
         "<p>Amount: {amount} {currency} (minor units)</p><p>Reference: {}</p>\
          <form method=\"post\">\
@@ -921,66 +925,57 @@ async fn checkout_page(State(sim): State<Sim>, Path(id): Path<String>) -> Respon
          </form>",
         html_escape(&reference)
     );
-    page("Adyen simulator checkout", &body).into_response()
+    Ok(page("Adyen simulator checkout", &body).into_response())
 }
 
 async fn checkout_submit(
     State(sim): State<Sim>,
     Path(id): Path<String>,
     Form(form): Form<OutcomeForm>,
-) -> Response {
-    if let Err(response) = payable_session(&sim, &id) {
-        return response;
-    }
+) -> Result<Response, Rejection> {
+    payable_session(&sim, &id)?;
     match form.outcome.as_str() {
         "authorise" => finish(&sim, &id, None),
         "refuse" => finish(&sim, &id, Some("Refused")),
-        "challenge" => Redirect::to(&format!("/_sim/3ds/{id}")).into_response(),
-        _ => page_error(StatusCode::BAD_REQUEST, "Unknown outcome."),
+        "challenge" => Ok(Redirect::to(&format!("/_sim/3ds/{id}")).into_response()),
+        _ => Err(page_error(StatusCode::BAD_REQUEST, "Unknown outcome.")),
     }
 }
 
-async fn challenge_page(State(sim): State<Sim>, Path(id): Path<String>) -> Response {
-    if let Err(response) = payable_session(&sim, &id) {
-        return response;
-    }
+async fn challenge_page(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+) -> Result<Response, Rejection> {
+    payable_session(&sim, &id)?;
     let body = "<p>Your bank asks you to confirm this payment.</p>\
          <form method=\"post\">\
          <button name=\"outcome\" value=\"complete\">Complete</button> \
          <button name=\"outcome\" value=\"fail\">Fail</button>\
          </form>";
-    page("3-D Secure", body).into_response()
+    Ok(page("3-D Secure", body).into_response())
 }
 
 async fn challenge_submit(
     State(sim): State<Sim>,
     Path(id): Path<String>,
     Form(form): Form<OutcomeForm>,
-) -> Response {
-    if let Err(response) = payable_session(&sim, &id) {
-        return response;
-    }
+) -> Result<Response, Rejection> {
+    payable_session(&sim, &id)?;
     match form.outcome.as_str() {
         "complete" => finish(&sim, &id, None),
         "fail" => finish(&sim, &id, Some("3D Not Authenticated")),
-        _ => page_error(StatusCode::BAD_REQUEST, "Unknown outcome."),
+        _ => Err(page_error(StatusCode::BAD_REQUEST, "Unknown outcome.")),
     }
 }
 
 /// Authorises (`refusal: None`) or refuses the session's payment, sends the
 /// `AUTHORISATION` webhook and sends the shopper back to the `returnUrl`.
-fn finish(sim: &Sim, id: &str, refusal: Option<&str>) -> Response {
-    let result = {
-        let mut state = sim.lock();
-        conclude_session(&mut *state, id, refusal)
-    };
-    match result {
-        Some((location, n)) => {
-            sim.dispatch(vec![n]);
-            Redirect::to(&location).into_response()
-        }
-        None => page_error(StatusCode::NOT_FOUND, "No such session."),
-    }
+fn finish(sim: &Sim, id: &str, refusal: Option<&str>) -> Result<Response, Rejection> {
+    let concluded = conclude_session(&mut sim.lock(), id, refusal);
+    let (location, n) =
+        concluded.ok_or_else(|| page_error(StatusCode::NOT_FOUND, "No such session."))?;
+    sim.dispatch(vec![n]);
+    Ok(Redirect::to(&location).into_response())
 }
 
 /// The payment for session `id`: its return location and its notification.
@@ -1117,21 +1112,12 @@ async fn modification(
     Path((psp, operation)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let api_key = match authenticate(&headers) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let Some(op) = Operation::parse(&operation) else {
-        return adyen_error(StatusCode::NOT_FOUND, "000", "Not Found", "validation");
-    };
-    let body = match parse_body(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(merchant) = str_field(&body, "merchantAccount").map(str::to_owned) else {
-        return missing("merchantAccount");
-    };
+) -> Result<Response, Rejection> {
+    let api_key = authenticate(&headers)?;
+    let op = Operation::parse(&operation)
+        .ok_or_else(|| adyen_error(StatusCode::NOT_FOUND, "000", "Not Found", "validation"))?;
+    let body = parse_body(&body)?;
+    let merchant = required(&body, "merchantAccount")?.to_owned();
     let account = (api_key, merchant);
     let key = idempotency_key(&headers);
     let path = format!("/v71/payments/{psp}/{operation}");
@@ -1148,7 +1134,7 @@ fn modify(
     op: Operation,
     body: &Value,
     key: Option<&str>,
-) -> Result<Applied, Response> {
+) -> Result<Applied, Rejection> {
     let unknown = || validation("167", "Original pspReference required for this operation");
     let payment = state
         .accounts
@@ -1227,7 +1213,7 @@ fn webhook_json(base_url: &str, merchant: &str, endpoint: &Endpoint) -> Value {
 }
 
 /// A standard JSON webhook endpoint from the request, or why not.
-fn endpoint_from(body: &Value) -> Result<Endpoint, Response> {
+fn endpoint_from(body: &Value) -> Result<Endpoint, Rejection> {
     let unprocessable = |detail: &str| problem(StatusCode::UNPROCESSABLE_ENTITY, detail);
     let url = str_field(body, "url")
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
@@ -1258,42 +1244,31 @@ async fn create_webhook(
     Path(merchant): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let api_key = match authenticate(&headers) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let endpoint = match parse_body(&body).and_then(|body| endpoint_from(&body)) {
-        Ok(endpoint) => endpoint,
-        Err(response) => return response,
-    };
+) -> Result<Response, Rejection> {
+    let api_key = authenticate(&headers)?;
+    let endpoint = endpoint_from(&parse_body(&body)?)?;
     let answer = webhook_json(&sim.base_url, &merchant, &endpoint);
     let mut state = sim.lock();
     let account = state.accounts.entry((api_key, merchant)).or_default();
     account.webhooks.push(endpoint);
-    Json(answer).into_response()
+    Ok(Json(answer).into_response())
 }
 
 async fn generate_hmac(
     State(sim): State<Sim>,
     Path((merchant, id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let api_key = match authenticate(&headers) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
+) -> Result<Response, Rejection> {
+    let api_key = authenticate(&headers)?;
     let mut state = sim.lock();
     let endpoint = state
         .accounts
         .get_mut(&(api_key, merchant))
         .and_then(|a| a.webhooks.iter_mut().find(|e| e.id == id));
-    let Some(endpoint) = endpoint else {
-        return problem(StatusCode::NOT_FOUND, "Webhook not found");
-    };
+    let endpoint = endpoint.ok_or_else(|| problem(StatusCode::NOT_FOUND, "Webhook not found"))?;
     let key = random_hex(64);
     endpoint.hmac_key = Some(key.clone());
-    Json(json!({"hmacKey": key})).into_response()
+    Ok(Json(json!({"hmacKey": key})).into_response())
 }
 
 // ---------------------------------------------------------------------------------------

@@ -170,7 +170,10 @@ async fn adyen_call(client: &AdyenClient, command: &PaymentCommand) -> Result<Do
 }
 
 /// Calls the provider the command names.
-async fn call(endpoints: &ProviderEndpoints, command: &PaymentCommand) -> Result<Done, ProviderError> {
+async fn call(
+    endpoints: &ProviderEndpoints,
+    command: &PaymentCommand,
+) -> Result<Done, ProviderError> {
     let secret = match endpoints.secrets.resolve(&command.secret_ref) {
         Ok(secret) => secret,
         Err(e) => return Ok(Done::Refused(format!("the tenant's payment secret: {e}"))),
@@ -376,7 +379,12 @@ impl Connector<'_> {
         error: &str,
         mut stop: Pin<&mut impl Future<Output = ()>>,
     ) -> Handled {
-        tracing::error!(partition = message.partition(), offset = message.offset(), error, "A payment command can never be done; dead-lettering it.");
+        tracing::error!(
+            partition = message.partition(),
+            offset = message.offset(),
+            error,
+            "A payment command can never be done; dead-lettering it."
+        );
         let mut retry = 0;
         loop {
             match unless_stopped(stop.as_mut(), self.dead_letters.send(message, error)).await {
@@ -422,7 +430,11 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut specs = crate::dead_letter::topic_specs(&[topics::PAYMENT_COMMANDS]);
     specs.push(tcom_state::admin::TopicSpec::new(topics::PAYMENT_EVENTS, 6));
-    match unless_stopped(shutdown.as_mut(), tcom_state::admin::ensure_topics(&kafka, &specs)).await
+    match unless_stopped(
+        shutdown.as_mut(),
+        tcom_state::admin::ensure_topics(&kafka, &specs),
+    )
+    .await
     {
         None => return Ok(()),
         Some(created) => created?,
@@ -449,9 +461,12 @@ pub async fn run(
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(error = %e, "Kafka receive failed; retrying.");
-                if unless_stopped(shutdown.as_mut(), tokio::time::sleep(Duration::from_millis(500)))
-                    .await
-                    .is_none()
+                if unless_stopped(
+                    shutdown.as_mut(),
+                    tokio::time::sleep(Duration::from_millis(500)),
+                )
+                .await
+                .is_none()
                 {
                     break;
                 }

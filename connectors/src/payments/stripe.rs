@@ -72,7 +72,9 @@ impl StripeClient {
     }
 
     /// Creates the PaymentIntent for one attempt, to be confirmed by the shopper and captured
-    /// later by [`capture`](Self::capture).
+    /// later by [`capture`](Self::capture). The request's `return_url` is not sent: Stripe
+    /// only takes it with a confirmation, which the storefront makes (Stripe.js
+    /// `confirmPayment`).
     ///
     /// # Errors
     /// [`ProviderError`]: unavailable (retry with the same key), rejected or unauthorized.

@@ -121,7 +121,8 @@ struct ApiError {
     message: String,
     param: Option<String>,
     /// Fields beyond the common ones (a card error's `decline_code`, `payment_intent`).
-    extra: Map<String, Value>,
+    /// Boxed: errors travel in every `Result` of the simulator and are rarely this rich.
+    extra: Option<Box<Map<String, Value>>>,
     /// Whether the answer is kept for the idempotency key. Stripe keeps the answers of
     /// requests that started executing, not of those that failed validation.
     saved: bool,
@@ -135,7 +136,7 @@ impl ApiError {
             code: None,
             message: message.into(),
             param: None,
-            extra: Map::new(),
+            extra: None,
             saved: false,
         }
     }
@@ -196,7 +197,9 @@ impl ApiError {
         if let Some(param) = &self.param {
             error.insert("param".into(), json!(param));
         }
-        error.extend(self.extra.clone());
+        if let Some(extra) = &self.extra {
+            error.extend((**extra).clone());
+        }
         json!({ "error": error })
     }
 }
@@ -392,7 +395,11 @@ impl TestCard {
             "pm_card_visa" => Ok(Self::Visa),
             "pm_card_chargeDeclined" => Ok(Self::Declined),
             "pm_card_authenticationRequired" => Ok(Self::Authentication),
-            other => Err(ApiError::no_such("PaymentMethod", other, "payment_method")),
+            // A missing object named in a parameter makes the request invalid: 400, not 404.
+            other => Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                ..ApiError::no_such("PaymentMethod", other, "payment_method")
+            }),
         }
     }
 }
@@ -824,23 +831,20 @@ fn confirm_intent(
 }
 
 fn declined_response(intent: &Intent, object: &Value) -> ApiError {
-    let mut error = ApiError {
+    let mut extra = Map::new();
+    extra.insert("decline_code".into(), json!("generic_decline"));
+    extra.insert("charge".into(), json!(intent.latest_charge));
+    extra.insert("payment_intent".into(), object.clone());
+    ApiError {
         code: Some("card_declined"),
         saved: true,
+        extra: Some(Box::new(extra)),
         ..ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
             "card_error",
             "Your card was declined.",
         )
-    };
-    error
-        .extra
-        .insert("decline_code".into(), json!("generic_decline"));
-    error
-        .extra
-        .insert("charge".into(), json!(intent.latest_charge));
-    error.extra.insert("payment_intent".into(), object.clone());
-    error
+    }
 }
 
 /// The card's outcome; returns the event it raises.
@@ -977,7 +981,10 @@ fn refund_op(call: &mut Call<'_>, params: &Params) -> Result<Value, ApiError> {
         "reason",
         &["duplicate", "fraudulent", "requested_by_customer"],
     )?;
-    let intent = call.intent(id)?;
+    let intent = call.intent(id).map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        ..ApiError::no_such("payment_intent", id, "payment_intent")
+    })?;
     let left = intent.amount_received - intent.amount_refunded;
     check_refundable(intent, left)?;
     let amount = requested.unwrap_or(left);
@@ -2002,7 +2009,9 @@ mod tests {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
-    const INTENT: &[(&str, &str)] = &[
+    type Form = &'static [(&'static str, &'static str)];
+
+    const INTENT: Form = &[
         ("amount", "14900"),
         ("currency", "DKK"),
         ("capture_method", "manual"),
@@ -2052,7 +2061,7 @@ mod tests {
         );
 
         let sk = key();
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        let cases: &[(Form, &str, &str)] = &[
             (&[("currency", "dkk")], "parameter_missing", "amount"),
             (
                 &[("amount", "abc"), ("currency", "dkk")],
@@ -2214,8 +2223,8 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(body["status"], "canceled");
         assert_eq!(body["cancellation_reason"], "abandoned");
-        let (status, _) = api(&base, &sk, "/v1/refunds", &[("payment_intent", "pi_nope")]).await;
-        assert_eq!(status, 404);
+        let (status, body) = api(&base, &sk, "/v1/refunds", &[("payment_intent", "pi_nope")]).await;
+        assert_eq!((status, error_code(&body)), (400, "resource_missing"));
     }
 
     #[tokio::test]

@@ -5,8 +5,9 @@
 //! a merge step) reports the same way, and nothing is reported twice.
 
 use tcom_schemas::basket::{
-    BasketAbandoned, BasketCheckedOut, BasketClaimed, BasketCreated, BasketEventPayload, BasketExpired, BasketMerged,
-    BasketStatus, LineChanged, LineRemoved, NewNumber, NumberChoice, PlanLineAdded, PortIn,
+    BasketAbandoned, BasketCheckedOut, BasketClaimed, BasketCreated, BasketEventPayload,
+    BasketExpired, BasketMerged, BasketStatus, LineChanged, LineRemoved, NewNumber, NumberChoice,
+    PlanLineAdded, PortIn,
 };
 
 use super::basket::{Basket, Line, LineNumber};
@@ -214,7 +215,9 @@ mod tests {
         });
         let events = changes(Some(&before), &after);
         assert_eq!(names(&events), vec!["checked_out"]);
-        assert!(matches!(&events[0], BasketEventPayload::BasketCheckedOut(c) if c.order_id == "o1" && c.frozen_until == 5));
+        assert!(
+            matches!(&events[0], BasketEventPayload::BasketCheckedOut(c) if c.order_id == "o1" && c.frozen_until == 5)
+        );
     }
 
     #[test]

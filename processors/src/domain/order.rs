@@ -205,11 +205,18 @@ pub enum Action {
 pub enum Input<'a> {
     /// The provider's report on the payment.
     Payment(&'a PaymentEvent),
-    NumberConfirmed { msisdn: &'a str },
+    NumberConfirmed {
+        msisdn: &'a str,
+    },
     /// The number could not be assigned (the reservation was lost).
-    NumberRefused { msisdn: &'a str, reason: &'a str },
+    NumberRefused {
+        msisdn: &'a str,
+        reason: &'a str,
+    },
     /// The customer (or an agent) asks to cancel.
-    Cancel { reason: Option<&'a str> },
+    Cancel {
+        reason: Option<&'a str>,
+    },
     /// Time passed: deadlines may be due.
     Tick,
 }
@@ -236,10 +243,10 @@ pub fn place(
     let items: Vec<OrderItem> = basket.lines.iter().map(item_of).collect();
     let amount_minor = basket.totals.one_time_minor + basket.totals.monthly_minor;
     Order {
-        order_id: basket.checkout.as_ref().map_or_else(
-            || basket.basket_id.clone(),
-            |c| c.order_id.clone(),
-        ),
+        order_id: basket
+            .checkout
+            .as_ref()
+            .map_or_else(|| basket.basket_id.clone(), |c| c.order_id.clone()),
         tenant_id: basket.tenant_id.clone(),
         basket_id: basket.basket_id.clone(),
         customer_id: basket.customer_id.clone().unwrap_or_default(),
@@ -304,7 +311,10 @@ fn step(name: StepName, state: StepState, deadline: Option<i64>) -> Step {
 fn item_of(line: &Line) -> OrderItem {
     let mut characteristics = vec![
         ("MSISDN".to_owned(), line.number.msisdn().to_owned()),
-        ("simType".to_owned(), format!("{:?}", line.sim_type).to_uppercase()),
+        (
+            "simType".to_owned(),
+            format!("{:?}", line.sim_type).to_uppercase(),
+        ),
     ];
     let new_number = match &line.number {
         LineNumber::NewNumber { msisdn, .. } => {
@@ -544,7 +554,11 @@ pub fn cancel(
                     .map(|msisdn| Action::ReleaseNumber { msisdn }),
             );
             let captured = order.payment.state == Some(PaymentState::Captured);
-            match (order.live_reference(), captured, order.payment.reference.clone()) {
+            match (
+                order.live_reference(),
+                captured,
+                order.payment.reference.clone(),
+            ) {
                 (Some(reference), _, _) => {
                     actions.push(Action::CancelPayment { reference });
                     order.state = OrderState::PendingCancellation;
@@ -572,16 +586,17 @@ pub fn cancel(
         OrderState::PendingCancellation | OrderState::AssessingCancellation => {
             CancelAnswer::Accepted
         }
-        OrderState::Cancelled | OrderState::Failed | OrderState::Rejected => {
-            CancelAnswer::TooLate
-        }
+        OrderState::Cancelled | OrderState::Failed | OrderState::Rejected => CancelAnswer::TooLate,
     }
 }
 
 fn record_payment(order: &mut Order, event: &PaymentEvent) {
     let payment = &mut order.payment;
     payment.state = Some(event.state);
-    if !event.reference.is_empty() {
+    // A refused attempt's own id (Adyen gives each try a pspReference) is not the payment to
+    // capture or void later.
+    let keeps_reference = event.state == PaymentState::Refused && payment.reference.is_some();
+    if !event.reference.is_empty() && !keeps_reference {
         payment.reference = Some(event.reference.clone());
     }
     if event.client_secret.is_some() {
@@ -602,15 +617,14 @@ fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut V
     if event.attempt != 0 && event.attempt != order.payment.attempt {
         return;
     }
-    if order.seen_reports.contains(&event.event_id) {
+    // A report applied before, or one that does not move the payment on, changes nothing
+    // (not even the order's version).
+    if order.seen_reports.contains(&event.event_id) || !moves_on(order.payment.state, event.state) {
         return;
     }
     order.seen_reports.push(event.event_id.clone());
     if order.seen_reports.len() > SEEN_REPORTS {
         order.seen_reports.remove(0);
-    }
-    if !moves_on(order.payment.state, event.state) {
-        return;
     }
     record_payment(order, event);
     match (order.state, event.state) {
@@ -622,19 +636,17 @@ fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut V
                 amount_minor: event.amount_minor,
             });
         }
+        // (A refused attempt holds no money: nothing to void.)
         (
             OrderState::Cancelled | OrderState::Failed,
             PaymentState::AwaitingShopper
             | PaymentState::RequiresAction
             | PaymentState::Processing
-            | PaymentState::Refused
             | PaymentState::Authorized,
-        ) => {
-            if !event.reference.is_empty() {
-                actions.push(Action::CancelPayment {
-                    reference: event.reference.clone(),
-                });
-            }
+        ) if !event.reference.is_empty() => {
+            actions.push(Action::CancelPayment {
+                reference: event.reference.clone(),
+            });
         }
         (OrderState::PendingCancellation, PaymentState::Canceled | PaymentState::Refunded) => {
             order.state = OrderState::Cancelled;
@@ -1012,7 +1024,10 @@ mod tests {
         assert_eq!(order.payment.amount_minor, 2 * (9900 + 14900 + 4000));
         assert_eq!(order.items.len(), 2);
         assert_eq!(order.items[0].new_number.as_deref(), Some("+4520000001"));
-        assert_eq!(order.items[1].new_number, None, "a port-in needs no pool number");
+        assert_eq!(
+            order.items[1].new_number, None,
+            "a port-in needs no pool number"
+        );
         assert_eq!(order.items[0].add_ons[0].quantity, 2);
         assert!(
             order.items[1]
@@ -1073,14 +1088,12 @@ mod tests {
         assert!(pay(&mut order, PaymentState::Authorized).is_empty());
         assert!(pay(&mut order, PaymentState::AwaitingShopper).is_empty());
         assert!(pay(&mut order, PaymentState::Refused).is_empty());
-        assert_eq!(order.state, settled.state);
-        assert_eq!(order.payment, settled.payment);
+        assert_eq!(order, settled);
         // A report of another attempt is not this payment's.
         let mut other = report(PaymentState::Canceled);
         other.attempt = 2;
         assert!(apply(&mut order, &Input::Payment(&other), NOW).is_empty());
-        assert_eq!(order.state, settled.state);
-        assert_eq!(order.payment, settled.payment);
+        assert_eq!(order, settled, "not even the version's inputs change");
     }
 
     #[test]
@@ -1342,7 +1355,11 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(created.len(), 1 + 2 + 3, "the order, two items, three steps");
+        assert_eq!(
+            created.len(),
+            1 + 2 + 3,
+            "the order, two items, three steps"
+        );
         let mut after = before.clone();
         pay(&mut after, PaymentState::Authorized);
         let kinds: Vec<String> = changes(Some(&before), &after)

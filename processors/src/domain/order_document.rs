@@ -104,11 +104,7 @@ pub fn render(order: &Order, href: &str) -> Value {
     let currency = order.currency.as_str();
     let payment = &order.payment;
     // What the storefront needs to let the shopper pay, while the order waits for it.
-    let action = matches!(
-        order.state,
-        OrderState::Acknowledged | OrderState::Pending
-    )
-    .then(|| {
+    let action = matches!(order.state, OrderState::Acknowledged | OrderState::Pending).then(|| {
         json!({
             "provider": payment.provider,
             "clientSecret": payment.client_secret,
