@@ -27,7 +27,7 @@ fn armed() -> Option<&'static Armed> {
 }
 
 /// Aborts the process if `name` is armed and reached for the configured time.
-pub(crate) fn hit(name: &str) {
+pub fn hit(name: &str) {
     if let Some(armed) = armed()
         && armed.name == name
         && armed.hits.fetch_add(1, Ordering::Relaxed) + 1 == armed.at

@@ -9,7 +9,7 @@
 pub mod admin;
 pub mod client;
 mod error;
-mod failpoint;
+pub mod failpoint;
 pub mod global;
 pub mod metrics;
 pub mod processor;

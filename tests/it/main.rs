@@ -4,6 +4,8 @@
 mod baskets;
 mod catalog_admin;
 mod checkout;
+#[path = "../support/checkout_shop.rs"]
+mod checkout_shop;
 mod content_sync;
 mod fail_loudly;
 mod ingress;

@@ -188,6 +188,8 @@ pub struct Platform {
     pub adyen_url: String,
     /// Where tenants' `file://` secret references are read from (tests write their keys here).
     pub secrets_dir: PathBuf,
+    /// The consumer group of the payments connector (a second instance may join it).
+    pub payments_group: String,
 }
 
 impl Platform {
@@ -290,8 +292,9 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
     .await;
     let secrets_dir = std::env::temp_dir().join(unique("tcom-test-secrets"));
     std::fs::create_dir_all(&secrets_dir).unwrap();
+    let payments_group = unique("test-payments");
     {
-        let group_id = unique("test-payments");
+        let group_id = payments_group.clone();
         // Payment commands of earlier runs name simulator state that is gone.
         start_at_end(
             &stack.kafka_settings(),
@@ -370,6 +373,7 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             stripe_url,
             adyen_url,
             secrets_dir,
+            payments_group,
         })
         .unwrap();
     // Keep the processors (dropping a handle stops it) for as long as the tests run.

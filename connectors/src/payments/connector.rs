@@ -308,7 +308,11 @@ impl Connector<'_> {
                 return Handled::Stopped;
             };
             match result {
-                Ok(done) => break done,
+                Ok(done) => {
+                    // Crash tests stop here: the provider acted, nothing is recorded yet.
+                    tcom_state::failpoint::hit("payments.after_provider_call");
+                    break done;
+                }
                 Err(e) if e.is_transient() => {
                     ConnectorMetrics::add(&metrics.retries);
                     metrics.set_stalled(true);
@@ -415,6 +419,27 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Logs every assignment the group gives this connector: which commands it is now doing.
+#[derive(Debug, Clone, Copy)]
+struct AssignmentLog;
+
+impl rdkafka::ClientContext for AssignmentLog {}
+
+impl rdkafka::consumer::ConsumerContext for AssignmentLog {
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(
+                partitions = partitions.count(),
+                "Payments connector assigned partitions."
+            );
+        }
+    }
+}
+
 /// Runs the connector until `shutdown` resolves.
 ///
 /// # Errors
@@ -441,7 +466,13 @@ pub async fn run(
     }
     let dead_letters = DeadLetters::new(&kafka, &group_id)?;
     let producer: FutureProducer = kafka.idempotent_producer().create()?;
-    let consumer: StreamConsumer = kafka.read_committed_consumer(&group_id).create()?;
+    // A connector that died is noticed within seconds (librdkafka's default is 45 s), so
+    // another instance takes its payments over quickly.
+    let consumer: StreamConsumer<AssignmentLog> = kafka
+        .read_committed_consumer(&group_id)
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1500")
+        .create_with_context(AssignmentLog)?;
     consumer.subscribe(&[topics::PAYMENT_COMMANDS])?;
     let connector = Connector {
         endpoints: &endpoints,
