@@ -33,7 +33,7 @@ fn tenants() -> Vec<(&'static str, &'static str, Value)> {
                 ],
                 "channels": ["web", "app", "outbound-sales"],
                 "theme": {"primary_color": "#0b3d91", "logo_url": "/assets/nordlys.svg"},
-                "payment": {"provider": "stripe", "account_ref": "acct_demo_nordlys", "secret_ref": "file://stripe/nordlys"},
+                "payment": {"provider": "stripe", "account_ref": "acct_demo_nordlys", "secret_ref": "file://stripe/nordlys", "webhook_secret_ref": "file://stripe/nordlys-webhook"},
                 "content": {"space_id": "nordlys", "environment": "master", "access_token_ref": "env://CONTENTFUL_DEMO_TOKEN"}
             }),
         ),
@@ -50,7 +50,7 @@ fn tenants() -> Vec<(&'static str, &'static str, Value)> {
                 "segments": [{"name": "consumer", "max_binding_months": 24}],
                 "channels": ["web", "partner-portal"],
                 "theme": {"primary_color": "#ff6f00", "logo_url": "/assets/brightwave.svg"},
-                "payment": {"provider": "adyen", "account_ref": "BrightwaveECOM", "secret_ref": "file://adyen/brightwave"}
+                "payment": {"provider": "adyen", "account_ref": "BrightwaveECOM", "secret_ref": "file://adyen/brightwave", "webhook_secret_ref": "file://adyen/brightwave-webhook"}
             }),
         ),
     ]
@@ -229,16 +229,32 @@ pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
     seed_content(&http, settings)
         .await
         .context("seeding the Contentful simulator")?;
+    seed_payments(&http, settings, url)
+        .await
+        .context("setting up the demo tenants' accounts at the payment simulators")?;
     let operator = auth.issue("demo-seed", None, &[PLATFORM_OPERATOR], 600);
     for (id, host, tenant_settings) in tenants() {
+        // The key names the version of the demo settings: a stack seeded by an older
+        // version gets the tenant's settings replaced instead.
         let response = http
             .post(format!("{url}/v1/platform/tenants"))
             .bearer_auth(&operator)
-            .header("idempotency-key", format!("demo-onboard-{id}"))
+            .header("idempotency-key", format!("demo-onboard-{id}-v2"))
             .json(&json!({"tenant_id": id, "settings": tenant_settings}))
             .send()
             .await?;
-        check(response, &format!("onboarding {id}"), &["tenant_exists"]).await?;
+        if response.status() == StatusCode::CONFLICT {
+            let response = http
+                .put(format!("{url}/v1/platform/tenants/{id}/settings"))
+                .bearer_auth(&operator)
+                .header("idempotency-key", format!("demo-settings-{id}-v2"))
+                .json(&tenant_settings)
+                .send()
+                .await?;
+            check(response, &format!("updating {id}'s settings"), &[]).await?;
+        } else {
+            check(response, &format!("onboarding {id}"), &["tenant_exists"]).await?;
+        }
         // The ingress serves the new domain within moments.
         for _ in 0..50 {
             let served = http
@@ -432,6 +448,68 @@ fn number_pools() -> Vec<(&'static str, Vec<String>)> {
             (0..200).map(|i| format!("+447700900{i:03}")).collect(),
         ),
     ]
+}
+
+/// The demo tenants' API keys and webhook secrets in the secrets folder, and webhook
+/// endpoints at the payment simulators pointing at the ingress: Nordlys pays with Stripe,
+/// Brightwave with Adyen.
+async fn seed_payments(
+    http: &reqwest::Client,
+    settings: &Settings,
+    url: &str,
+) -> anyhow::Result<()> {
+    let secrets = &settings.payments.secrets_dir;
+    let put = |name: &str, value: &str| -> anyhow::Result<()> {
+        let path = secrets.join(name);
+        std::fs::create_dir_all(path.parent().context("a secret has a folder")?)?;
+        std::fs::write(&path, value).with_context(|| format!("writing {}", path.display()))
+    };
+    let stripe_key = "sk_test_nordlys_demo";
+    let stripe_webhook = "whsec_nordlys_demo";
+    put("stripe/nordlys", stripe_key)?;
+    put("stripe/nordlys-webhook", stripe_webhook)?;
+    http.post(format!("{}/v1/webhook_endpoints", settings.payments.stripe_url))
+        .bearer_auth(stripe_key)
+        .form(&[
+            ("url", format!("{url}/v1/webhooks/stripe/nordlys")),
+            ("enabled_events[]", "*".to_owned()),
+            ("secret", stripe_webhook.to_owned()),
+        ])
+        .send()
+        .await?
+        .error_for_status()?;
+    let adyen_key = "AQE_brightwave_demo_key";
+    put("adyen/brightwave", adyen_key)?;
+    let hooks = format!(
+        "{}/v3/merchants/BrightwaveECOM/webhooks",
+        settings.payments.adyen_url
+    );
+    let webhook: Value = http
+        .post(&hooks)
+        .header("x-api-key", adyen_key)
+        .json(&json!({"url": format!("{url}/v1/webhooks/adyen/brightwave"), "type": "standard",
+                      "active": true, "communicationFormat": "json"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = webhook["id"].as_str().context("the Adyen simulator's webhook id")?;
+    let hmac: Value = http
+        .post(format!("{hooks}/{id}/generateHmac"))
+        .header("x-api-key", adyen_key)
+        .json(&json!({}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    put(
+        "adyen/brightwave-webhook",
+        hmac["hmacKey"].as_str().context("the Adyen simulator's HMAC key")?,
+    )?;
+    println!("payment accounts: nordlys at the Stripe simulator, brightwave at the Adyen simulator");
+    Ok(())
 }
 
 /// Danish and English marketing copy for Nordlys in the simulator's `nordlys` space.

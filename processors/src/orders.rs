@@ -466,6 +466,7 @@ impl OrderProcessor {
                         description: description.to_owned(),
                         return_url: return_url.clone(),
                         save_for_subscription: true,
+                        expires_at: Some(order.frozen_until),
                     }),
                 );
                 let key = entity_key(&order.tenant_id, &order.order_id);

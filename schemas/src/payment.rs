@@ -40,6 +40,9 @@ pub struct CreatePayment {
     pub description: String,
     pub return_url: String,
     pub save_for_subscription: bool,
+    /// The end of the checkout's freeze window: the shopper cannot pay after it.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

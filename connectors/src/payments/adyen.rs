@@ -756,6 +756,7 @@ mod tests {
             description: "Mobile subscription".to_owned(),
             return_url: "https://shop.example/orders/return".to_owned(),
             save_for_subscription,
+            expires_at: None,
         }
     }
 

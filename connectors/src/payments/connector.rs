@@ -102,6 +102,7 @@ async fn stripe_call(
                 description: create.description.clone(),
                 return_url: create.return_url.clone(),
                 save_for_subscription: create.save_for_subscription,
+                expires_at: create.expires_at,
             };
             client.create(&request, &key).await?
         }
@@ -136,6 +137,7 @@ async fn adyen_call(client: &AdyenClient, command: &PaymentCommand) -> Result<Do
                 description: create.description.clone(),
                 return_url: create.return_url.clone(),
                 save_for_subscription: create.save_for_subscription,
+                expires_at: create.expires_at,
             };
             Ok(Done::Report(client.create(&request, &key).await?))
         }

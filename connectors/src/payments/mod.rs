@@ -40,6 +40,11 @@ pub struct PaymentRequest {
     /// Keep the payment method for the monthly subscription charges (Stripe
     /// `setup_future_usage=off_session`, Adyen `storePaymentMethod` + `Subscription`).
     pub save_for_subscription: bool,
+    /// After this instant (ms since the epoch) the shopper may no longer pay (the end of the
+    /// checkout's freeze window): Adyen's session `expiresAt`; Stripe intents are cancelled
+    /// by the order instead.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 /// Where a payment stands at the provider, in the platform's words. The order is the rank

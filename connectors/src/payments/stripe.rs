@@ -905,6 +905,7 @@ mod tests {
             description: format!("Order {order_id}"),
             return_url: "http://shop.test/return".into(),
             save_for_subscription: save,
+            expires_at: None,
         }
     }
 
