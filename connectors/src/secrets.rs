@@ -18,6 +18,8 @@ pub enum SecretError {
     NotAReference(String),
     #[error("secret {0:?} is not set")]
     Missing(String),
+    #[error("secret {reference:?} is not one of tenant {tenant}'s (its path must name the tenant)")]
+    OtherTenant { tenant: String, reference: String },
 }
 
 /// Resolves secret references.
@@ -60,6 +62,33 @@ impl SecretStore {
     }
 }
 
+impl SecretStore {
+    /// [`Self::resolve`] for one tenant's settings: a `file://` reference must name the
+    /// tenant in its path (a folder `<tenant>/`, or a file `<tenant>` or `<tenant>-…`), so a
+    /// mistake in one tenant's settings can never hand it another tenant's key. `env://`
+    /// references are the operator's own environment and are not checked.
+    ///
+    /// # Errors
+    /// As [`Self::resolve`], or the file belongs to no folder or file of the tenant.
+    pub fn resolve_for_tenant(&self, tenant: &str, reference: &str) -> Result<String, SecretError> {
+        if let Some(name) = reference.strip_prefix("file://") {
+            let names_tenant = name.split('/').any(|segment| {
+                segment == tenant
+                    || segment
+                        .strip_prefix(tenant)
+                        .is_some_and(|rest| rest.starts_with(['-', '.']))
+            });
+            if !names_tenant {
+                return Err(SecretError::OtherTenant {
+                    tenant: tenant.to_owned(),
+                    reference: reference.to_owned(),
+                });
+            }
+        }
+        self.resolve(reference)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +114,29 @@ mod tests {
             store.resolve("sk_test_pasted"),
             Err(SecretError::NotAReference(_))
         ));
+    }
+
+    #[test]
+    fn a_tenant_gets_only_files_that_name_it() {
+        let dir = std::env::temp_dir().join(format!("tcom-secrets-{}", uuid::Uuid::new_v4()));
+        for file in ["stripe/acme/key", "stripe/acme-webhook", "stripe/acmeplus/key"] {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "s").unwrap();
+        }
+        let store = SecretStore::new(&dir);
+        assert!(store.resolve_for_tenant("acme", "file://stripe/acme/key").is_ok());
+        assert!(store.resolve_for_tenant("acme", "file://stripe/acme-webhook").is_ok());
+        for foreign in ["file://stripe/acmeplus/key", "file://stripe/acme-webhook"] {
+            let tenant = if foreign.contains("plus") { "acme" } else { "acm" };
+            assert!(
+                matches!(
+                    store.resolve_for_tenant(tenant, foreign),
+                    Err(SecretError::OtherTenant { .. })
+                ),
+                "{tenant} {foreign}"
+            );
+        }
     }
 
     #[test]

@@ -78,7 +78,7 @@ async fn tenant_secret(
         .clone()
         .ok_or_else(|| refused("the tenant has no webhook secret"))?;
     let secret = SecretStore::new(&state.payments.secrets_dir)
-        .resolve(&reference)
+        .resolve_for_tenant(tenant_id, &reference)
         .map_err(|e| {
             tracing::error!(tenant = tenant_id, error = %e, "A tenant's webhook secret cannot be read.");
             refused("webhook secret unreadable")

@@ -500,8 +500,10 @@ impl OrderProcessor {
                 )
             }
             Action::CancelPayment { reference } => {
+                // Per payment: a void of another attempt's payment (an authorisation that came
+                // after the order ended) is a different request.
                 let (id, command) = payment(
-                    "cancel",
+                    &format!("cancel:{reference}"),
                     PaymentCommandPayload::CancelPayment(CancelPayment {
                         reference: reference.clone(),
                     }),
@@ -520,7 +522,7 @@ impl OrderProcessor {
                 amount_minor,
             } => {
                 let (id, command) = payment(
-                    "refund",
+                    &format!("refund:{reference}"),
                     PaymentCommandPayload::RefundPayment(RefundPayment {
                         reference: reference.clone(),
                         amount_minor: *amount_minor,

@@ -12,6 +12,8 @@ use tcom_schemas::campaign::*;
 use tcom_schemas::catalog::*;
 use tcom_schemas::contract::all;
 use tcom_schemas::msisdn::*;
+use tcom_schemas::order::*;
+use tcom_schemas::payment::*;
 use tcom_schemas::tenant::*;
 
 fn round_trip<T: Contract + PartialEq + std::fmt::Debug>(value: T) {
@@ -311,6 +313,132 @@ fn snapshot_contracts_round_trip() {
         order_id: None,
         version: 2,
         updated_at: 1,
+    });
+}
+
+#[test]
+fn order_contracts_round_trip() {
+    round_trip(OrderCommand {
+        command_id: "c1".into(),
+        tenant_id: "t".into(),
+        order_id: "o".into(),
+        issued_at: 1,
+        customer_id: Some("alice".into()),
+        payload: OrderCommandPayload::PlaceOrder(PlaceOrder {
+            basket_id: "o".into(),
+            basket_version: 4,
+            basket_document: "{}".into(),
+            frozen_until: 99,
+            return_url: Some("https://shop.test/orders/o".into()),
+        }),
+    });
+    round_trip(OrderCommand {
+        command_id: "c2".into(),
+        tenant_id: "t".into(),
+        order_id: "o".into(),
+        issued_at: 2,
+        customer_id: None,
+        payload: OrderCommandPayload::CancelOrder(CancelOrder { reason: None }),
+    });
+    for payload in [
+        OrderEventPayload::OrderStateChanged(OrderStateChanged {
+            from: Some(OrderState::Pending),
+            to: OrderState::InProgress,
+            reason: None,
+        }),
+        OrderEventPayload::OrderItemStateChanged(OrderItemStateChanged {
+            item_id: "l1".into(),
+            from: None,
+            to: OrderState::AssessingCancellation,
+        }),
+        OrderEventPayload::OrderStepChanged(OrderStepChanged {
+            step: "capture".into(),
+            state: "done".into(),
+            detail: Some("x".into()),
+        }),
+    ] {
+        round_trip(OrderEvent {
+            event_id: "e".into(),
+            tenant_id: "t".into(),
+            order_id: "o".into(),
+            version: 3,
+            occurred_at: 5,
+            cause: "c".into(),
+            payload,
+        });
+    }
+    round_trip(OrderSnapshot {
+        tenant_id: "t".into(),
+        order_id: "o".into(),
+        version: 2,
+        state: OrderState::PendingCancellation,
+        customer_id: Some("alice".into()),
+        created_at: 1,
+        updated_at: 2,
+        document: "{}".into(),
+    });
+}
+
+#[test]
+fn payment_contracts_round_trip() {
+    let command = |payload| PaymentCommand {
+        command_id: "o:1:create".into(),
+        tenant_id: "t".into(),
+        order_id: "o".into(),
+        attempt: 1,
+        issued_at: 3,
+        provider: "stripe".into(),
+        account_ref: "acct".into(),
+        secret_ref: "file://stripe/t/key".into(),
+        payload,
+    };
+    for payload in [
+        PaymentCommandPayload::CreatePayment(CreatePayment {
+            amount_minor: 29800,
+            currency: "DKK".into(),
+            customer_id: "alice".into(),
+            description: "d".into(),
+            return_url: "https://x".into(),
+            save_for_subscription: true,
+            expires_at: Some(7),
+        }),
+        PaymentCommandPayload::CapturePayment(CapturePayment {
+            reference: "pi_1".into(),
+            amount_minor: 1,
+            currency: "DKK".into(),
+        }),
+        PaymentCommandPayload::CancelPayment(CancelPayment {
+            reference: "pi_1".into(),
+        }),
+        PaymentCommandPayload::RefundPayment(RefundPayment {
+            reference: "pi_1".into(),
+            amount_minor: 1,
+            currency: "DKK".into(),
+        }),
+        PaymentCommandPayload::SyncPayment(SyncPayment {
+            provider_event_id: "evt_1".into(),
+            reference: Some("pi_1".into()),
+            notification: None,
+        }),
+    ] {
+        round_trip(command(payload));
+    }
+    round_trip(PaymentEvent {
+        event_id: "e".into(),
+        tenant_id: "t".into(),
+        order_id: "o".into(),
+        attempt: 1,
+        occurred_at: 4,
+        provider: "adyen".into(),
+        reference: "psp".into(),
+        state: PaymentState::Refunded,
+        amount_minor: 10,
+        currency: "GBP".into(),
+        client_secret: None,
+        redirect_url: Some("https://pay".into()),
+        payment_method_ref: Some("pm".into()),
+        reason: None,
+        cause: "o:1:refund:psp".into(),
     });
 }
 

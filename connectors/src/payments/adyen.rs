@@ -6,11 +6,18 @@
 //! has no "get payment" call, so everything after that arrives as a standard webhook
 //! ([`parse_notification`], [`verify_hmac`], [`payment_from_notification`]). Capture, cancel
 //! and refund are asynchronous as well: Adyen answers `received` and sends the outcome later as
-//! a `CAPTURE` / `CANCELLATION` / `REFUND` webhook.
+//! a `CAPTURE` / `CANCELLATION` / `REFUND` webhook. A modification's `reference` is the order id:
+//! Adyen echoes it as that webhook's `merchantReference`, by which the ingress finds the order.
+//!
+//! Sessions ask for manual capture (`additionalData.manualCapture: "true"`): the connector
+//! captures only once the order's steps have succeeded. A session carries `expiresAt`, the end
+//! of the checkout's freeze window; until then a shopper whose card was refused may try another
+//! one in the same session.
 //!
 //! The webhook signature is not over the raw body: it is an HMAC-SHA256 over eight fields of
-//! each notification item, joined by `:` (with `\` and `:` escaped), keyed with the
-//! hex-decoded key of the webhook endpoint. The receiver must answer [`ACCEPTED`].
+//! each notification item, joined by `:` as they are (no escaping: that belongs to the old
+//! Hosted Payment Pages signature, not to webhooks), keyed with the hex-decoded key of the
+//! webhook endpoint. The receiver must answer [`ACCEPTED`].
 
 use std::time::Duration;
 
@@ -86,7 +93,20 @@ struct SessionRequest<'a> {
     store_payment_method_mode: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recurring_processing_model: Option<&'static str>,
+    /// RFC 3339; Adyen's default is one hour after creation, its maximum 24 hours.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    additional_data: SessionAdditionalData,
     metadata: SessionMetadata<'a>,
+}
+
+/// `additionalData` of a session: Adyen's values are strings.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionAdditionalData {
+    /// `"true"`: the payment is authorised only, and captured when the connector asks
+    /// (`captureDelayHours` would instead schedule an automatic capture).
+    manual_capture: &'static str,
 }
 
 /// Adyen's metadata values are strings; these let a webhook or the Customer Area be traced
@@ -192,6 +212,10 @@ impl AdyenClient {
             shopper_interaction: "Ecommerce",
             store_payment_method_mode: subscription.then_some("enabled"),
             recurring_processing_model: subscription.then_some("Subscription"),
+            expires_at: request.expires_at.map(rfc3339_from_ms),
+            additional_data: SessionAdditionalData {
+                manual_capture: "true",
+            },
             metadata: SessionMetadata {
                 tenant_id: &request.tenant_id,
                 order_id: &request.order_id,
@@ -200,7 +224,8 @@ impl AdyenClient {
         }
     }
 
-    /// Asks Adyen to capture `amount_minor` of an authorised payment.
+    /// Asks Adyen to capture `amount_minor` of an authorised payment. `reference` is the
+    /// order id: the `CAPTURE` webhook carries it as its `merchantReference`.
     ///
     /// # Errors
     /// As [`AdyenClient::create`].
@@ -209,30 +234,40 @@ impl AdyenClient {
         psp_reference: &str,
         amount_minor: i64,
         currency: &str,
+        reference: &str,
         idempotency_key: &str,
     ) -> Result<ModificationAccepted, ProviderError> {
         let amount = Amount {
             value: amount_minor,
             currency: currency.to_owned(),
         };
-        self.modify(psp_reference, "captures", Some(amount), idempotency_key)
-            .await
+        self.modify(
+            psp_reference,
+            "captures",
+            Some(amount),
+            reference,
+            idempotency_key,
+        )
+        .await
     }
 
-    /// Asks Adyen to cancel (void) an authorised, uncaptured payment.
+    /// Asks Adyen to cancel (void) an authorised, uncaptured payment. `reference` is the
+    /// order id: the `CANCELLATION` webhook carries it as its `merchantReference`.
     ///
     /// # Errors
     /// As [`AdyenClient::create`].
     pub async fn cancel(
         &self,
         psp_reference: &str,
+        reference: &str,
         idempotency_key: &str,
     ) -> Result<ModificationAccepted, ProviderError> {
-        self.modify(psp_reference, "cancels", None, idempotency_key)
+        self.modify(psp_reference, "cancels", None, reference, idempotency_key)
             .await
     }
 
-    /// Asks Adyen to refund `amount_minor` of a captured payment.
+    /// Asks Adyen to refund `amount_minor` of a captured payment. `reference` is the order
+    /// id: the `REFUND` webhook carries it as its `merchantReference`.
     ///
     /// # Errors
     /// As [`AdyenClient::create`].
@@ -241,14 +276,21 @@ impl AdyenClient {
         psp_reference: &str,
         amount_minor: i64,
         currency: &str,
+        reference: &str,
         idempotency_key: &str,
     ) -> Result<ModificationAccepted, ProviderError> {
         let amount = Amount {
             value: amount_minor,
             currency: currency.to_owned(),
         };
-        self.modify(psp_reference, "refunds", Some(amount), idempotency_key)
-            .await
+        self.modify(
+            psp_reference,
+            "refunds",
+            Some(amount),
+            reference,
+            idempotency_key,
+        )
+        .await
     }
 
     async fn modify(
@@ -256,14 +298,15 @@ impl AdyenClient {
         psp_reference: &str,
         operation: &str,
         amount: Option<Amount>,
+        reference: &str,
         idempotency_key: &str,
     ) -> Result<ModificationAccepted, ProviderError> {
-        // The idempotency key names the order, the attempt and the operation: as the
-        // modification's own reference it makes the webhook traceable to the command.
+        // Adyen echoes the modification's `reference` as the webhook's `merchantReference`,
+        // and the ingress routes webhooks by it: it must be the order id, as the session's.
         let body = ModificationRequest {
             merchant_account: &self.merchant_account,
             amount,
-            reference: idempotency_key,
+            reference,
         };
         let path = [CHECKOUT_VERSION, "payments", psp_reference, operation];
         let answer: ModificationResponse = self.post(&path, &body, idempotency_key).await?;
@@ -317,6 +360,65 @@ impl AdyenClient {
             ProviderError::Unavailable(format!("Adyen answer {status} not understood: {e}"))
         })
     }
+}
+
+/// Whether `reference` is a Checkout session id (`CS…`) rather than a payment's
+/// `pspReference` (always 16 characters): before the shopper pays there is only the session.
+pub fn is_session_id(reference: &str) -> bool {
+    reference.starts_with("CS") && reference.len() != 16
+}
+
+/// What cancelling a session that was never paid comes to. Adyen has no call to cancel a
+/// session: nothing is authorised, and the session expires at its `expiresAt`.
+pub fn canceled_session(session_id: &str) -> ProviderPayment {
+    ProviderPayment {
+        reference: session_id.to_owned(),
+        status: PaymentStatus::Canceled,
+        amount_minor: 0,
+        currency: String::new(),
+        client_secret: None,
+        redirect_url: None,
+        payment_method_ref: None,
+        refusal_reason: None,
+    }
+}
+
+/// `ms` since the epoch as RFC 3339 in UTC (`2025-03-01T12:00:00Z`, with `.mmm` when the
+/// milliseconds are not zero). Instants before 1970 are written as the epoch.
+fn rfc3339_from_ms(ms: i64) -> String {
+    let ms = ms.max(0);
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let (mut days, rest) = (secs / 86_400, secs % 86_400);
+    let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mut year = 1970;
+    loop {
+        let length = if leap(year) { 366 } else { 365 };
+        if days < length {
+            break;
+        }
+        days -= length;
+        year += 1;
+    }
+    let february = if leap(year) { 29 } else { 28 };
+    let lengths = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mut month = 1;
+    for length in lengths {
+        if days < length {
+            break;
+        }
+        days -= length;
+        month += 1;
+    }
+    let (hour, minute, second) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}")
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z",
+        day = days + 1
+    )
 }
 
 /// Sorts a non-2xx answer into retryable, credentials, or refused.
@@ -458,7 +560,10 @@ pub fn verify_hmac(item: &NotificationItem, hmac_key_hex: &str) -> bool {
 }
 
 /// `pspReference:originalReference:merchantAccountCode:merchantReference:value:currency:
-/// eventCode:success`, each value escaped so that a `:` inside one cannot shift the others.
+/// eventCode:success`, each value as it is: Adyen's own libraries (PHP `HmacSignature`, Node
+/// `hmacValidator`, Java `HMACValidator`) join the fields without escaping, so a `:` inside a
+/// value is signed raw. (Escaping `\` and `:` belongs to the old Hosted Payment Pages
+/// signature.) A missing `originalReference` is the empty string.
 fn signing_string(item: &NotificationItem) -> String {
     let value = item.amount.value.to_string();
     let fields = [
@@ -471,11 +576,7 @@ fn signing_string(item: &NotificationItem) -> String {
         item.event_code.as_str(),
         item.success.as_str(),
     ];
-    fields.map(escape).join(":")
-}
-
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace(':', "\\:")
+    fields.join(":")
 }
 
 /// What a notification says about a payment.
@@ -647,18 +748,92 @@ mod tests {
         assert!(verify_hmac(&item, KEY));
     }
 
+    /// The fixture of Adyen's PHP library (`HmacSignatureTest::testNotificationRequestItemHmac`).
+    const PHP_KEY: &str = "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00";
+    const PHP_SIGNATURE: &str = "Ny9gS2veKo5E4w8/OL6xz1/wvT/hYkAXy1xNc/QvO4I=";
+
+    fn php_fixture() -> NotificationItem {
+        NotificationItem {
+            additional_data: Map::new(),
+            amount: Amount {
+                value: 1130,
+                currency: "EUR".to_owned(),
+            },
+            event_code: "AUTHORISATION".to_owned(),
+            event_date: String::new(),
+            merchant_account_code: "TestMerchant".to_owned(),
+            merchant_reference: "TestPayment-1407325143704".to_owned(),
+            original_reference: None,
+            psp_reference: "7914073381342284".to_owned(),
+            reason: None,
+            success: "true".to_owned(),
+            payment_method: None,
+            operations: Vec::new(),
+        }
+    }
+
     #[test]
-    fn escapes_colons_and_backslashes() {
+    fn verifies_the_php_librarys_example() {
+        let item = signed(php_fixture(), PHP_SIGNATURE.to_owned());
+        assert!(verify_hmac(&item, PHP_KEY));
+        assert!(!verify_hmac(&item, DOC_KEY));
+        assert_eq!(
+            signing_string(&item),
+            "7914073381342284::TestMerchant:TestPayment-1407325143704:1130:EUR:AUTHORISATION:true"
+        );
+    }
+
+    #[test]
+    fn signs_a_colon_in_the_merchant_reference_raw() {
         let mut unsigned = modification("CAPTURE", true);
         unsigned.merchant_reference = r"order:1\b".to_owned();
-        let payload =
-            r"MOD0000000000002:PSP0000000000001:TelcoECOM:order\:1\\b:12900:DKK:CAPTURE:true";
-        let item = signed(unsigned, sign_by_hand(payload, KEY));
+        let raw = r"MOD0000000000002:PSP0000000000001:TelcoECOM:order:1\b:12900:DKK:CAPTURE:true";
+        let item = signed(unsigned, sign_by_hand(raw, KEY));
         assert!(verify_hmac(&item, KEY));
-        // Unescaped, the same fields would sign differently.
-        let naive = r"MOD0000000000002:PSP0000000000001:TelcoECOM:order:1\b:12900:DKK:CAPTURE:true";
-        let item = signed(item, sign_by_hand(naive, KEY));
+        // The old Hosted Payment Pages escaping would sign other bytes: not Adyen's webhooks.
+        let escaped =
+            r"MOD0000000000002:PSP0000000000001:TelcoECOM:order\:1\\b:12900:DKK:CAPTURE:true";
+        let item = signed(item, sign_by_hand(escaped, KEY));
         assert!(!verify_hmac(&item, KEY));
+    }
+
+    #[test]
+    fn tells_sessions_from_payments() {
+        assert!(is_session_id("CS1A2B3C4D5E6F7A8B"));
+        assert!(is_session_id("CSD9CAC34EBAE225DD"));
+        // A pspReference is 16 characters, whatever it starts with.
+        assert!(!is_session_id("CS00000000000001"));
+        assert!(!is_session_id("PSP0000000000001"));
+        assert!(!is_session_id("7914073381342284"));
+        let canceled = canceled_session("CSD9CAC34EBAE225DD");
+        assert_eq!(canceled.status, PaymentStatus::Canceled);
+        assert_eq!(canceled.reference, "CSD9CAC34EBAE225DD");
+    }
+
+    #[test]
+    fn formats_instants_as_rfc3339() {
+        assert_eq!(rfc3339_from_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_from_ms(-5), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_from_ms(951_827_696_000), "2000-02-29T12:34:56Z");
+        assert_eq!(
+            rfc3339_from_ms(1_735_689_599_250),
+            "2024-12-31T23:59:59.250Z"
+        );
+        assert_eq!(rfc3339_from_ms(4_107_542_400_000), "2100-03-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_session_asks_for_manual_capture_and_its_expiry() {
+        let client = AdyenClient::new("http://adyen.test", "AQEkey", MERCHANT);
+        let mut expiring = request("order-1", false);
+        expiring.expires_at = Some(1_735_689_599_000);
+        let body = serde_json::to_value(client.session_request(&expiring)).expect("JSON");
+        assert_eq!(body["expiresAt"], "2024-12-31T23:59:59Z");
+        assert_eq!(body["additionalData"], json!({"manualCapture": "true"}));
+        assert_eq!(body["reference"], "order-1");
+        assert!(body.get("captureDelayHours").is_none());
+        let body = serde_json::to_value(client.session_request(&request("order-1", false)));
+        assert!(body.expect("JSON").get("expiresAt").is_none());
     }
 
     #[test]
@@ -797,7 +972,8 @@ mod tests {
             payment_from_notification(item).expect("a payment event")
         }
 
-        /// Creates a session and lets the shopper choose `outcome` on the hosted page.
+        /// Creates a session and lets the shopper choose `outcome` on the hosted page: paid,
+        /// the page sends the shopper back (303); refused, it stays for another card (200).
         async fn checkout(&mut self, order_id: &str, outcome: &str) -> PaymentUpdate {
             let session = self
                 .client
@@ -806,7 +982,8 @@ mod tests {
                 .expect("session");
             let page = session.redirect_url.expect("hosted page");
             let answer = testing::submit(&page, outcome).await;
-            assert_eq!(answer.status(), 303);
+            let expected = if outcome == "authorise" { 303 } else { 200 };
+            assert_eq!(answer.status(), expected);
             self.update().await
         }
 
@@ -836,6 +1013,9 @@ mod tests {
             (payment.amount_minor, payment.currency.as_str()),
             (12_900, "DKK")
         );
+        // The simulator captures at authorisation unless the session asks for manual capture.
+        let ledger = testing::control(&world.base, "ledger").await;
+        assert_eq!(ledger["entries"][0]["manualCapture"], true);
     }
 
     #[tokio::test]
@@ -871,7 +1051,7 @@ mod tests {
         assert!(authorised.payment.payment_method_ref.is_some());
         let accepted = world
             .client
-            .capture(&psp, 12_900, "DKK", "order-1:1:capture")
+            .capture(&psp, 12_900, "DKK", "order-1", "order-1:1:capture")
             .await
             .expect("capture received");
         assert_eq!(accepted.payment_psp_reference, psp);
@@ -879,14 +1059,17 @@ mod tests {
         let captured = world.update().await;
         assert_eq!(captured.payment.status, PaymentStatus::Captured);
         assert_eq!(captured.payment.reference, psp);
+        // The modification's reference comes back as the merchantReference: the order.
+        assert_eq!(captured.order_id, "order-1");
         world
             .client
-            .refund(&psp, 5_000, "DKK", "order-1:1:refund")
+            .refund(&psp, 5_000, "DKK", "order-1", "order-1:1:refund")
             .await
             .expect("refund received");
         let refunded = world.update().await;
         assert_eq!(refunded.payment.status, PaymentStatus::Refunded);
         assert_eq!(refunded.payment.amount_minor, 5_000);
+        assert_eq!(refunded.order_id, "order-1");
     }
 
     #[tokio::test]
@@ -899,6 +1082,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_shopper_may_pay_with_another_card_in_the_same_session() {
+        let mut world = world().await;
+        let session = world
+            .client
+            .create(&request("order-5", false), "order-5:1:create")
+            .await
+            .expect("session");
+        let page = session.redirect_url.expect("hosted page");
+        let refused = testing::submit(&page, "refuse").await;
+        assert_eq!(refused.status(), 200);
+        assert!(refused.text().await.expect("html").contains("refused"));
+        let first = world.update().await;
+        assert_eq!(first.payment.status, PaymentStatus::Refused);
+        assert_eq!(testing::submit(&page, "authorise").await.status(), 303);
+        let second = world.update().await;
+        assert_eq!(second.payment.status, PaymentStatus::Authorized);
+        assert_eq!(second.order_id, "order-5");
+        assert_ne!(first.payment.reference, second.payment.reference);
+        // Paid, the session is done.
+        assert_eq!(testing::submit(&page, "authorise").await.status(), 409);
+        assert_eq!(world.sessions().await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_session_cannot_be_paid() {
+        let world = world().await;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis();
+        let mut expiring = request("order-6", false);
+        expiring.expires_at = Some(i64::try_from(now_ms).expect("ms") + 400);
+        let session = world
+            .client
+            .create(&expiring, "order-6:1:create")
+            .await
+            .expect("session");
+        let status_url = format!(
+            "{}/v71/sessions/{}?sessionResult=x",
+            world.base, session.reference
+        );
+        let status = || async {
+            let answer: serde_json::Value = testing::http()
+                .get(&status_url)
+                .header("X-API-Key", testing::API_KEY)
+                .send()
+                .await
+                .expect("reachable")
+                .json()
+                .await
+                .expect("JSON");
+            answer["status"].clone()
+        };
+        assert_eq!(status().await, "active");
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(status().await, "expired");
+        let page = session.redirect_url.expect("hosted page");
+        let shown = testing::http().get(&page).send().await.expect("page");
+        assert_eq!(shown.status(), 409);
+        assert!(shown.text().await.expect("html").contains("expired"));
+        assert_eq!(testing::submit(&page, "authorise").await.status(), 409);
+    }
+
+    #[tokio::test]
     async fn a_cancel_arrives_as_canceled() {
         let mut world = world().await;
         let psp = world
@@ -908,12 +1155,21 @@ mod tests {
             .reference;
         world
             .client
-            .cancel(&psp, "order-3:1:cancel")
+            .cancel(&psp, "order-3", "order-3:1:cancel")
             .await
             .expect("cancel received");
         let canceled = world.update().await;
         assert_eq!(canceled.payment.status, PaymentStatus::Canceled);
         assert_eq!(canceled.payment.reference, psp);
+        assert_eq!(canceled.order_id, "order-3");
+        // What was sent is what the webhook echoed: the order id, not the idempotency key.
+        let events = testing::control(&world.base, "events").await;
+        let last = events["notifications"]
+            .as_array()
+            .and_then(|n| n.last())
+            .expect("a notification");
+        assert_eq!(last["eventCode"], "CANCELLATION");
+        assert_eq!(last["merchantReference"], "order-3");
     }
 
     #[tokio::test]
@@ -934,7 +1190,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_adyen_is_unavailable() {
         let client = AdyenClient::new("http://127.0.0.1:9", testing::API_KEY, MERCHANT);
-        let error = client.cancel("PSP0000000000001", "k").await;
+        let error = client.cancel("PSP0000000000001", "order-1", "k").await;
         assert!(matches!(error, Err(ProviderError::Unavailable(_))));
     }
 }

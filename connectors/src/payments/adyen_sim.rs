@@ -2,19 +2,24 @@
 //! Adyen's APIs the platform uses, written from Adyen's documented shapes (not from the
 //! client's types, so that the two cannot agree by construction):
 //!
-//! - Checkout API v71: `POST /v71/sessions` (Hosted Checkout: the answer carries a `url`),
-//!   `GET /v71/sessions/{id}?sessionResult=…`, and the asynchronous modifications
-//!   `POST /v71/payments/{pspReference}/captures|cancels|refunds` (201, `status: received`);
-//!   `X-API-Key` authentication, `Idempotency-Key` replay, Adyen's error body
-//!   `{status, errorCode, message, errorType}`.
+//! - Checkout API v71: `POST /v71/sessions` (Hosted Checkout: the answer carries a `url`;
+//!   `expiresAt` honoured, default one hour, at most 24 hours; `additionalData.manualCapture`
+//!   or else captured at authorisation, as an account with immediate capture does),
+//!   `GET /v71/sessions/{id}?sessionResult=…` (`active`, `completed`, `expired`), and the
+//!   asynchronous modifications `POST /v71/payments/{pspReference}/captures|cancels|refunds`
+//!   (201, `status: received`; the webhook's `merchantReference` is the request's `reference`,
+//!   as live Adyen echoes it); `X-API-Key` authentication, `Idempotency-Key` replay, Adyen's
+//!   error body `{status, errorCode, message, errorType}`.
 //! - Management API v3: `POST /v3/merchants/{merchantId}/webhooks` (a standard webhook, JSON)
 //!   and `POST /v3/merchants/{merchantId}/webhooks/{id}/generateHmac`.
-//! - Standard webhooks: one item per notification, HMAC-signed when the endpoint has a key,
-//!   basic auth when configured, retried with backoff until the endpoint answers 2xx with
-//!   `[accepted]`.
+//! - Standard webhooks: one item per notification, HMAC-signed when the endpoint has a key
+//!   (the eight fields joined by `:` as they are, as Adyen's libraries compute it), basic auth
+//!   when configured, retried with backoff until the endpoint answers 2xx with `[accepted]`.
 //!
 //! The shopper's side is simulator-only: the hosted page `/_sim/checkout/{id}` (Pay, Refuse,
-//! 3-D Secure) and the challenge `/_sim/3ds/{id}`. So are the controls: `/_sim/faults`,
+//! 3-D Secure) and the challenge `/_sim/3ds/{id}`. A refused attempt leaves the shopper on the
+//! page to try another card until the session expires; every attempt is a payment of its own,
+//! with its own pspReference and `AUTHORISATION` webhook. A paid session is `completed`. So are the controls: `/_sim/faults`,
 //! `/_sim/ledger`, `/_sim/events` and `/_sim/webhooks/resend/{n}`.
 //!
 //! Each (API key, merchant account) pair is an account of its own, created on first use, so
@@ -59,7 +64,10 @@ const RETRY_DELAYS: [Duration; MAX_ATTEMPTS - 1] = [
 const REORDER_HOLD: Duration = Duration::from_millis(300);
 
 /// Adyen's default: a session expires one hour after it is created.
-const SESSION_LIFETIME_SECS: u64 = 3600;
+const SESSION_LIFETIME_MS: u64 = 3_600_000;
+
+/// Adyen refuses a session that would live longer than 24 hours.
+const MAX_SESSION_LIFETIME_MS: u64 = 24 * 3_600_000;
 
 /// What an endpoint must answer for a delivery to count.
 const ACCEPTED_BODY: &str = "[accepted]";
@@ -96,10 +104,14 @@ struct Session {
     return_url: String,
     shopper_reference: Option<String>,
     store_method: bool,
-    /// `active`, `completed`, `refused`, `expired`.
+    /// `additionalData.manualCapture: "true"`; otherwise a payment is captured when authorised.
+    manual_capture: bool,
+    /// `active` (payable, also after a refused attempt), `completed` (paid), `expired`.
     status: &'static str,
-    expires_at: u64,
-    psp_reference: Option<String>,
+    /// Milliseconds since the epoch.
+    expires_at_ms: u64,
+    /// One payment per attempt, oldest first.
+    psp_references: Vec<String>,
     idempotency_keys: Vec<String>,
 }
 
@@ -110,6 +122,8 @@ struct Payment {
     currency: String,
     reference: String,
     authorised: bool,
+    /// Captured at authorisation (the session did not ask for manual capture).
+    auto_captured: bool,
     cancelled: bool,
     captured: i64,
     refunded: i64,
@@ -243,9 +257,81 @@ impl<T: IntoResponse> From<(StatusCode, T)> for Rejection {
 // Small helpers: time, ids, errors.
 
 fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (the days-from-civil algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// An RFC 3339 instant (`2025-03-01T12:00:00Z`, `…T12:00:00.250+01:00`) as milliseconds since
+/// the epoch; `None` when it is not one, or before 1970.
+fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+    let number = |part: &str| -> Option<i64> {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (date, time) = text.split_once(['T', 't'])?;
+    let mut date_parts = date.splitn(3, '-');
+    let (year, month, day) = (
+        number(date_parts.next()?)?,
+        number(date_parts.next()?)?,
+        number(date_parts.next()?)?,
+    );
+    if date.len() != 10 || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // The offset: `Z`, or `±hh:mm` after the seconds.
+    let (clock, offset_minutes) = if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let at = time.rfind(['+', '-'])?;
+        let (clock, offset) = time.split_at(at);
+        let (hours, minutes) = offset[1..].split_once(':')?;
+        let minutes = number(hours)? * 60 + number(minutes)?;
+        (
+            clock,
+            if offset.starts_with('-') {
+                -minutes
+            } else {
+                minutes
+            },
+        )
+    };
+    let (whole, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut hms = whole.splitn(3, ':');
+    let (hour, minute, second) = (
+        number(hms.next()?)?,
+        number(hms.next()?)?,
+        number(hms.next()?)?,
+    );
+    if whole.len() != 8 || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let millis = if fraction.is_empty() {
+        0
+    } else {
+        number(fraction)?;
+        format!("{fraction:0<3}")[..3].parse::<i64>().ok()?
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    u64::try_from(secs * 1000 + millis).ok()
 }
 
 /// `YYYY-MM-DDThh:mm:ss+00:00` (the civil-from-days algorithm; no date crate needed).
@@ -432,21 +518,15 @@ fn signed_field(item: &Value, field: &str) -> String {
     }
 }
 
-/// Base64 HMAC-SHA256 of the escaped, `:`-joined fields, keyed with the hex-decoded key.
+/// Base64 HMAC-SHA256 of the `:`-joined fields, each as it is (Adyen's libraries do not
+/// escape a `:` inside a value), keyed with the hex-decoded key.
 fn sign_item(item: &Value, key_hex: &str) -> Option<String> {
     let key = hex::decode(key_hex).ok()?;
-    let mut payload = String::new();
-    for (i, field) in SIGNED_FIELDS.iter().enumerate() {
-        if i > 0 {
-            payload.push(':');
-        }
-        for c in signed_field(item, field).chars() {
-            if c == '\\' || c == ':' {
-                payload.push('\\');
-            }
-            payload.push(c);
-        }
-    }
+    let payload = SIGNED_FIELDS
+        .iter()
+        .map(|field| signed_field(item, field))
+        .collect::<Vec<_>>()
+        .join(":");
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
     mac.update(payload.as_bytes());
     Some(BASE64.encode(mac.finalize().into_bytes()))
@@ -461,6 +541,9 @@ struct Event<'a> {
     code: &'static str,
     psp_reference: &'a str,
     original_reference: Option<&'a str>,
+    /// The session's `reference` for an `AUTHORISATION`; the modification request's own
+    /// `reference` for a modification.
+    merchant_reference: &'a str,
     payment: &'a Payment,
     amount: i64,
     success: bool,
@@ -475,7 +558,7 @@ fn notification_item(event: Event<'_>) -> Value {
         "eventCode": event.code,
         "eventDate": rfc3339(now_secs()),
         "merchantAccountCode": event.payment.merchant_account,
-        "merchantReference": event.payment.reference,
+        "merchantReference": event.merchant_reference,
         "paymentMethod": "visa",
         "pspReference": event.psp_reference,
         "success": if event.success { "true" } else { "false" },
@@ -790,14 +873,38 @@ fn new_session(
             "Recurring payments require a shopperReference",
         ));
     }
+    let now = now_ms();
+    let expires_at_ms = match body.get("expiresAt") {
+        None | Some(Value::Null) => now + SESSION_LIFETIME_MS,
+        Some(value) => {
+            let invalid = || validation("000", "Invalid 'expiresAt': expected an ISO 8601 date");
+            let at = value
+                .as_str()
+                .and_then(parse_rfc3339_ms)
+                .ok_or_else(invalid)?;
+            if at > now + MAX_SESSION_LIFETIME_MS {
+                return Err(validation(
+                    "000",
+                    "'expiresAt' cannot be more than 24 hours after the session is created",
+                ));
+            }
+            at
+        }
+    };
+    let manual_capture = body
+        .get("additionalData")
+        .and_then(|data| data.get("manualCapture"))
+        .and_then(Value::as_str)
+        == Some("true");
     let id = format!("CS{}", random_hex(16));
-    let expires_at = now_secs() + SESSION_LIFETIME_SECS;
     let mode = str_field(body, "mode").unwrap_or("embedded");
-    // Adyen echoes the request and adds what it made.
+    // Adyen echoes the request (with `expiresAt` as it was sent) and adds what it made.
     let mut answer = body.clone();
     answer["id"] = json!(id);
     answer["mode"] = json!(mode);
-    answer["expiresAt"] = json!(rfc3339(expires_at));
+    if body.get("expiresAt").is_none_or(Value::is_null) {
+        answer["expiresAt"] = json!(rfc3339(expires_at_ms / 1000));
+    }
     answer["sessionData"] = json!(session_data(&id, &account.1));
     if mode == "hosted" {
         answer["url"] = json!(format!("{}/_sim/checkout/{id}", sim.base_url));
@@ -811,9 +918,10 @@ fn new_session(
         return_url,
         shopper_reference,
         store_method,
+        manual_capture,
         status: "active",
-        expires_at,
-        psp_reference: None,
+        expires_at_ms,
+        psp_references: Vec::new(),
         idempotency_keys: key.map(str::to_owned).into_iter().collect(),
     };
     let owner = state.accounts.entry(account.clone()).or_default();
@@ -838,9 +946,10 @@ fn session_result(id: &str, status: &str) -> String {
 }
 
 impl Session {
-    /// The status, turning `active` into `expired` once the session has run out.
-    fn current_status(&mut self, now: u64) -> &'static str {
-        if self.status == "active" && now > self.expires_at {
+    /// The status, turning `active` into `expired` once the session has run out (`now_ms`
+    /// at or after `expiresAt`).
+    fn current_status(&mut self, now_ms: u64) -> &'static str {
+        if self.status == "active" && now_ms >= self.expires_at_ms {
             self.status = "expired";
         }
         self.status
@@ -865,7 +974,7 @@ async fn get_session(
         .and_then(|a| a.sessions.iter_mut().find(|s| s.id == id));
     let session = session
         .ok_or_else(|| adyen_error(StatusCode::NOT_FOUND, "000", "Not Found", "validation"))?;
-    let status = session.current_status(now_secs());
+    let status = session.current_status(now_ms());
     Ok(Json(json!({"id": id, "status": status})).into_response())
 }
 
@@ -898,7 +1007,7 @@ fn payable_session(sim: &Sim, id: &str) -> Result<(i64, String, String), Rejecti
         .and_then(|o| state.accounts.get_mut(o))
         .and_then(|a| a.sessions.iter_mut().find(|s| s.id == id))
         .ok_or_else(|| page_error(StatusCode::NOT_FOUND, "No such session."))?;
-    match session.current_status(now_secs()) {
+    match session.current_status(now_ms()) {
         "active" => Ok((
             session.amount,
             session.currency.clone(),
@@ -911,21 +1020,37 @@ fn payable_session(sim: &Sim, id: &str) -> Result<(i64, String, String), Rejecti
     }
 }
 
-async fn checkout_page(
-    State(sim): State<Sim>,
-    Path(id): Path<String>,
-) -> Result<Response, Rejection> {
-    let (amount, currency, reference) = payable_session(&sim, &id)?;
+/// The hosted page of session `id`; after a refused attempt it says so above the form.
+fn checkout_html(
+    id: &str,
+    (amount, currency, reference): (i64, String, String),
+    notice: Option<&str>,
+) -> Html<String> {
+    let notice = notice.map_or_else(String::new, |reason| {
+        format!(
+            "<p role=\"alert\">Your payment was refused ({}). You can try another card.</p>",
+            html_escape(reason)
+        )
+    });
     let body = format!(
-        "<p>Amount: {amount} {currency} (minor units)</p><p>Reference: {}</p>\
-         <form method=\"post\">\
+        "{notice}<p>Amount: {amount} {currency} (minor units)</p><p>Reference: {}</p>\
+         <form method=\"post\" action=\"/_sim/checkout/{}\">\
          <button name=\"outcome\" value=\"authorise\">Pay</button> \
          <button name=\"outcome\" value=\"refuse\">Refuse</button> \
          <button name=\"outcome\" value=\"challenge\">3-D Secure</button>\
          </form>",
-        html_escape(&reference)
+        html_escape(&reference),
+        html_escape(id)
     );
-    Ok(page("Adyen simulator checkout", &body).into_response())
+    page("Adyen simulator checkout", &body)
+}
+
+async fn checkout_page(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+) -> Result<Response, Rejection> {
+    let session = payable_session(&sim, &id)?;
+    Ok(checkout_html(&id, session, None).into_response())
 }
 
 async fn checkout_submit(
@@ -968,41 +1093,50 @@ async fn challenge_submit(
     }
 }
 
-/// Authorises (`refusal: None`) or refuses the session's payment, sends the
-/// `AUTHORISATION` webhook and sends the shopper back to the `returnUrl`.
+/// One attempt at paying the session: authorised (`refusal: None`) or refused, as a payment
+/// of its own with its `AUTHORISATION` webhook. Paid, the shopper goes back to the
+/// `returnUrl`; refused, the page says so and the session stays payable for another card.
 fn finish(sim: &Sim, id: &str, refusal: Option<&str>) -> Result<Response, Rejection> {
     let concluded = conclude_session(&mut sim.lock(), id, refusal);
     let (location, n) =
         concluded.ok_or_else(|| page_error(StatusCode::NOT_FOUND, "No such session."))?;
     sim.dispatch(vec![n]);
-    Ok(Redirect::to(&location).into_response())
+    match (location, refusal) {
+        (Some(location), _) => Ok(Redirect::to(&location).into_response()),
+        (None, reason) => {
+            let session = payable_session(sim, id)?;
+            Ok(checkout_html(id, session, reason).into_response())
+        }
+    }
 }
 
-/// The payment for session `id`: its return location and its notification.
+/// The payment of one attempt at session `id`: the return location once paid, and the
+/// notification.
 fn conclude_session(
     state: &mut SimState,
     id: &str,
     refusal: Option<&str>,
-) -> Option<(String, usize)> {
+) -> Option<(Option<String>, usize)> {
     let owner = state.session_owner.get(id)?.clone();
     let account = state.accounts.get_mut(&owner)?;
     let session = account.sessions.iter_mut().find(|s| s.id == id)?;
     let psp = new_psp_reference();
-    let status = if refusal.is_none() {
-        "completed"
-    } else {
-        "refused"
-    };
-    session.status = status;
-    session.psp_reference = Some(psp.clone());
+    let authorised = refusal.is_none();
+    if authorised {
+        session.status = "completed";
+    }
+    session.psp_references.push(psp.clone());
+    // Without manual capture the account's default (immediate) applies: captured at once.
+    let auto_captured = authorised && !session.manual_capture;
     let payment = Payment {
         merchant_account: session.merchant_account.clone(),
         amount: session.amount,
         currency: session.currency.clone(),
         reference: session.reference.clone(),
-        authorised: refusal.is_none(),
+        authorised,
+        auto_captured,
         cancelled: false,
-        captured: 0,
+        captured: if auto_captured { session.amount } else { 0 },
         refunded: 0,
         idempotency_keys: Vec::new(),
     };
@@ -1012,13 +1146,15 @@ fn conclude_session(
         code: "AUTHORISATION",
         psp_reference: &psp,
         original_reference: None,
+        merchant_reference: &payment.reference,
         payment: &payment,
         amount: payment.amount,
-        success: refusal.is_none(),
+        success: authorised,
         reason: Some(reason.as_str()),
         additional,
     });
-    let location = return_location(&session.return_url, id, &session_result(id, status));
+    let location = authorised
+        .then(|| return_location(&session.return_url, id, &session_result(id, "completed")));
     account.payments.insert(psp.clone(), payment);
     let n = state.push_notification(&owner, &psp, item);
     Some((location, n))
@@ -1083,6 +1219,8 @@ impl Operation {
         }
         match self {
             Self::Capture if payment.cancelled => Err("Payment has been cancelled"),
+            // Captured at authorisation already: asking again charges nothing more.
+            Self::Capture if payment.auto_captured => Ok(()),
             Self::Capture if payment.captured + amount > payment.amount => {
                 Err("Insufficient balance on payment")
             }
@@ -1166,10 +1304,13 @@ fn modify(
     if op != Operation::Cancel {
         answer["amount"] = json!({"value": amount, "currency": payment.currency});
     }
+    // Adyen echoes the modification's own `reference` as the webhook's merchantReference.
+    let merchant_reference = str_field(body, "reference").unwrap_or(&payment.reference);
     let item = notification_item(Event {
         code: op.event_code(),
         psp_reference: &modification_psp,
         original_reference: Some(psp),
+        merchant_reference,
         payment,
         amount,
         success: outcome.is_ok(),
@@ -1288,11 +1429,15 @@ fn ledger_entry(
     session: &Session,
     payments: &HashMap<String, Payment>,
 ) -> Value {
-    let payment = session.psp_reference.as_ref().and_then(|p| payments.get(p));
+    // The latest attempt is the session's payment; the others were refused.
+    let psp_reference = session.psp_references.last();
+    let payment = psp_reference.and_then(|p| payments.get(p));
     let mut keys = session.idempotency_keys.clone();
     keys.extend(
-        payment
+        session
+            .psp_references
             .iter()
+            .filter_map(|p| payments.get(p))
             .flat_map(|p| p.idempotency_keys.iter().cloned()),
     );
     json!({
@@ -1303,7 +1448,10 @@ fn ledger_entry(
         "amount": session.amount,
         "currency": session.currency,
         "sessionStatus": session.status,
-        "pspReference": session.psp_reference,
+        "expiresAt": rfc3339(session.expires_at_ms / 1000),
+        "manualCapture": session.manual_capture,
+        "pspReference": psp_reference,
+        "pspReferences": session.psp_references,
         "status": payment.map_or(session.status, Payment::status),
         "captured": payment.map_or(0, |p| p.captured),
         "refunded": payment.map_or(0, |p| p.refunded),
@@ -1649,7 +1797,24 @@ mod tests {
             "returnUrl": "https://shop.example/return?step=paid",
             "shopperReference": "customer-1",
             "mode": "hosted",
+            "additionalData": {"manualCapture": "true"},
         })
+    }
+
+    fn status_of(base: &str, id: &str) -> impl Future<Output = Value> {
+        let url = format!("{base}/v71/sessions/{id}?sessionResult=x");
+        async move {
+            let answer: Value = testing::http()
+                .get(url)
+                .header("X-API-Key", API_KEY)
+                .send()
+                .await
+                .expect("reachable")
+                .json()
+                .await
+                .expect("JSON");
+            answer["status"].clone()
+        }
     }
 
     /// A simulator with a webhook endpoint for [`MERCHANT`].
@@ -1699,6 +1864,76 @@ mod tests {
         assert_eq!(
             signature.as_deref(),
             Some("coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0=")
+        );
+    }
+
+    #[test]
+    fn signs_the_php_librarys_example() {
+        // Adyen's PHP library, HmacSignatureTest::testNotificationRequestItemHmac.
+        let item = json!({
+            "pspReference": "7914073381342284",
+            "merchantAccountCode": "TestMerchant",
+            "merchantReference": "TestPayment-1407325143704",
+            "amount": {"value": 1130, "currency": "EUR"},
+            "eventCode": "AUTHORISATION",
+            "success": "true",
+        });
+        let key = "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00";
+        assert_eq!(
+            sign_item(&item, key).as_deref(),
+            Some("Ny9gS2veKo5E4w8/OL6xz1/wvT/hYkAXy1xNc/QvO4I=")
+        );
+        // The client's check accepts what the simulator signs.
+        let mut signed = item.clone();
+        signed["additionalData"] = json!({"hmacSignature": sign_item(&item, key)});
+        let parsed: crate::payments::adyen::NotificationItem =
+            serde_json::from_value(signed).expect("an item");
+        assert!(crate::payments::adyen::verify_hmac(&parsed, key));
+    }
+
+    #[test]
+    fn signs_a_colon_in_a_field_raw() {
+        let item = json!({
+            "pspReference": "MOD0000000000002", "originalReference": "PSP0000000000001",
+            "merchantAccountCode": "TestMerchant", "merchantReference": "order:1",
+            "amount": {"value": 100, "currency": "DKK"}, "eventCode": "CAPTURE",
+            "success": "true",
+        });
+        let key = "00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF";
+        let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(key).expect("hex")).expect("key");
+        mac.update(b"MOD0000000000002:PSP0000000000001:TestMerchant:order:1:100:DKK:CAPTURE:true");
+        let expected = BASE64.encode(mac.finalize().into_bytes());
+        assert_eq!(sign_item(&item, key), Some(expected));
+    }
+
+    #[test]
+    fn parses_rfc3339_instants() {
+        assert_eq!(parse_rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_rfc3339_ms("2000-02-29T12:34:56Z"),
+            Some(951_827_696_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2000-02-29T13:34:56.25+01:00"),
+            Some(951_827_696_250)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2000-02-29T10:04:56-02:30"),
+            Some(951_827_696_000)
+        );
+        for bad in [
+            "2000-02-29",
+            "2000-13-01T00:00:00Z",
+            "2000-02-29T12:34:56",
+            "soon",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+        // The simulator's own writer reads back.
+        assert_eq!(
+            parse_rfc3339_ms(&rfc3339(1_735_689_599)),
+            Some(1_735_689_599_000)
         );
     }
 
@@ -1800,6 +2035,150 @@ mod tests {
         let item = hooks.next_item().await;
         assert_eq!(item["success"], "true");
         assert_eq!(item["pspReference"].as_str().expect("psp").len(), 16);
+    }
+
+    #[tokio::test]
+    async fn honours_expires_at() {
+        let base = testing::start().await;
+        let url = format!("{base}/v71/sessions");
+        let soon = now_ms() + 300;
+        let at = format!(
+            "{}.{:03}Z",
+            rfc3339(soon / 1000).trim_end_matches("+00:00"),
+            soon % 1000
+        );
+        let mut body = session_body("order-1");
+        body["expiresAt"] = json!(at);
+        let session: Value = testing::post_json(&url, &body, None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(session["expiresAt"], json!(at));
+        let id = session["id"].as_str().expect("id");
+        let page = session["url"].as_str().expect("url");
+        assert_eq!(status_of(&base, id).await, "active");
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(status_of(&base, id).await, "expired");
+        let shown = testing::http().get(page).send().await.expect("page");
+        assert_eq!(shown.status(), 409);
+        assert!(shown.text().await.expect("html").contains("expired"));
+        let paid = testing::submit(page, "authorise").await;
+        assert_eq!(paid.status(), 409);
+        let ledger = testing::control(&base, "ledger").await;
+        assert_eq!(ledger["entries"][0]["pspReferences"], json!([]));
+
+        // At most 24 hours, and a date it is.
+        body["expiresAt"] = json!(rfc3339(now_secs() + 25 * 3600));
+        let response = testing::post_json(&url, &body, None).await;
+        assert_eq!(response.status(), 422);
+        body["expiresAt"] = json!("tomorrow");
+        let response = testing::post_json(&url, &body, None).await;
+        assert_eq!(response.status(), 422);
+        // Without it, one hour.
+        let session = new_session(&base, "order-2").await;
+        let expires = parse_rfc3339_ms(session["expiresAt"].as_str().expect("expiresAt"));
+        let hour = expires.expect("a date").saturating_sub(now_ms());
+        assert!((3_590_000..=3_600_000).contains(&hour), "{hour}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_attempt_leaves_the_session_payable() {
+        let (base, mut hooks) = world(0).await;
+        let session = new_session(&base, "order-1").await;
+        let id = session["id"].as_str().expect("id");
+        let page = session["url"].as_str().expect("url");
+        let refused = testing::submit(page, "refuse").await;
+        assert_eq!(refused.status(), 200);
+        let html = refused.text().await.expect("html");
+        assert!(
+            html.contains("refused") && html.contains("another card"),
+            "{html}"
+        );
+        let first = hooks.next_item().await;
+        assert_eq!(
+            (&first["eventCode"], &first["success"]),
+            (&json!("AUTHORISATION"), &json!("false"))
+        );
+        assert_eq!(status_of(&base, id).await, "active");
+        // A failed 3-D Secure challenge is a refusal too; the shopper is still on the page.
+        let challenge = testing::submit(page, "challenge").await;
+        let challenge = format!(
+            "{base}{}",
+            challenge.headers()["location"].to_str().expect("location")
+        );
+        assert_eq!(testing::submit(&challenge, "fail").await.status(), 200);
+        let second = hooks.next_item().await;
+        assert_eq!(second["success"], "false");
+        let paid = testing::submit(page, "authorise").await;
+        assert_eq!(paid.status(), 303);
+        let third = hooks.next_item().await;
+        assert_eq!(third["success"], "true");
+        assert_eq!(third["merchantReference"], "order-1");
+        let psps =
+            [&first, &second, &third].map(|i| i["pspReference"].as_str().expect("psp").to_owned());
+        assert!(psps[0] != psps[1] && psps[1] != psps[2] && psps[0] != psps[2]);
+        assert_eq!(status_of(&base, id).await, "completed");
+        assert_eq!(testing::submit(page, "authorise").await.status(), 409);
+        let ledger = testing::control(&base, "ledger").await;
+        let entry = &ledger["entries"][0];
+        assert_eq!(entry["pspReferences"], json!(psps));
+        assert_eq!(entry["pspReference"], json!(psps[2]));
+        assert_eq!(entry["status"], "Authorised");
+    }
+
+    #[tokio::test]
+    async fn modification_webhooks_echo_the_request_reference() {
+        let (base, mut hooks) = world(0).await;
+        let psp = authorised_payment(&base, &mut hooks).await;
+        let url = format!("{base}/v71/payments/{psp}/captures");
+        let body = json!({"merchantAccount": MERCHANT, "reference": "order-1:capture-1",
+                          "amount": {"value": 12_900, "currency": "DKK"}});
+        let answer: Value = testing::post_json(&url, &body, None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(answer["reference"], "order-1:capture-1");
+        let item = hooks.next_item().await;
+        assert_eq!(item["eventCode"], "CAPTURE");
+        assert_eq!(item["merchantReference"], "order-1:capture-1");
+        // Without a reference, the payment's own.
+        let url = format!("{base}/v71/payments/{psp}/refunds");
+        let body =
+            json!({"merchantAccount": MERCHANT, "amount": {"value": 100, "currency": "DKK"}});
+        testing::post_json(&url, &body, None).await;
+        assert_eq!(hooks.next_item().await["merchantReference"], "order-1");
+    }
+
+    #[tokio::test]
+    async fn without_manual_capture_a_payment_is_captured_when_authorised() {
+        let (base, mut hooks) = world(0).await;
+        let mut body = session_body("order-1");
+        body.as_object_mut()
+            .expect("object")
+            .remove("additionalData");
+        let url = format!("{base}/v71/sessions");
+        let session: Value = testing::post_json(&url, &body, None)
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        testing::submit(session["url"].as_str().expect("url"), "authorise").await;
+        let psp = hooks.next_item().await["pspReference"]
+            .as_str()
+            .expect("psp")
+            .to_owned();
+        let ledger = testing::control(&base, "ledger").await;
+        assert_eq!(ledger["entries"][0]["manualCapture"], false);
+        assert_eq!(ledger["entries"][0]["status"], "Captured");
+        // Too late to void it.
+        modify(&base, &psp, "cancels", 0).await;
+        let item = hooks.next_item().await;
+        assert_eq!(
+            (&item["eventCode"], &item["success"]),
+            (&json!("CANCELLATION"), &json!("false"))
+        );
     }
 
     #[tokio::test]

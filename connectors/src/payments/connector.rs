@@ -141,19 +141,44 @@ async fn adyen_call(client: &AdyenClient, command: &PaymentCommand) -> Result<Do
             };
             Ok(Done::Report(client.create(&request, &key).await?))
         }
+        // A modification's `reference` is the order id: Adyen echoes it as the webhook's
+        // `merchantReference`, by which the ingress finds the order again.
         PaymentCommandPayload::CapturePayment(c) => {
             client
-                .capture(&c.reference, c.amount_minor, &c.currency, &key)
+                .capture(
+                    &c.reference,
+                    c.amount_minor,
+                    &c.currency,
+                    &command.order_id,
+                    &key,
+                )
                 .await?;
             Ok(Done::Accepted)
         }
+        // Nothing was paid yet: only the session exists, and Adyen has no call to cancel one.
+        // It is reported canceled here; the session expires at its `expiresAt` (the end of the
+        // freeze window), and an authorisation that still arrives for it is voided by the
+        // order, which is canceled by then.
+        PaymentCommandPayload::CancelPayment(c) if super::adyen::is_session_id(&c.reference) => {
+            Ok(Done::Report(super::adyen::canceled_session(&c.reference)))
+        }
+        // A payment that is already cancelled or refused is not refused with a 422 that could
+        // be told apart: Adyen answers `received` and the `CANCELLATION` webhook fails (its
+        // documented 422 here, code 167, means an unknown pspReference). So a 422 stays an
+        // error.
         PaymentCommandPayload::CancelPayment(c) => {
-            client.cancel(&c.reference, &key).await?;
+            client.cancel(&c.reference, &command.order_id, &key).await?;
             Ok(Done::Accepted)
         }
         PaymentCommandPayload::RefundPayment(r) => {
             client
-                .refund(&r.reference, r.amount_minor, &r.currency, &key)
+                .refund(
+                    &r.reference,
+                    r.amount_minor,
+                    &r.currency,
+                    &command.order_id,
+                    &key,
+                )
                 .await?;
             Ok(Done::Accepted)
         }
@@ -176,7 +201,10 @@ async fn call(
     endpoints: &ProviderEndpoints,
     command: &PaymentCommand,
 ) -> Result<Done, ProviderError> {
-    let secret = match endpoints.secrets.resolve(&command.secret_ref) {
+    let secret = match endpoints
+        .secrets
+        .resolve_for_tenant(&command.tenant_id, &command.secret_ref)
+    {
         Ok(secret) => secret,
         Err(e) => return Ok(Done::Refused(format!("the tenant's payment secret: {e}"))),
     };

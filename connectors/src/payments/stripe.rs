@@ -10,6 +10,11 @@
 //! Every POST carries the caller's `Idempotency-Key`, so a retry after a timeout replays
 //! Stripe's first answer instead of charging twice.
 //!
+//! A refund does not change the intent: it stays `succeeded`, and the refund shows on its
+//! charge. [`StripeClient::fetch`] therefore reads the intent with its `latest_charge`
+//! expanded, and reports a succeeded intent whose charge is fully refunded as
+//! [`PaymentStatus::Refunded`].
+//!
 //! Webhooks are signed with the endpoint's secret: `Stripe-Signature: t=<unix>,v1=<hex>`
 //! over `"{t}.{raw body}"` ([`verify_signature`]); [`parse_event`] reads what the connector
 //! needs from an event. Stripe neither orders nor deduplicates deliveries, so the connector
@@ -91,7 +96,8 @@ impl StripeClient {
         self.intent_call(builder).await
     }
 
-    /// The PaymentIntent as Stripe has it now.
+    /// The PaymentIntent as Stripe has it now, with its latest charge expanded
+    /// (`expand[]=latest_charge`): a refund shows only there, the intent stays `succeeded`.
     ///
     /// # Errors
     /// [`ProviderError`]; an unknown reference is rejected (`resource_missing`).
@@ -101,6 +107,7 @@ impl StripeClient {
         let builder = self
             .http
             .get(self.url(&path))
+            .query(&[("expand[]", "latest_charge")])
             .bearer_auth(&self.secret_key)
             .header("Stripe-Version", API_VERSION);
         self.intent_call(builder).await
@@ -316,6 +323,45 @@ struct PaymentIntent {
     next_action: Option<NextAction>,
     payment_method: Option<Expandable>,
     setup_future_usage: Option<String>,
+    #[serde(default)]
+    latest_charge: Option<LatestCharge>,
+}
+
+/// An intent's `latest_charge`: the charge when expanded, else its id (not needed here).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LatestCharge {
+    Charge(Charge),
+    Id(serde::de::IgnoredAny),
+}
+
+/// The fields of a Charge the platform reads.
+#[derive(Debug, Deserialize)]
+struct Charge {
+    #[serde(default)]
+    amount: i64,
+    #[serde(default)]
+    amount_captured: i64,
+    #[serde(default)]
+    amount_refunded: i64,
+    #[serde(default)]
+    refunded: bool,
+}
+
+impl LatestCharge {
+    /// Whether what was captured has all been refunded. Stripe's `refunded` says so; without
+    /// it, `amount_refunded` must cover the whole charge, because Stripe books the part of an
+    /// authorisation that a partial capture let go as refunded as well: after capturing 60 of
+    /// 100, `amount_refunded` is already 40 before any refund.
+    fn fully_refunded(&self) -> bool {
+        match self {
+            Self::Id(_) => false,
+            Self::Charge(charge) => {
+                charge.refunded
+                    || (charge.amount_captured > 0 && charge.amount_refunded >= charge.amount)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +441,15 @@ fn map_status(intent: &PaymentIntent) -> Result<PaymentStatus, ProviderError> {
         "requires_action" => PaymentStatus::RequiresAction,
         "processing" => PaymentStatus::Processing,
         "requires_capture" => PaymentStatus::Authorized,
+        // Refunds leave the intent succeeded; only its (expanded) charge tells.
+        "succeeded"
+            if intent
+                .latest_charge
+                .as_ref()
+                .is_some_and(LatestCharge::fully_refunded) =>
+        {
+            PaymentStatus::Refunded
+        }
         "succeeded" => PaymentStatus::Captured,
         "canceled" => PaymentStatus::Canceled,
         other => {
@@ -825,6 +880,54 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_refund_shows_on_the_expanded_charge() {
+        let succeeded = |charge: Value| {
+            let mut intent = fixture();
+            intent["status"] = json!("succeeded");
+            intent["latest_charge"] = charge;
+            map_intent(serde_json::from_value(intent).unwrap())
+                .unwrap()
+                .status
+        };
+        let charge = |amount_captured: i64, amount_refunded: i64, refunded: bool| {
+            json!({"id": "ch_1", "object": "charge", "amount": 14900,
+                   "amount_captured": amount_captured, "amount_refunded": amount_refunded,
+                   "refunded": refunded, "payment_intent": "pi_1", "metadata": {}})
+        };
+        assert_eq!(
+            succeeded(charge(14900, 14900, true)),
+            PaymentStatus::Refunded
+        );
+        // A partial refund leaves the payment captured.
+        assert_eq!(
+            succeeded(charge(14900, 4000, false)),
+            PaymentStatus::Captured
+        );
+        // Captured 10000 of 14900: the 4900 let go is booked as refunded, nothing was.
+        assert_eq!(
+            succeeded(charge(10000, 4900, false)),
+            PaymentStatus::Captured
+        );
+        assert_eq!(
+            succeeded(charge(10000, 14900, true)),
+            PaymentStatus::Refunded
+        );
+        // Without `refunded`, the amounts decide.
+        let bare = json!({"id": "ch_1", "amount": 14900, "amount_captured": 14900,
+                          "amount_refunded": 14900});
+        assert_eq!(succeeded(bare), PaymentStatus::Refunded);
+        // Not expanded, or none: captured.
+        assert_eq!(succeeded(json!("ch_1")), PaymentStatus::Captured);
+        assert_eq!(succeeded(Value::Null), PaymentStatus::Captured);
+        // Only a succeeded intent can have been refunded.
+        let mut intent = fixture();
+        intent["latest_charge"] = charge(0, 14900, true);
+        intent["status"] = json!("canceled");
+        let canceled = map_intent(serde_json::from_value(intent).unwrap()).unwrap();
+        assert_eq!(canceled.status, PaymentStatus::Canceled);
+    }
+
     fn fixture_with_status(status: &str) -> PaymentIntent {
         let mut intent = fixture();
         intent["status"] = json!(status);
@@ -987,12 +1090,67 @@ mod tests {
             .unwrap();
         assert_eq!(refunded.status, PaymentStatus::Refunded);
         assert_eq!(refunded.reference, created.reference);
+        // Read again (as after a charge.refunded webhook): still refunded, although the
+        // intent itself stays succeeded, as Stripe keeps it.
+        assert_eq!(
+            client.fetch(&created.reference).await.unwrap().status,
+            PaymentStatus::Refunded
+        );
+        let intent: Value = reqwest::Client::new()
+            .get(format!("{base}/v1/payment_intents/{}", created.reference))
+            .bearer_auth(&sk)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(intent["status"], "succeeded");
+        assert!(intent["latest_charge"].is_string());
 
         let ledger = sim_json(&base, "/_sim/ledger").await;
         let intent = &ledger["intents"][0];
         assert_eq!(intent["amount_received"], 14900);
         assert_eq!(intent["amount_refunded"], 14900);
         assert_eq!(intent["metadata"]["order_id"], "o-1");
+    }
+
+    #[tokio::test]
+    async fn a_partial_refund_stays_captured_when_read_again() {
+        let base = start_sim().await;
+        let sk = key("partial");
+        let client = StripeClient::new(&base, &sk);
+        let created = client
+            .create(&request("o-10", false), "o-10:1:create")
+            .await
+            .unwrap();
+        confirm(&base, &sk, &created.reference, "pm_card_visa").await;
+        // Part of the authorisation is let go: not a refund.
+        client
+            .capture(&created.reference, 10_000, "o-10:1:capture")
+            .await
+            .unwrap();
+        assert_eq!(
+            client.fetch(&created.reference).await.unwrap().status,
+            PaymentStatus::Captured
+        );
+        let partly = client
+            .refund(&created.reference, 4_000, "o-10:1:refund:1")
+            .await
+            .unwrap();
+        assert_eq!(partly.status, PaymentStatus::Refunded);
+        assert_eq!(
+            client.fetch(&created.reference).await.unwrap().status,
+            PaymentStatus::Captured
+        );
+        client
+            .refund(&created.reference, 6_000, "o-10:1:refund:2")
+            .await
+            .unwrap();
+        assert_eq!(
+            client.fetch(&created.reference).await.unwrap().status,
+            PaymentStatus::Refunded
+        );
     }
 
     #[tokio::test]

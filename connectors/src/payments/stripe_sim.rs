@@ -2,10 +2,13 @@
 //! Stripe's REST API the platform uses, from Stripe's documented shapes (not from the
 //! client's types, so that the two can disagree and a test can notice):
 //!
-//! - `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}`,
-//!   `POST /v1/payment_intents/{id}/confirm|capture|cancel`, `POST /v1/refunds`,
-//!   `POST /v1/webhook_endpoints`: form-encoded bodies with bracketed keys, JSON answers,
-//!   errors as `{"error": {type, code, message, param}}`;
+//! - `POST /v1/payment_intents`, `GET /v1/payment_intents/{id}` (`expand[]=latest_charge`
+//!   gives the charge object instead of its id), `POST /v1/payment_intents/{id}/confirm|capture|
+//!   cancel`, `POST /v1/refunds`, `POST /v1/webhook_endpoints`: form-encoded bodies with
+//!   bracketed keys, JSON answers, errors as `{"error": {type, code, message, param}}`;
+//! - a refund leaves its intent `succeeded`, as Stripe does: it shows on the charge
+//!   (`amount_refunded`, `refunded`). So does the authorised amount a partial capture or a
+//!   cancel releases, which Stripe books as refunded too;
 //! - `Authorization: Bearer sk_test_…`: every key is an account of its own, created on first
 //!   use, so tests and tenants do not see each other's intents;
 //! - `Idempotency-Key` on POSTs: the first answer is replayed; the same key with other
@@ -28,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -413,7 +416,11 @@ struct Intent {
     amount: i64,
     amount_capturable: i64,
     amount_received: i64,
+    /// Refunded of what was captured.
     amount_refunded: i64,
+    /// Authorised, never captured, and let go (the rest of a partial capture, or a cancel
+    /// after authorisation): Stripe shows it in the charge's `amount_refunded`.
+    amount_released: i64,
     currency: String,
     status: Status,
     capture_method: String,
@@ -606,24 +613,29 @@ fn intent_json(i: &Intent) -> Value {
     object
 }
 
-/// The intent's charge, as `charge.refunded` carries it (with the intent's metadata).
+/// The intent's latest charge, as `charge.refunded` carries it and `expand[]=latest_charge`
+/// shows it (with the intent's metadata). `amount_refunded` counts the refunds and the
+/// released authorisation; `refunded` is whether that is all of the charge.
 fn charge_json(i: &Intent) -> Value {
+    // A charge is made at every attempt; back at requires_payment_method, the last one failed.
+    let failed = i.status == Status::RequiresPaymentMethod && i.last_payment_error.is_some();
+    let amount_refunded = i.amount_refunded + i.amount_released;
     json!({
         "id": i.latest_charge,
         "object": "charge",
         "amount": i.amount,
         "amount_captured": i.amount_received,
-        "amount_refunded": i.amount_refunded,
+        "amount_refunded": amount_refunded,
         "captured": i.amount_received > 0,
         "created": i.created,
         "currency": i.currency,
         "livemode": false,
         "metadata": i.metadata,
-        "paid": true,
+        "paid": !failed,
         "payment_intent": i.id,
         "payment_method": i.payment_method,
-        "refunded": i.amount_refunded >= i.amount_received,
-        "status": "succeeded",
+        "refunded": !failed && amount_refunded >= i.amount,
+        "status": if failed { "failed" } else { "succeeded" },
     })
 }
 
@@ -750,6 +762,7 @@ fn create_intent(call: &mut Call<'_>, params: &Params) -> Result<Value, ApiError
         amount_capturable: 0,
         amount_received: 0,
         amount_refunded: 0,
+        amount_released: 0,
         currency,
         status: if card.is_some() {
             Status::RequiresConfirmation
@@ -936,6 +949,7 @@ fn capture_op(call: &mut Call<'_>, id: &str, params: &Params) -> Result<Value, A
         ));
     }
     intent.amount_received = amount;
+    intent.amount_released = intent.amount_capturable - amount;
     intent.amount_capturable = 0;
     intent.status = Status::Succeeded;
     let object = intent_json(intent);
@@ -966,6 +980,8 @@ fn cancel_op(call: &mut Call<'_>, id: &str, params: &Params) -> Result<Value, Ap
     intent.status = Status::Canceled;
     intent.canceled_at = Some(now());
     intent.cancellation_reason = reason.map(str::to_owned);
+    // An authorisation is voided: its charge shows the whole amount as refunded.
+    intent.amount_released = intent.amount_capturable;
     intent.amount_capturable = 0;
     intent.next_action = None;
     let object = intent_json(intent);
@@ -1496,16 +1512,51 @@ async fn create(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Resp
         .await
 }
 
-async fn retrieve(State(sim): State<Sim>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let key = match sim.gate().await.and_then(|()| api_key(&headers)) {
-        Ok(key) => key,
+async fn retrieve(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let checked = sim
+        .gate()
+        .await
+        .and_then(|()| api_key(&headers))
+        .and_then(|key| Ok((key, expands_latest_charge(query.as_deref())?)));
+    let (key, expand_charge) = match checked {
+        Ok(checked) => checked,
         Err(error) => return error.into_response(),
     };
     let state = sim.lock();
     match state.accounts.get(&key).and_then(|a| a.intents.get(&id)) {
-        Some(intent) => axum::Json(intent_json(intent)).into_response(),
+        Some(intent) => {
+            let mut object = intent_json(intent);
+            if expand_charge && intent.latest_charge.is_some() {
+                object["latest_charge"] = charge_json(intent);
+            }
+            axum::Json(object).into_response()
+        }
         None => ApiError::no_such("payment_intent", &id, "intent").into_response(),
     }
+}
+
+/// A retrieve's query: `expand[]=latest_charge` (or `expand[0]=…`) is the one expansion the
+/// simulator knows; anything else is refused as Stripe refuses it.
+fn expands_latest_charge(query: Option<&str>) -> Result<bool, ApiError> {
+    let params = Params::parse(query.unwrap_or_default().as_bytes())?;
+    params.only(&["expand["])?;
+    let mut latest_charge = false;
+    for path in params.list("expand") {
+        if path != "latest_charge" {
+            return Err(ApiError::invalid(
+                None,
+                "expand",
+                format!("This property cannot be expanded ({path})."),
+            ));
+        }
+        latest_charge = true;
+    }
+    Ok(latest_charge)
 }
 
 async fn confirm(
@@ -2225,6 +2276,74 @@ mod tests {
         assert_eq!(body["cancellation_reason"], "abandoned");
         let (status, body) = api(&base, &sk, "/v1/refunds", &[("payment_intent", "pi_nope")]).await;
         assert_eq!((status, error_code(&body)), (400, "resource_missing"));
+    }
+
+    #[tokio::test]
+    async fn retrieve_expands_the_latest_charge() {
+        let base = start().await;
+        let sk = key();
+        let id = create(&base, &sk).await;
+        let url = format!("{base}/v1/payment_intents/{id}");
+        let expanded = format!("{url}?expand%5B%5D=latest_charge");
+        // Nothing to expand yet.
+        let (status, body) = get_json(expanded.clone(), &sk).await;
+        assert_eq!((status, &body["latest_charge"]), (200, &Value::Null));
+        confirm(&base, &sk, &id, "pm_card_visa").await;
+        let (_, body) = get_json(expanded.clone(), &sk).await;
+        let charge = &body["latest_charge"];
+        assert_eq!(charge["object"], "charge");
+        assert!(charge["id"].as_str().unwrap().starts_with("ch_"));
+        assert_eq!(charge["payment_intent"], json!(id));
+        assert_eq!(charge["metadata"]["order_id"], "o-1");
+        assert_eq!(
+            (&charge["captured"], &charge["refunded"]),
+            (&json!(false), &json!(false))
+        );
+        let (_, plain) = get_json(url.clone(), &sk).await;
+        assert_eq!(plain["latest_charge"], charge["id"]);
+
+        // Captured 10000 of 14900: the rest is let go, booked as refunded on the charge.
+        let capture = format!("/v1/payment_intents/{id}/capture");
+        api(&base, &sk, &capture, &[("amount_to_capture", "10000")]).await;
+        let (_, body) = get_json(expanded.clone(), &sk).await;
+        let charge = &body["latest_charge"];
+        assert_eq!(charge["amount_captured"], 10000);
+        assert_eq!(charge["amount_refunded"], 4900);
+        assert_eq!(charge["refunded"], false);
+        let refund = [("payment_intent", id.as_str())];
+        api(&base, &sk, "/v1/refunds", &refund).await;
+        let (_, body) = get_json(expanded.clone(), &sk).await;
+        // Stripe keeps a refunded intent succeeded; the refund is on the charge.
+        assert_eq!(body["status"], "succeeded");
+        assert_eq!(body["latest_charge"]["amount_refunded"], 14900);
+        assert_eq!(body["latest_charge"]["refunded"], true);
+        let (_, indexed) = get_json(format!("{url}?expand%5B0%5D=latest_charge"), &sk).await;
+        assert_eq!(indexed["latest_charge"], body["latest_charge"]);
+
+        let (status, body) = get_json(format!("{url}?expand%5B%5D=customer"), &sk).await;
+        assert_eq!((status, &body["error"]["param"]), (400, &json!("expand")));
+        let (status, body) = get_json(format!("{url}?colour=red"), &sk).await;
+        assert_eq!((status, error_code(&body)), (400, "parameter_unknown"));
+    }
+
+    #[tokio::test]
+    async fn a_declined_charge_is_failed_and_a_voided_one_refunded() {
+        let base = start().await;
+        let sk = key();
+        let id = create(&base, &sk).await;
+        confirm(&base, &sk, &id, "pm_card_chargeDeclined").await;
+        let expanded = format!("{base}/v1/payment_intents/{id}?expand%5B%5D=latest_charge");
+        let (_, body) = get_json(expanded.clone(), &sk).await;
+        assert_eq!(body["latest_charge"]["status"], "failed");
+        assert_eq!(body["latest_charge"]["paid"], false);
+        confirm(&base, &sk, &id, "pm_card_visa").await;
+        let cancel = format!("/v1/payment_intents/{id}/cancel");
+        api(&base, &sk, &cancel, &[]).await;
+        let (_, body) = get_json(expanded, &sk).await;
+        assert_eq!(body["status"], "canceled");
+        assert_eq!(body["latest_charge"]["status"], "succeeded");
+        assert_eq!(body["latest_charge"]["amount_refunded"], 14900);
+        assert_eq!(body["latest_charge"]["refunded"], true);
     }
 
     #[tokio::test]

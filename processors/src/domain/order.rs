@@ -31,6 +31,10 @@ pub const NUMBER_CONFIRMATION_TIMEOUT_MS: i64 = 60_000;
 pub const CAPTURE_TIMEOUT_MS: i64 = 60_000;
 /// How often a capture is asked before the order is held for an operator.
 pub const MAX_CAPTURE_REQUESTS: u32 = 3;
+/// How long a void or refund may take to be reported before it is asked again.
+pub const CANCELLATION_TIMEOUT_MS: i64 = 60_000;
+/// How often a void or refund is asked before the order is held for an operator.
+pub const MAX_CANCELLATION_REQUESTS: u32 = 3;
 
 /// An order as the order processor keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +65,11 @@ pub struct Order {
     /// The latest payment reports applied (a provider delivers an event more than once).
     #[serde(default)]
     pub seen_reports: Vec<String>,
+    /// While `pendingCancellation`: when the void or refund is asked again.
+    #[serde(default)]
+    pub cancellation_deadline: Option<i64>,
+    #[serde(default)]
+    pub cancellation_requests: u32,
 }
 
 /// How many report ids an order remembers: far more than a provider redelivers in a burst.
@@ -113,6 +122,9 @@ pub struct Payment {
     /// The saved payment method for the monthly charges (goes to billing with the order).
     pub payment_method_ref: Option<String>,
     pub last_refusal: Option<String>,
+    /// The latest request the provider refused (`operation: reason`).
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// The order steps. Later issues add identity, porting, SIM, eSIM and activation.
@@ -273,6 +285,7 @@ pub fn place(
             redirect_url: None,
             payment_method_ref: None,
             last_refusal: None,
+            last_error: None,
         },
         steps: vec![
             step(StepName::Payment, StepState::InProgress, Some(frozen_until)),
@@ -284,6 +297,8 @@ pub fn place(
         cancellation_reason: None,
         state_reason: None,
         seen_reports: Vec::new(),
+        cancellation_deadline: None,
+        cancellation_requests: 0,
     }
 }
 
@@ -437,10 +452,14 @@ impl Order {
         if self.state.is_final() {
             return None;
         }
+        let cancellation = self
+            .cancellation_deadline
+            .filter(|_| self.state == OrderState::PendingCancellation);
         self.steps
             .iter()
             .filter(|s| s.state == StepState::InProgress)
             .filter_map(|s| s.deadline)
+            .chain(cancellation)
             .min()
     }
 
@@ -483,6 +502,13 @@ impl Order {
         }
         if let Some(reference) = self.live_reference() {
             actions.push(Action::CancelPayment { reference });
+        } else if let (Some(PaymentState::Captured), Some(reference)) =
+            (self.payment.state, self.payment.reference.clone())
+        {
+            actions.push(Action::RefundPayment {
+                reference,
+                amount_minor: self.payment.captured_minor,
+            });
         }
         actions.extend(
             self.held_numbers()
@@ -530,6 +556,21 @@ pub fn apply(order: &mut Order, input: &Input<'_>, now: i64) -> Vec<Action> {
     actions
 }
 
+/// What undoes the payment as it stands: a void while nothing is captured, a refund of what
+/// is; nothing when there is no payment (yet).
+fn give_money_back(order: &Order) -> Option<Action> {
+    if let Some(reference) = order.live_reference() {
+        return Some(Action::CancelPayment { reference });
+    }
+    match (order.payment.state, order.payment.reference.clone()) {
+        (Some(PaymentState::Captured), Some(reference)) => Some(Action::RefundPayment {
+            reference,
+            amount_minor: order.payment.captured_minor,
+        }),
+        _ => None,
+    }
+}
+
 /// A cancellation request and its answer.
 pub fn cancel(
     order: &mut Order,
@@ -553,25 +594,15 @@ pub fn cancel(
                     .into_iter()
                     .map(|msisdn| Action::ReleaseNumber { msisdn }),
             );
-            let captured = order.payment.state == Some(PaymentState::Captured);
-            match (
-                order.live_reference(),
-                captured,
-                order.payment.reference.clone(),
-            ) {
-                (Some(reference), _, _) => {
-                    actions.push(Action::CancelPayment { reference });
+            match give_money_back(order) {
+                Some(action) => {
+                    actions.push(action);
                     order.state = OrderState::PendingCancellation;
-                }
-                (None, true, Some(reference)) => {
-                    actions.push(Action::RefundPayment {
-                        reference,
-                        amount_minor: order.payment.captured_minor,
-                    });
-                    order.state = OrderState::PendingCancellation;
+                    order.cancellation_deadline = Some(now + CANCELLATION_TIMEOUT_MS);
+                    order.cancellation_requests = 1;
                 }
                 // Nothing to void yet: a payment created later is voided when it is reported.
-                _ => {
+                None => {
                     order.state = OrderState::Cancelled;
                     order.set_items(OrderState::Cancelled);
                 }
@@ -613,50 +644,68 @@ fn record_payment(order: &mut Order, event: &PaymentEvent) {
     }
 }
 
-fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut Vec<Action>) {
-    if event.attempt != 0 && event.attempt != order.payment.attempt {
-        return;
-    }
-    // A report applied before, or one that does not move the payment on, changes nothing
-    // (not even the order's version).
-    if order.seen_reports.contains(&event.event_id) || !moves_on(order.payment.state, event.state) {
-        return;
-    }
+fn remember(order: &mut Order, event: &PaymentEvent) {
     order.seen_reports.push(event.event_id.clone());
     if order.seen_reports.len() > SEEN_REPORTS {
         order.seen_reports.remove(0);
     }
+}
+
+/// The operation a payment command did, from its id (`{order}:{attempt}:{operation}[:…]`).
+fn operation_of(cause: &str) -> &str {
+    cause.split(':').nth(2).unwrap_or_default()
+}
+
+fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut Vec<Action>) {
+    if event.attempt != 0 && event.attempt != order.payment.attempt {
+        return;
+    }
+    if order.seen_reports.contains(&event.event_id) {
+        return;
+    }
+    if event.state == PaymentState::Error {
+        // Not a state of the payment: a request the provider refused. What it means depends
+        // on the request; the payment stays as it was.
+        remember(order, event);
+        on_refused_request(order, event, actions);
+        return;
+    }
+    if matches!(order.state, OrderState::Cancelled | OrderState::Failed) {
+        // The order ended without its payment: money the provider reports holding goes back,
+        // whatever the report's rank (an authorisation after a void, a capture after a
+        // refusal), and each report at most once.
+        remember(order, event);
+        give_back(order, event, actions);
+        if moves_on(order.payment.state, event.state) {
+            record_payment(order, event);
+        }
+        return;
+    }
+    // A report that does not move the payment on changes nothing (not even the version).
+    if !moves_on(order.payment.state, event.state) {
+        return;
+    }
+    remember(order, event);
     record_payment(order, event);
     match (order.state, event.state) {
-        // A payment the order no longer wants (cancelled, failed before it was created or
-        // authorised): void it, or give the money back.
-        (OrderState::Cancelled | OrderState::Failed, PaymentState::Captured) => {
-            actions.push(Action::RefundPayment {
-                reference: event.reference.clone(),
-                amount_minor: event.amount_minor,
-            });
-        }
-        // (A refused attempt holds no money: nothing to void.)
-        (
-            OrderState::Cancelled | OrderState::Failed,
-            PaymentState::AwaitingShopper
-            | PaymentState::RequiresAction
-            | PaymentState::Processing
-            | PaymentState::Authorized,
-        ) if !event.reference.is_empty() => {
-            actions.push(Action::CancelPayment {
-                reference: event.reference.clone(),
-            });
-        }
         (OrderState::PendingCancellation, PaymentState::Canceled | PaymentState::Refunded) => {
             order.state = OrderState::Cancelled;
             order.set_items(OrderState::Cancelled);
+            order.cancellation_deadline = None;
         }
         (OrderState::PendingCancellation, PaymentState::Captured) => {
             // Captured before the void arrived: give it back instead.
+            order.payment.captured_minor = event.amount_minor;
             actions.push(Action::RefundPayment {
                 reference: event.reference.clone(),
                 amount_minor: event.amount_minor,
+            });
+        }
+        (OrderState::PendingCancellation, PaymentState::Authorized) => {
+            // Authorised after the cancellation was asked (the void went to a payment that
+            // did not exist yet): void this one.
+            actions.push(Action::CancelPayment {
+                reference: event.reference.clone(),
             });
         }
         (
@@ -676,33 +725,101 @@ fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut V
                 _ => None,
             };
         }
-        (OrderState::Acknowledged | OrderState::Pending, PaymentState::Authorized) => {
+        (
+            OrderState::Acknowledged | OrderState::Pending,
+            PaymentState::Authorized | PaymentState::Captured,
+        ) => {
+            // Captured already (a provider that captures on its own): the numbers are still
+            // secured first; what cannot be delivered is refunded then.
+            if event.state == PaymentState::Captured {
+                order.payment.captured_minor = event.amount_minor;
+            }
             order.state = OrderState::InProgress;
             order.set_items(OrderState::InProgress);
             order.set_step(StepName::Payment, StepState::Done, None);
             order.step_mut(StepName::Payment).detail = None;
             start_confirmation(order, now, actions);
         }
-        (
-            OrderState::Acknowledged | OrderState::Pending | OrderState::InProgress,
-            PaymentState::Captured,
-        ) => {
-            // Normally after our capture; a provider that captured on its own also lands here.
-            order.payment.captured_minor = event.amount_minor;
-            complete(order, now);
-        }
-        (_, PaymentState::Error) if !order.state.is_final() => {
-            let reason = format!(
-                "the payment provider refused the request: {}",
-                event.reason.as_deref().unwrap_or("no reason given")
-            );
-            order.fail(&reason, actions);
+        (OrderState::InProgress | OrderState::Held, PaymentState::Captured) => {
+            let capturing = order.step(StepName::Capture).state == StepState::InProgress
+                || order.state == OrderState::Held;
+            if capturing {
+                order.payment.captured_minor = event.amount_minor;
+                complete(order, now);
+            } else {
+                // Captured while the numbers are still being confirmed: completion waits
+                // for them (see `start_capture`).
+                order.payment.captured_minor = event.amount_minor;
+            }
         }
         (
-            OrderState::Acknowledged | OrderState::Pending | OrderState::InProgress,
-            PaymentState::Canceled,
+            OrderState::Acknowledged
+            | OrderState::Pending
+            | OrderState::InProgress
+            | OrderState::Held,
+            PaymentState::Canceled | PaymentState::Refunded,
         ) => {
             order.fail("the payment was cancelled at the provider", actions);
+        }
+        _ => {}
+    }
+}
+
+/// For an order that ended without its payment: void what is authorised, refund what is
+/// captured.
+fn give_back(order: &Order, event: &PaymentEvent, actions: &mut Vec<Action>) {
+    if event.reference.is_empty() {
+        return;
+    }
+    match event.state {
+        PaymentState::Captured => actions.push(Action::RefundPayment {
+            reference: event.reference.clone(),
+            amount_minor: event.amount_minor,
+        }),
+        PaymentState::AwaitingShopper
+        | PaymentState::RequiresAction
+        | PaymentState::Processing
+        | PaymentState::Authorized => {
+            let voided = order.payment.state == Some(PaymentState::Canceled)
+                && order.payment.reference.as_deref() == Some(event.reference.as_str());
+            if !voided || event.state == PaymentState::Authorized {
+                actions.push(Action::CancelPayment {
+                    reference: event.reference.clone(),
+                });
+            }
+        }
+        // A refused attempt holds no money; a void or refund is what we asked for.
+        _ => {}
+    }
+}
+
+/// The provider refused a request of ours.
+fn on_refused_request(order: &mut Order, event: &PaymentEvent, actions: &mut Vec<Action>) {
+    let reason = event.reason.as_deref().unwrap_or("no reason given");
+    let operation = operation_of(&event.cause);
+    order.payment.last_error = Some(format!("{operation}: {reason}"));
+    match operation {
+        // No payment exists: the order cannot be paid as the shop is set up.
+        "create" if !order.state.is_final() => {
+            order.fail(
+                &format!("the payment provider refused the payment: {reason}"),
+                actions,
+            );
+        }
+        // Money is authorised or captured and the provider refused what we asked: an
+        // operator must look (capture by hand, void or refund).
+        "capture" | "cancel" | "refund" if !order.state.is_final() => {
+            order.state = OrderState::Held;
+            order.state_reason = Some(format!(
+                "the payment provider refused to {operation}: {reason}"
+            ));
+            for s in &mut order.steps {
+                if s.state == StepState::InProgress {
+                    s.state = StepState::Failed;
+                    s.deadline = None;
+                }
+            }
+            order.cancellation_deadline = None;
         }
         _ => {}
     }
@@ -764,6 +881,19 @@ fn start_capture(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
         .map(OrderItem::due_now)
         .sum::<Minor>()
         .min(order.payment.amount_minor);
+    if order.payment.state == Some(PaymentState::Captured) {
+        // Captured by the provider already: refund what cannot be delivered.
+        let over = order.payment.captured_minor - amount_minor;
+        if over > 0 {
+            actions.push(Action::RefundPayment {
+                reference,
+                amount_minor: over,
+            });
+            order.payment.captured_minor = amount_minor;
+        }
+        complete(order, now);
+        return;
+    }
     order.payment.captured_minor = amount_minor;
     let capture = order.step_mut(StepName::Capture);
     capture.state = StepState::InProgress;
@@ -793,6 +923,25 @@ fn complete(order: &mut Order, now: i64) {
 }
 
 fn on_deadlines(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
+    if order.state == OrderState::PendingCancellation
+        && order.cancellation_deadline.is_some_and(|d| d <= now)
+    {
+        if order.cancellation_requests >= MAX_CANCELLATION_REQUESTS {
+            order.state = OrderState::Held;
+            order.state_reason = Some("the void or refund was not confirmed by the provider".into());
+            order.cancellation_deadline = None;
+        } else if let Some(action) = give_money_back(order) {
+            // Asked again with the same idempotency key: at most one void or refund happens.
+            actions.push(action);
+            order.cancellation_requests += 1;
+            order.cancellation_deadline = Some(now + CANCELLATION_TIMEOUT_MS);
+        } else {
+            order.state = OrderState::Cancelled;
+            order.set_items(OrderState::Cancelled);
+            order.cancellation_deadline = None;
+        }
+        return;
+    }
     let due = |s: &Step| s.state == StepState::InProgress && s.deadline.is_some_and(|d| d <= now);
     if due(order.step(StepName::Payment))
         && matches!(order.state, OrderState::Acknowledged | OrderState::Pending)
@@ -1326,10 +1475,118 @@ mod tests {
         assert_eq!(order.state, OrderState::Cancelled);
     }
 
+    fn refused_request(operation: &str) -> PaymentEvent {
+        PaymentEvent {
+            event_id: format!("b1:1:{operation}"),
+            cause: format!("b1:1:{operation}"),
+            ..report(PaymentState::Error)
+        }
+    }
+
     #[test]
-    fn a_provider_error_fails_the_order() {
+    fn a_refused_capture_holds_the_order_for_an_operator_and_a_late_capture_completes_it() {
         let mut order = two_lines();
-        let actions = pay(&mut order, PaymentState::Error);
+        pay(&mut order, PaymentState::Authorized);
+        apply(
+            &mut order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000001",
+            },
+            NOW,
+        );
+        let actions = apply(&mut order, &Input::Payment(&refused_request("capture")), NOW);
+        assert!(actions.is_empty());
+        assert_eq!(order.state, OrderState::Held);
+        assert_eq!(order.payment.state, Some(PaymentState::Authorized), "not poisoned");
+        assert!(order.payment.last_error.as_deref().unwrap().starts_with("capture"));
+        // Captured by hand at the provider: the report completes the order.
+        pay(&mut order, PaymentState::Captured);
+        assert_eq!(order.state, OrderState::Completed);
+    }
+
+    #[test]
+    fn a_provider_that_captured_by_itself_still_waits_for_the_numbers_and_refunds_what_failed() {
+        let mut order = order(vec![
+            line("l1", new_number("+4520000001")),
+            line("l2", new_number("+4520000002")),
+        ]);
+        let mut captured = report(PaymentState::Captured);
+        captured.amount_minor = order.payment.amount_minor;
+        let actions = apply(&mut order, &Input::Payment(&captured), NOW);
+        assert_eq!(order.state, OrderState::InProgress, "numbers first");
+        assert_eq!(actions.len(), 2, "{actions:?}");
+        apply(
+            &mut order,
+            &Input::NumberRefused {
+                msisdn: "+4520000001",
+                reason: "reservation_lost",
+            },
+            NOW,
+        );
+        let actions = apply(
+            &mut order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000002",
+            },
+            NOW,
+        );
+        assert_eq!(
+            actions,
+            [Action::RefundPayment {
+                reference: "pi_1".into(),
+                amount_minor: 9900 + 14900 + 4000
+            }]
+        );
+        assert_eq!(order.state, OrderState::Partial);
+    }
+
+    #[test]
+    fn an_authorisation_after_the_order_failed_is_voided_even_after_a_void() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::AwaitingShopper);
+        apply(&mut order, &Input::Tick, FREEZE);
+        assert_eq!(order.state, OrderState::Failed);
+        pay(&mut order, PaymentState::Canceled);
+        // Adyen: the session was paid at the last moment.
+        let mut late = report(PaymentState::Authorized);
+        late.reference = "psp_9".into();
+        let actions = apply(&mut order, &Input::Payment(&late), NOW);
+        assert_eq!(
+            actions,
+            [Action::CancelPayment {
+                reference: "psp_9".into()
+            }]
+        );
+        assert_eq!(order.state, OrderState::Failed);
+        // The same report again: nothing more.
+        assert!(apply(&mut order, &Input::Payment(&late), NOW).is_empty());
+    }
+
+    #[test]
+    fn an_unconfirmed_void_is_asked_again_then_held() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::AwaitingShopper);
+        let mut actions = Vec::new();
+        cancel(&mut order, None, NOW, &mut actions);
+        for _ in 1..MAX_CANCELLATION_REQUESTS {
+            let due = order.next_deadline().expect("a cancellation deadline");
+            let again = apply(&mut order, &Input::Tick, due);
+            assert_eq!(
+                again,
+                [Action::CancelPayment {
+                    reference: "pi_1".into()
+                }]
+            );
+        }
+        let due = order.next_deadline().unwrap();
+        assert!(apply(&mut order, &Input::Tick, due).is_empty());
+        assert_eq!(order.state, OrderState::Held);
+    }
+
+    #[test]
+    fn a_refused_payment_creation_fails_the_order() {
+        let mut order = two_lines();
+        let actions = apply(&mut order, &Input::Payment(&refused_request("create")), NOW);
         assert_eq!(order.state, OrderState::Failed);
         assert!(
             order
