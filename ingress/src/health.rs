@@ -43,6 +43,7 @@ const COMMAND_PROCESSORS: &[&str] = &[
     tcom_processors::catalog::APPLICATION_ID,
     tcom_processors::baskets::APPLICATION_ID,
     tcom_processors::numbers::APPLICATION_ID,
+    tcom_processors::orders::APPLICATION_ID,
 ];
 
 /// The outcome of one check: `"ok"` or what failed.

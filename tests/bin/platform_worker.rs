@@ -28,7 +28,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
-    let kafka = tcom_state::client::KafkaSettings::new(&env("KAFKA_BOOTSTRAP_SERVERS"));
+    let kafka = tcom_state::client::KafkaSettings::new(env("KAFKA_BOOTSTRAP_SERVERS"));
     let codec = Arc::new(tcom_schemas::Codec::new(&env("SCHEMA_REGISTRY_URL")).expect("codec"));
     match env("ROLE").as_str() {
         "payments" => {

@@ -550,3 +550,92 @@ async fn webhooks_delivered_three_times_and_out_of_order_make_one_transition() {
         assert_eq!(later.body["version"], 5, "late duplicates changed nothing");
     }
 }
+
+#[tokio::test]
+async fn a_shopper_refused_once_pays_with_another_card() {
+    for provider in [Provider::Stripe, Provider::Adyen] {
+        let shop = Shop::open(provider, 600, 1).await;
+        let carol = customer_token(&shop.tenant, "carol");
+        let basket = shop.ready_basket(&carol, &shop.numbers[0]).await;
+        let order = shop.checkout(&carol, &basket, None).await;
+        assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+        shop.pay(&order.body, "declined").await;
+        let refused = eventually(Duration::from_secs(5), || async {
+            let r = shop
+                .call(
+                    Method::GET,
+                    &format!("/v1/storefront/orders/{basket}"),
+                    Some(&carol),
+                    None,
+                )
+                .await;
+            r.body["paymentAction"]["lastRefusal"]
+                .is_string()
+                .then_some(r.body)
+        })
+        .await
+        .unwrap_or_else(|| panic!("{provider:?}: the refusal is never shown"));
+        // The same page (Adyen) or intent (Stripe) takes another card.
+        shop.pay(&refused, "visa").await;
+        let completed = shop
+            .order_in(&carol, &basket, "completed", Duration::from_secs(20))
+            .await;
+        assert_eq!(
+            completed["payment"][0]["capturedAmount"]["valueMinor"],
+            due_now()
+        );
+        let ledger = shop.ledger(&basket).await;
+        assert_eq!(ledger.len(), 1, "{provider:?}: one payment: {ledger:?}");
+        let captured = ledger[0]["amount_received"]
+            .as_i64()
+            .or_else(|| ledger[0]["captured"].as_i64())
+            .unwrap_or_default();
+        assert_eq!(captured, due_now(), "{ledger:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_adyen_order_cancelled_before_payment_voids_a_late_authorisation() {
+    let shop = Shop::open(Provider::Adyen, 600, 1).await;
+    let dave = customer_token(&shop.tenant, "dave");
+    let basket = shop.ready_basket(&dave, &shop.numbers[0]).await;
+    let order = shop.checkout(&dave, &basket, None).await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+    let cancelled = shop
+        .call(
+            Method::POST,
+            &format!("/v1/storefront/orders/{basket}/cancel"),
+            Some(&dave),
+            None,
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    shop.order_in(&dave, &basket, "cancelled", Duration::from_secs(15))
+        .await;
+    assert!(
+        shop.number_becomes(&shop.numbers[0], "AVAILABLE", Duration::from_secs(5))
+            .await
+    );
+    // The session cannot be cancelled at Adyen; the shopper pays on the still-open page.
+    shop.pay(&order.body, "visa").await;
+    let voided = eventually(Duration::from_secs(15), || async {
+        let ledger = shop.ledger(&basket).await;
+        (ledger.len() == 1 && ledger[0]["status"] == "Cancelled").then_some(ledger)
+    })
+    .await;
+    assert!(
+        voided.is_some(),
+        "the late authorisation is voided: {:?}",
+        shop.ledger(&basket).await
+    );
+    let after = shop
+        .call(
+            Method::GET,
+            &format!("/v1/storefront/orders/{basket}"),
+            Some(&dave),
+            None,
+        )
+        .await;
+    assert_eq!(after.body["state"], "cancelled", "{}", after.body);
+    assert_eq!(voided.unwrap()[0]["captured"], 0);
+}

@@ -83,7 +83,10 @@ impl Bench {
                 let status = r.status();
                 (status, r.json().await.unwrap_or(Value::Null))
             }
-            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
+            Err(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": e.to_string()}),
+            ),
         }
     }
 
@@ -151,9 +154,12 @@ impl Bench {
     }
 
     async fn open_tenant(&self, index: usize, numbers: usize) -> (Tenant, Vec<String>) {
-        let id = format!("cb{}-{index}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let id = format!(
+            "cb{}-{index}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let host = format!("{id}.bench.test");
-        let provider = if index % 2 == 0 {
+        let provider = if index.is_multiple_of(2) {
             Provider::Stripe
         } else {
             Provider::Adyen
@@ -206,7 +212,13 @@ impl Bench {
             "placements": [{"channel": "web", "sort_order": 1}]
         });
         let (status, body) = self
-            .call(Method::PUT, &host, "/v1/admin/offerings/plan", &admin, Some(plan))
+            .call(
+                Method::PUT,
+                &host,
+                "/v1/admin/offerings/plan",
+                &admin,
+                Some(plan),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "offering: {body}");
         let (status, body) = self
@@ -220,7 +232,9 @@ impl Bench {
             .await;
         assert_eq!(status, StatusCode::OK, "activation: {body}");
         let base = 10_000_000 + (uuid::Uuid::new_v4().as_u128() % 80_000_000) as u64;
-        let pool: Vec<String> = (0..numbers as u64).map(|i| format!("+45{}", base + i)).collect();
+        let pool: Vec<String> = (0..numbers as u64)
+            .map(|i| format!("+45{}", base + i))
+            .collect();
         for chunk in pool.chunks(1000) {
             let (status, body) = self
                 .call(
@@ -398,9 +412,8 @@ async fn main() {
     let tenant_count: usize = arg(2, "4").parse().expect("tenants");
     let url = arg(3, "http://127.0.0.1:8080");
     let settings = Settings::load(std::path::Path::new("config")).expect("config/ loads");
-    let codec = Arc::new(
-        tcom_schemas::Codec::new(&settings.schema_registry.url).expect("a registry URL"),
-    );
+    let codec =
+        Arc::new(tcom_schemas::Codec::new(&settings.schema_registry.url).expect("a registry URL"));
     let bench = Arc::new(Bench {
         http: Client::builder()
             .no_proxy()
