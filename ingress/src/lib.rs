@@ -18,6 +18,7 @@ pub mod health;
 pub mod number_api;
 pub mod openapi;
 pub mod order_api;
+pub mod order_schema;
 pub mod payment_webhooks;
 pub mod platform;
 pub mod problem;

@@ -56,7 +56,9 @@ use utoipa::OpenApi;
         crate::platform::OnboardRequest,
         crate::platform::SuspendRequest,
         crate::order_api::CheckoutRequest,
-        crate::order_api::CancelRequest
+        crate::order_api::CancelRequest,
+        crate::order_schema::ProductOrder,
+        crate::order_schema::OrderList
     )),
     tags(
         (name = "operations", description = "Liveness and readiness"),

@@ -130,7 +130,7 @@ fn check_order_id(order_id: &str) -> Result<(), Problem> {
 /// with the same order.
 #[utoipa::path(post, path = "/v1/storefront/baskets/{basket_id}/checkout", tag = "orders",
     request_body(content = CheckoutRequest, description = "Optional", content_type = "application/json"),
-    responses((status = 201, description = "The order, waiting for payment"),
+    responses((status = 201, description = "The order, waiting for payment", body = crate::order_schema::ProductOrder),
         (status = 202, description = "Accepted; the order will be at `Location`"),
         (status = 401, description = "No customer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this customer's basket", body = Problem, content_type = "application/problem+json"),
@@ -294,7 +294,7 @@ async fn list_orders(
 
 /// The signed-in customer's orders, newest first (at most 100).
 #[utoipa::path(get, path = "/v1/storefront/orders", tag = "orders", params(ListQuery),
-    responses((status = 200, description = "`items`: TMF622 product orders"),
+    responses((status = 200, description = "TMF622 product orders", body = crate::order_schema::OrderList),
         (status = 400, description = "A malformed filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No customer token", body = Problem, content_type = "application/problem+json")))]
 pub async fn my_orders(
@@ -308,7 +308,7 @@ pub async fn my_orders(
 
 /// One of the customer's orders, with `?min_version=N` to read at least a version seen.
 #[utoipa::path(get, path = "/v1/storefront/orders/{order_id}", tag = "orders",
-    responses((status = 200, description = "The TMF622 product order"),
+    responses((status = 200, description = "The TMF622 product order", body = crate::order_schema::ProductOrder),
         (status = 401, description = "No customer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this customer's order", body = Problem, content_type = "application/problem+json")))]
 pub async fn my_order(
@@ -334,7 +334,7 @@ pub async fn my_order(
 /// cancellation is assessed by the brand (`assessingCancellation`).
 #[utoipa::path(post, path = "/v1/storefront/orders/{order_id}/cancel", tag = "orders",
     request_body(content = CancelRequest, description = "Optional", content_type = "application/json"),
-    responses((status = 200, description = "The order"),
+    responses((status = 200, description = "The order", body = crate::order_schema::ProductOrder),
         (status = 401, description = "No customer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this customer's order", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The order is final", body = Problem, content_type = "application/problem+json")))]
@@ -375,7 +375,7 @@ pub async fn cancel_order(
 
 /// The brand's orders, newest first (at most 100), by state and date.
 #[utoipa::path(get, path = "/v1/admin/orders", tag = "admin", params(ListQuery),
-    responses((status = 200, description = "`items`: TMF622 product orders"),
+    responses((status = 200, description = "TMF622 product orders", body = crate::order_schema::OrderList),
         (status = 400, description = "A malformed filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No admin token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not staff of this brand", body = Problem, content_type = "application/problem+json")))]
@@ -391,7 +391,7 @@ pub async fn brand_orders(
 
 /// One order of the brand.
 #[utoipa::path(get, path = "/v1/admin/orders/{order_id}", tag = "admin",
-    responses((status = 200, description = "The TMF622 product order"),
+    responses((status = 200, description = "The TMF622 product order", body = crate::order_schema::ProductOrder),
         (status = 404, description = "No such order of this brand", body = Problem, content_type = "application/problem+json")))]
 pub async fn brand_order(
     State(state): State<AppState>,

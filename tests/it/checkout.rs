@@ -10,6 +10,15 @@ use tcom_tests::{customer_token, eventually, platform};
 
 use crate::checkout_shop::{MONTHLY, Provider, Shop, due_now};
 
+/// The order is exactly what `/openapi.json` says a `ProductOrder` is.
+fn described(order: &Value) {
+    if let Err(e) =
+        serde_json::from_value::<tcom_ingress::order_schema::ProductOrder>(order.clone())
+    {
+        panic!("the order does not match its OpenAPI schema: {e}\n{order}");
+    }
+}
+
 async fn full_purchase(provider: Provider, how: &str) {
     let shop = Shop::open(provider, 600, 1).await;
     let alice = customer_token(&shop.tenant, "alice");
@@ -34,10 +43,12 @@ async fn full_purchase(provider: Provider, how: &str) {
         ),
         Provider::Adyen => assert!(order["paymentAction"]["redirectUrl"].is_string(), "{order}"),
     }
+    described(&order);
     shop.pay(&order, how).await;
     let completed = shop
         .order_in(&alice, &basket, "completed", Duration::from_secs(20))
         .await;
+    described(&completed);
     assert_eq!(completed["productOrderItem"][0]["state"], "completed");
     assert_eq!(
         completed["payment"][0]["capturedAmount"]["valueMinor"],
