@@ -468,16 +468,19 @@ async fn seed_payments(
     let stripe_webhook = "whsec_nordlys_demo";
     put("stripe/nordlys", stripe_key)?;
     put("stripe/nordlys-webhook", stripe_webhook)?;
-    http.post(format!("{}/v1/webhook_endpoints", settings.payments.stripe_url))
-        .bearer_auth(stripe_key)
-        .form(&[
-            ("url", format!("{url}/v1/webhooks/stripe/nordlys")),
-            ("enabled_events[]", "*".to_owned()),
-            ("secret", stripe_webhook.to_owned()),
-        ])
-        .send()
-        .await?
-        .error_for_status()?;
+    http.post(format!(
+        "{}/v1/webhook_endpoints",
+        settings.payments.stripe_url
+    ))
+    .bearer_auth(stripe_key)
+    .form(&[
+        ("url", format!("{url}/v1/webhooks/stripe/nordlys")),
+        ("enabled_events[]", "*".to_owned()),
+        ("secret", stripe_webhook.to_owned()),
+    ])
+    .send()
+    .await?
+    .error_for_status()?;
     let adyen_key = "AQE_brightwave_demo_key";
     put("adyen/brightwave", adyen_key)?;
     let hooks = format!(
@@ -487,14 +490,18 @@ async fn seed_payments(
     let webhook: Value = http
         .post(&hooks)
         .header("x-api-key", adyen_key)
-        .json(&json!({"url": format!("{url}/v1/webhooks/adyen/brightwave"), "type": "standard",
-                      "active": true, "communicationFormat": "json"}))
+        .json(
+            &json!({"url": format!("{url}/v1/webhooks/adyen/brightwave"), "type": "standard",
+                      "active": true, "communicationFormat": "json"}),
+        )
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    let id = webhook["id"].as_str().context("the Adyen simulator's webhook id")?;
+    let id = webhook["id"]
+        .as_str()
+        .context("the Adyen simulator's webhook id")?;
     let hmac: Value = http
         .post(format!("{hooks}/{id}/generateHmac"))
         .header("x-api-key", adyen_key)
@@ -506,9 +513,13 @@ async fn seed_payments(
         .await?;
     put(
         "adyen/brightwave-webhook",
-        hmac["hmacKey"].as_str().context("the Adyen simulator's HMAC key")?,
+        hmac["hmacKey"]
+            .as_str()
+            .context("the Adyen simulator's HMAC key")?,
     )?;
-    println!("payment accounts: nordlys at the Stripe simulator, brightwave at the Adyen simulator");
+    println!(
+        "payment accounts: nordlys at the Stripe simulator, brightwave at the Adyen simulator"
+    );
     Ok(())
 }
 

@@ -119,16 +119,32 @@ mod tests {
     #[test]
     fn a_tenant_gets_only_files_that_name_it() {
         let dir = std::env::temp_dir().join(format!("tcom-secrets-{}", uuid::Uuid::new_v4()));
-        for file in ["stripe/acme/key", "stripe/acme-webhook", "stripe/acmeplus/key"] {
+        for file in [
+            "stripe/acme/key",
+            "stripe/acme-webhook",
+            "stripe/acmeplus/key",
+        ] {
             let path = dir.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "s").unwrap();
         }
         let store = SecretStore::new(&dir);
-        assert!(store.resolve_for_tenant("acme", "file://stripe/acme/key").is_ok());
-        assert!(store.resolve_for_tenant("acme", "file://stripe/acme-webhook").is_ok());
+        assert!(
+            store
+                .resolve_for_tenant("acme", "file://stripe/acme/key")
+                .is_ok()
+        );
+        assert!(
+            store
+                .resolve_for_tenant("acme", "file://stripe/acme-webhook")
+                .is_ok()
+        );
         for foreign in ["file://stripe/acmeplus/key", "file://stripe/acme-webhook"] {
-            let tenant = if foreign.contains("plus") { "acme" } else { "acm" };
+            let tenant = if foreign.contains("plus") {
+                "acme"
+            } else {
+                "acm"
+            };
             assert!(
                 matches!(
                     store.resolve_for_tenant(tenant, foreign),

@@ -928,7 +928,8 @@ fn on_deadlines(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
     {
         if order.cancellation_requests >= MAX_CANCELLATION_REQUESTS {
             order.state = OrderState::Held;
-            order.state_reason = Some("the void or refund was not confirmed by the provider".into());
+            order.state_reason =
+                Some("the void or refund was not confirmed by the provider".into());
             order.cancellation_deadline = None;
         } else if let Some(action) = give_money_back(order) {
             // Asked again with the same idempotency key: at most one void or refund happens.
@@ -1494,11 +1495,26 @@ mod tests {
             },
             NOW,
         );
-        let actions = apply(&mut order, &Input::Payment(&refused_request("capture")), NOW);
+        let actions = apply(
+            &mut order,
+            &Input::Payment(&refused_request("capture")),
+            NOW,
+        );
         assert!(actions.is_empty());
         assert_eq!(order.state, OrderState::Held);
-        assert_eq!(order.payment.state, Some(PaymentState::Authorized), "not poisoned");
-        assert!(order.payment.last_error.as_deref().unwrap().starts_with("capture"));
+        assert_eq!(
+            order.payment.state,
+            Some(PaymentState::Authorized),
+            "not poisoned"
+        );
+        assert!(
+            order
+                .payment
+                .last_error
+                .as_deref()
+                .unwrap()
+                .starts_with("capture")
+        );
         // Captured by hand at the provider: the report completes the order.
         pay(&mut order, PaymentState::Captured);
         assert_eq!(order.state, OrderState::Completed);
