@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The programs the stack runs, all present in the fake root's `/usr/bin`.
-const PROGRAMS: &[&str] = &["java", "mvn", "cmake", "c++", "psql", "curl"];
+const PROGRAMS: &[&str] = &["java", "mvn", "cmake", "c++", "psql", "curl", "node", "npm"];
 
 fn fake_root(files: &[&str]) -> PathBuf {
     let root = std::env::temp_dir().join(tcom_tests::unique("probe-root"));
@@ -86,7 +86,9 @@ fn an_empty_machine_needs_every_package() {
             "cmake",
             "g++",
             "postgresql-client",
-            "curl"
+            "curl",
+            "nodejs",
+            "npm"
         ]
     );
 }
