@@ -16,7 +16,7 @@ use tcom_schemas::msisdn::{
     ReleaseNumber,
 };
 use tcom_schemas::order::{
-    OrderCommand, OrderCommandPayload, OrderEvent, OrderSnapshot, OrderState, PlaceOrder,
+    OrderCommand, OrderCommandPayload, OrderEvent, OrderSnapshot, PlaceOrder,
 };
 use tcom_schemas::payment::{
     CancelPayment, CapturePayment, CreatePayment, PaymentCommand, PaymentCommandPayload,
@@ -158,7 +158,7 @@ impl OrderProcessor {
             OrderCommandPayload::PlaceOrder(placed) => match stored {
                 // Checked out again: the order there is (never a second one).
                 Some(order) => Some(accepted(&order)),
-                None => self.place(ctx, command, placed, &key, waiting.as_ref())?,
+                None => self.place(ctx, command, placed, waiting.as_ref())?,
             },
             OrderCommandPayload::CancelOrder(c) => {
                 let owned =
@@ -208,7 +208,6 @@ impl OrderProcessor {
         ctx: &mut Context<'_>,
         command: &OrderCommand,
         placed: &PlaceOrder,
-        key: &str,
         waiting: Option<&(String, Vec<u8>)>,
     ) -> Result<Option<Outcome>, ProcessError> {
         let basket: Basket = serde_json::from_str(&placed.basket_document).map_err(|e| {
@@ -248,8 +247,6 @@ impl OrderProcessor {
             tenant.as_ref().map_or("", |t| t.settings.name.as_str()),
             order.order_id
         );
-        order.version = 0;
-        let _ = key;
         self.commit_with(
             ctx,
             None,
@@ -578,9 +575,4 @@ impl OrderProcessor {
         ctx.emit(with_origin(output, waiting.filter(|_| carries_origin)));
         Ok(())
     }
-}
-
-/// Whether an order in `state` shows the shopper a way to pay.
-pub fn awaits_payment(state: OrderState) -> bool {
-    matches!(state, OrderState::Acknowledged | OrderState::Pending)
 }
