@@ -65,6 +65,10 @@ pub fn settings() -> Settings {
     settings.database.url = stack.database_url;
     settings.redis.url = stack.redis_url;
     settings.schema_registry.url = stack.registry_url;
+    // Tests assert on the processors' answers: on a loaded two-core machine (the whole suite
+    // in parallel) an answer can take longer than the production default of 3 s, and a 202
+    // would fail a test about something else. The tests of the 202 itself set their own.
+    settings.commands.reply_timeout_ms = 15_000;
     settings
 }
 
