@@ -67,8 +67,9 @@ pub fn settings() -> Settings {
     settings.schema_registry.url = stack.registry_url;
     // Tests assert on the processors' answers: on a loaded two-core machine (the whole suite
     // in parallel) an answer can take longer than the production default of 3 s, and a 202
-    // would fail a test about something else. The tests of the 202 itself set their own.
-    settings.commands.reply_timeout_ms = 15_000;
+    // would fail a test about something else (8 s: still inside the 10 s request timeout).
+    // The tests of the 202 itself set their own.
+    settings.commands.reply_timeout_ms = 8_000;
     settings
 }
 
