@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tcom_schemas::topics;
 use tcom_state::admin::TopicSpec;
@@ -329,7 +329,7 @@ impl DeadLetters {
     ///
     /// # Errors
     /// Kafka did not take it.
-    pub async fn send(&self, message: &BorrowedMessage<'_>, error: &str) -> Result<(), KafkaError> {
+    pub async fn send<M: Message>(&self, message: &M, error: &str) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new();
         if let Some(original) = message.headers() {
             for header in original.iter() {

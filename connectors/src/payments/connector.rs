@@ -18,10 +18,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tcom_schemas::payment::{PaymentCommand, PaymentCommandPayload, PaymentEvent, PaymentState};
 use tcom_schemas::{Codec, topics};
 use tcom_state::client::KafkaSettings;
@@ -275,7 +275,7 @@ fn report(command: &PaymentCommand, done: Done, now: i64) -> Option<PaymentEvent
 }
 
 /// The origin headers of a command (a waiting shopper) and its tenant, copied onto its report.
-fn origin_headers(message: &BorrowedMessage<'_>) -> OwnedHeaders {
+fn origin_headers(message: &OwnedMessage) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new();
     for header in message.headers().into_iter().flat_map(|h| h.iter()) {
         if [ORIGIN_REPLY_TO_HEADER, ORIGIN_COMMAND_ID_HEADER, "tenant"].contains(&header.key) {
@@ -288,12 +288,12 @@ fn origin_headers(message: &BorrowedMessage<'_>) -> OwnedHeaders {
     headers
 }
 
-struct Connector<'a> {
-    endpoints: &'a ProviderEndpoints,
-    codec: &'a Codec,
-    producer: &'a FutureProducer,
-    options: &'a Options,
-    dead_letters: &'a DeadLetters,
+struct Connector {
+    endpoints: ProviderEndpoints,
+    codec: Arc<Codec>,
+    producer: FutureProducer,
+    options: Options,
+    dead_letters: DeadLetters,
 }
 
 enum Handled {
@@ -301,10 +301,10 @@ enum Handled {
     Stopped,
 }
 
-impl Connector<'_> {
+impl Connector {
     async fn handle(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &OwnedMessage,
         mut stop: Pin<&mut impl Future<Output = ()>>,
     ) -> Handled {
         let metrics = &self.options.metrics;
@@ -333,7 +333,7 @@ impl Connector<'_> {
         };
         let mut attempts = Attempts::new(self.options.retry);
         let done = loop {
-            let Some(result) = unless_stopped(stop.as_mut(), call(self.endpoints, &command)).await
+            let Some(result) = unless_stopped(stop.as_mut(), call(&self.endpoints, &command)).await
             else {
                 return Handled::Stopped;
             };
@@ -409,7 +409,7 @@ impl Connector<'_> {
 
     async fn dead_letter(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &OwnedMessage,
         error: &str,
         mut stop: Pin<&mut impl Future<Output = ()>>,
     ) -> Handled {
@@ -504,45 +504,170 @@ pub async fn run(
         .set("heartbeat.interval.ms", "1500")
         .create_with_context(AssignmentLog)?;
     consumer.subscribe(&[topics::PAYMENT_COMMANDS])?;
-    let connector = Connector {
-        endpoints: &endpoints,
-        codec: &codec,
-        producer: &producer,
-        options: &options,
-        dead_letters: &dead_letters,
+    let connector = Arc::new(Connector {
+        endpoints,
+        codec,
+        producer,
+        options,
+        dead_letters,
+    });
+    // The stop signal, for every lane.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
-    tracing::info!(group = %group_id, "Payments connector started.");
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(i32, i64)>();
+    let mut lanes = Vec::with_capacity(LANES);
+    let mut lane_tasks = tokio::task::JoinSet::new();
+    for _ in 0..LANES {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<OwnedMessage>(LANE_QUEUE);
+        lanes.push(tx);
+        let (connector, done_tx, stop) = (connector.clone(), done_tx.clone(), stopped.clone());
+        lane_tasks.spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let stop = stop();
+                tokio::pin!(stop);
+                match connector.handle(&message, stop.as_mut()).await {
+                    Handled::Done => {
+                        let _ = done_tx.send((message.partition(), message.offset()));
+                    }
+                    Handled::Stopped => break,
+                }
+            }
+        });
+    }
+    drop(done_tx);
+    let mut offsets = InFlight::default();
+    tracing::info!(group = %group_id, lanes = LANES, "Payments connector started.");
     loop {
-        let message = tokio::select! {
+        tokio::select! {
             biased;
             () = &mut shutdown => break,
-            message = consumer.recv() => message,
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "Kafka receive failed; retrying.");
-                if unless_stopped(
-                    shutdown.as_mut(),
-                    tokio::time::sleep(Duration::from_millis(500)),
-                )
-                .await
-                .is_none()
-                {
+            Some((partition, offset)) = done_rx.recv() => {
+                if let Some(next) = offsets.finished(partition, offset) {
+                    let mut done = TopicPartitionList::new();
+                    let added = done.add_partition_offset(
+                        topics::PAYMENT_COMMANDS,
+                        partition,
+                        Offset::Offset(next),
+                    );
+                    // A failed commit is not fatal: the commands come again, and the
+                    // providers' idempotency makes them harmless.
+                    if let Err(e) = added.and_then(|()| consumer.commit(&done, CommitMode::Async)) {
+                        tracing::warn!(error = %e, "Committing payment commands' offsets failed.");
+                    }
+                }
+            }
+            message = consumer.recv() => {
+                let message = match message {
+                    Ok(m) => m.detach(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Kafka receive failed; retrying.");
+                        let wait = tokio::time::sleep(Duration::from_millis(500));
+                        if unless_stopped(shutdown.as_mut(), wait).await.is_none() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                offsets.started(message.partition(), message.offset());
+                let lane = lane_of(message.key().unwrap_or_default());
+                // A full lane holds the loop up: back pressure instead of an unbounded queue.
+                let queued = unless_stopped(shutdown.as_mut(), lanes[lane].send(message)).await;
+                if !matches!(queued, Some(Ok(()))) {
                     break;
                 }
-                continue;
             }
-        };
-        match connector.handle(&message, shutdown.as_mut()).await {
-            Handled::Done => {
-                if let Err(e) = consumer.commit_message(&message, CommitMode::Async) {
-                    tracing::warn!(error = %e, "Committing a payment command's offset failed.");
-                }
-            }
-            Handled::Stopped => break,
         }
     }
+    let _ = stop_tx.send(true);
+    drop(lanes);
+    while lane_tasks.join_next().await.is_some() {}
     tracing::info!("Payments connector stopped.");
     Ok(())
+}
+
+/// How many payment commands are done at once. One order's commands keep their order (they
+/// share a key, so a lane); different orders' provider calls overlap, which is what a
+/// provider's latency (hundreds of milliseconds at Stripe or Adyen) needs.
+pub const LANES: usize = 16;
+/// Commands queued per lane before the consumer waits.
+const LANE_QUEUE: usize = 32;
+
+/// The lane of a record key: the same key, the same lane.
+fn lane_of(key: &[u8]) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    (hasher.finish() % LANES as u64) as usize
+}
+
+/// Offsets being worked on, per partition: the offset to commit is the lowest still in
+/// flight (everything below it is done), or one past the highest seen when none is.
+#[derive(Debug, Default)]
+struct InFlight {
+    partitions: std::collections::HashMap<i32, Partition>,
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    working: std::collections::BTreeSet<i64>,
+    highest: i64,
+    committed: i64,
+}
+
+impl InFlight {
+    fn started(&mut self, partition: i32, offset: i64) {
+        let p = self.partitions.entry(partition).or_default();
+        p.working.insert(offset);
+        p.highest = p.highest.max(offset);
+    }
+
+    /// Marks `offset` done; the offset to commit when it moved on.
+    fn finished(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        let p = self.partitions.get_mut(&partition)?;
+        p.working.remove(&offset);
+        let next = p.working.first().copied().unwrap_or(p.highest + 1);
+        (next > p.committed).then(|| {
+            p.committed = next;
+            next
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_done_prefix_is_committed() {
+        let mut offsets = InFlight::default();
+        for offset in 10..13 {
+            offsets.started(0, offset);
+        }
+        offsets.started(1, 7);
+        // 11 finishes first: 10 is still in flight, nothing may be committed past it.
+        assert_eq!(offsets.finished(0, 11), Some(10));
+        assert_eq!(offsets.finished(0, 10), Some(12));
+        assert_eq!(offsets.finished(0, 12), Some(13));
+        assert_eq!(offsets.finished(1, 7), Some(8));
+        // A duplicate completion commits nothing new.
+        assert_eq!(offsets.finished(0, 12), None);
+        assert_eq!(offsets.finished(5, 1), None, "a partition never started");
+    }
+
+    #[test]
+    fn one_orders_commands_share_a_lane() {
+        assert_eq!(lane_of(b"t:o1"), lane_of(b"t:o1"));
+        let lanes: std::collections::HashSet<usize> = (0..200)
+            .map(|i| lane_of(format!("t:o{i}").as_bytes()))
+            .collect();
+        assert!(
+            lanes.len() > LANES / 2,
+            "keys spread over the lanes: {lanes:?}"
+        );
+    }
 }
