@@ -1600,6 +1600,85 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_report_after_a_3ds_step_changes_nothing_and_the_step_says_why() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::RequiresAction);
+        assert_eq!(
+            order.step(StepName::Payment).detail.as_deref(),
+            Some("3-D Secure step")
+        );
+        let before = order.clone();
+        let mut stale = report(PaymentState::AwaitingShopper);
+        stale.event_id = "created-late".into();
+        assert!(apply(&mut order, &Input::Payment(&stale), NOW).is_empty());
+        assert_eq!(order, before, "a report of an earlier state is stale");
+        pay(&mut order, PaymentState::Refused);
+        assert!(
+            order
+                .step(StepName::Payment)
+                .detail
+                .as_deref()
+                .unwrap()
+                .starts_with("refused: card_declined")
+        );
+    }
+
+    #[test]
+    fn a_payment_cancelled_at_the_provider_fails_the_order_and_frees_its_numbers() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::AwaitingShopper);
+        let actions = pay(&mut order, PaymentState::Canceled);
+        assert_eq!(order.state, OrderState::Failed);
+        assert_eq!(
+            actions,
+            [Action::ReleaseNumber {
+                msisdn: "+4520000001".into()
+            }]
+        );
+        // A later report of another final state does not replace the first one.
+        let mut refunded = report(PaymentState::Refunded);
+        refunded.event_id = "refunded-late".into();
+        apply(&mut order, &Input::Payment(&refunded), NOW);
+        assert_eq!(order.payment.state, Some(PaymentState::Canceled));
+    }
+
+    #[test]
+    fn cancelling_an_order_the_provider_captured_by_itself_refunds_it() {
+        let mut order = two_lines();
+        let mut captured = report(PaymentState::Captured);
+        captured.amount_minor = 5000;
+        apply(&mut order, &Input::Payment(&captured), NOW);
+        assert_eq!(order.state, OrderState::InProgress);
+        let mut actions = Vec::new();
+        cancel(&mut order, None, NOW, &mut actions);
+        assert!(
+            actions.contains(&Action::RefundPayment {
+                reference: "pi_1".into(),
+                amount_minor: 5000
+            }),
+            "{actions:?}"
+        );
+        assert_eq!(order.state, OrderState::PendingCancellation);
+    }
+
+    #[test]
+    fn an_authorisation_after_the_cancellation_was_asked_is_voided() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::AwaitingShopper);
+        cancel(&mut order, None, NOW, &mut Vec::new());
+        assert_eq!(order.state, OrderState::PendingCancellation);
+        let mut authorised = report(PaymentState::Authorized);
+        authorised.reference = "psp_2".into();
+        let actions = apply(&mut order, &Input::Payment(&authorised), NOW);
+        assert_eq!(
+            actions,
+            [Action::CancelPayment {
+                reference: "psp_2".into()
+            }]
+        );
+    }
+
+    #[test]
     fn a_refused_payment_creation_fails_the_order() {
         let mut order = two_lines();
         let actions = apply(&mut order, &Input::Payment(&refused_request("create")), NOW);
