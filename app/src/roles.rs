@@ -185,13 +185,11 @@ pub(crate) async fn run(
                     .await
                     .context("content connector")
                 });
-                let endpoints = tcom_connectors::payments::connector::ProviderEndpoints {
-                    stripe_url: settings.payments.stripe_url.clone(),
-                    adyen_url: settings.payments.adyen_url.clone(),
-                    secrets: tcom_connectors::secrets::SecretStore::new(
-                        &settings.payments.secrets_dir,
-                    ),
-                };
+                let endpoints = tcom_connectors::payments::connector::ProviderEndpoints::new(
+                    settings.payments.stripe_url.clone(),
+                    settings.payments.adyen_url.clone(),
+                    tcom_connectors::secrets::SecretStore::new(&settings.payments.secrets_dir),
+                );
                 let (kafka, codec, stop) = (settings.kafka_settings(), payments_codec, stopped());
                 let options = connector_options(tcom_connectors::payments::connector::GROUP_ID);
                 tasks.spawn(async move {

@@ -32,11 +32,11 @@ async fn main() {
     let codec = Arc::new(tcom_schemas::Codec::new(&env("SCHEMA_REGISTRY_URL")).expect("codec"));
     match env("ROLE").as_str() {
         "payments" => {
-            let endpoints = tcom_connectors::payments::connector::ProviderEndpoints {
-                stripe_url: env("STRIPE_URL"),
-                adyen_url: env("ADYEN_URL"),
-                secrets: tcom_connectors::secrets::SecretStore::new(env("SECRETS_DIR")),
-            };
+            let endpoints = tcom_connectors::payments::connector::ProviderEndpoints::new(
+                env("STRIPE_URL"),
+                env("ADYEN_URL"),
+                tcom_connectors::secrets::SecretStore::new(env("SECRETS_DIR")),
+            );
             tcom_connectors::payments::connector::run(
                 kafka,
                 env("GROUP_ID"),

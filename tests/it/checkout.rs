@@ -515,6 +515,14 @@ async fn forged_stale_and_cross_tenant_webhooks_change_nothing() {
         version,
         "nothing changed"
     );
+    // A later, real payment proves it beyond the wait: the order reaches `completed` in
+    // exactly the five versions of a straight purchase, so none of the webhooks above (even
+    // one processed late) added a change.
+    shop.pay(&order.body, "visa").await;
+    let completed = shop
+        .order_in(&alice, &basket, "completed", Duration::from_secs(20))
+        .await;
+    assert_eq!(completed["version"], 5, "{completed}");
 }
 
 #[tokio::test]

@@ -306,11 +306,11 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             &group_id,
             &[tcom_schemas::topics::PAYMENT_COMMANDS],
         );
-        let endpoints = tcom_connectors::payments::connector::ProviderEndpoints {
-            stripe_url: stripe_url.clone(),
-            adyen_url: adyen_url.clone(),
-            secrets: tcom_connectors::secrets::SecretStore::new(&secrets_dir),
-        };
+        let endpoints = tcom_connectors::payments::connector::ProviderEndpoints::new(
+            stripe_url.clone(),
+            adyen_url.clone(),
+            tcom_connectors::secrets::SecretStore::new(&secrets_dir),
+        );
         let connector = tcom_connectors::payments::connector::run(
             stack.kafka_settings(),
             group_id,

@@ -162,6 +162,17 @@ impl AdyenClient {
             .no_proxy()
             .build()
             .expect("an HTTP client without TLS or proxy settings always builds");
+        Self::with_http(http, base_url, api_key, merchant_account)
+    }
+
+    /// [`Self::new`] on a shared HTTP client (its connection pool), as the payments connector
+    /// uses it: one client for every tenant's calls, not a new pool per call.
+    pub fn with_http(
+        http: reqwest::Client,
+        base_url: &str,
+        api_key: &str,
+        merchant_account: &str,
+    ) -> Self {
         Self {
             http,
             base_url: base_url.to_owned(),

@@ -38,13 +38,35 @@ use crate::secrets::SecretStore;
 /// Consumer group of the payments connector.
 pub const GROUP_ID: &str = "tcom-connector-payments";
 
-/// Where the providers are.
+/// Where the providers are, and the HTTP client (one connection pool) every call shares.
 #[derive(Debug, Clone)]
 pub struct ProviderEndpoints {
     pub stripe_url: String,
     pub adyen_url: String,
     pub secrets: SecretStore,
+    http: reqwest::Client,
 }
+
+impl ProviderEndpoints {
+    /// The providers at these base URLs, secrets from `secrets`.
+    pub fn new(stripe_url: String, adyen_url: String, secrets: SecretStore) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(PROVIDER_TIMEOUT)
+            // Providers are called directly; a proxy would only add a hop that sees the keys.
+            .no_proxy()
+            .build()
+            .expect("an HTTP client without TLS or proxy settings always builds");
+        Self {
+            stripe_url,
+            adyen_url,
+            secrets,
+            http,
+        }
+    }
+}
+
+/// How long one provider call may take before it counts as unavailable (and is retried).
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors that stop the connector.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +75,10 @@ pub enum PaymentsError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("topics: {0}")]
     Topics(#[from] tcom_state::Error),
+    /// A lane stopped while the connector was not stopping (a panic in a provider call's
+    /// handling): the process must not look alive while commands wait for that lane.
+    #[error("a payment lane ended unexpectedly: {0}")]
+    LaneEnded(String),
 }
 
 /// The platform's word for a provider's payment state.
@@ -209,9 +235,18 @@ async fn call(
         Err(e) => return Ok(Done::Refused(format!("the tenant's payment secret: {e}"))),
     };
     match command.provider.as_str() {
-        "stripe" => stripe_call(&StripeClient::new(&endpoints.stripe_url, &secret), command).await,
+        "stripe" => {
+            let client =
+                StripeClient::with_http(endpoints.http.clone(), &endpoints.stripe_url, &secret);
+            stripe_call(&client, command).await
+        }
         "adyen" => {
-            let client = AdyenClient::new(&endpoints.adyen_url, &secret, &command.account_ref);
+            let client = AdyenClient::with_http(
+                endpoints.http.clone(),
+                &endpoints.adyen_url,
+                &secret,
+                &command.account_ref,
+            );
             adyen_call(&client, command).await
         }
         other => Ok(Done::Refused(format!("unknown payment provider {other:?}"))),
@@ -542,10 +577,20 @@ pub async fn run(
     drop(done_tx);
     let mut offsets = InFlight::default();
     tracing::info!(group = %group_id, lanes = LANES, "Payments connector started.");
+    let mut failure = None;
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            Some(ended) = lane_tasks.join_next() => {
+                let why = match ended {
+                    Err(e) => format!("it panicked: {e}"),
+                    Ok(()) => "it returned".to_owned(),
+                };
+                tracing::error!(why, "A payment lane ended; stopping the payments connector.");
+                failure = Some(PaymentsError::LaneEnded(why));
+                break;
+            }
             Some((partition, offset)) = done_rx.recv() => {
                 if let Some(next) = offsets.finished(partition, offset) {
                     let mut done = TopicPartitionList::new();
@@ -576,9 +621,13 @@ pub async fn run(
                 offsets.started(message.partition(), message.offset());
                 let lane = lane_of(message.key().unwrap_or_default());
                 // A full lane holds the loop up: back pressure instead of an unbounded queue.
-                let queued = unless_stopped(shutdown.as_mut(), lanes[lane].send(message)).await;
-                if !matches!(queued, Some(Ok(()))) {
-                    break;
+                match unless_stopped(shutdown.as_mut(), lanes[lane].send(message)).await {
+                    None => break,
+                    Some(Ok(())) => {}
+                    Some(Err(_)) => {
+                        failure = Some(PaymentsError::LaneEnded("its queue closed".to_owned()));
+                        break;
+                    }
                 }
             }
         }
@@ -587,7 +636,7 @@ pub async fn run(
     drop(lanes);
     while lane_tasks.join_next().await.is_some() {}
     tracing::info!("Payments connector stopped.");
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 /// How many payment commands are done at once. One order's commands keep their order (they

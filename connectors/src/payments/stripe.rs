@@ -69,6 +69,12 @@ impl StripeClient {
             .no_proxy()
             .build()
             .unwrap_or_default();
+        Self::with_http(http, base_url, secret_key)
+    }
+
+    /// [`Self::new`] on a shared HTTP client (its connection pool), as the payments connector
+    /// uses it: one client for every tenant's calls, not a new pool per call.
+    pub fn with_http(http: reqwest::Client, base_url: &str, secret_key: &str) -> Self {
         Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
