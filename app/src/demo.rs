@@ -14,8 +14,14 @@ use serde_json::{Value, json};
 use tcom_ingress::Settings;
 use tcom_ingress::auth::{AdminAuth, BRAND_ADMIN, PLATFORM_OPERATOR};
 
+/// The demo tenants and the host each is reached on.
+const DEMO_HOSTS: [(&str, &str); 2] = [
+    ("nordlys", "nordlys.localhost"),
+    ("brightwave", "brightwave.localhost"),
+];
+
 /// The demo tenants' onboarding requests.
-fn tenants() -> Vec<(&'static str, &'static str, Value)> {
+fn tenants(broker_url: &str) -> Vec<(&'static str, &'static str, Value)> {
     vec![
         (
             "nordlys",
@@ -34,7 +40,14 @@ fn tenants() -> Vec<(&'static str, &'static str, Value)> {
                 "channels": ["web", "app", "outbound-sales"],
                 "theme": {"primary_color": "#0b3d91", "logo_url": "/assets/nordlys.svg"},
                 "payment": {"provider": "stripe", "account_ref": "acct_demo_nordlys", "secret_ref": "file://stripe/nordlys", "webhook_secret_ref": "file://stripe/nordlys-webhook"},
-                "content": {"space_id": "nordlys", "environment": "master", "access_token_ref": "env://CONTENTFUL_DEMO_TOKEN"}
+                "content": {"space_id": "nordlys", "environment": "master", "access_token_ref": "env://CONTENTFUL_DEMO_TOKEN"},
+                // MitID through the broker simulator: the owner of a subscription matches
+                // their CPR and must be 18 on the order date.
+                "identity": {"issuer": format!("{broker_url}/realms/nordlys"), "client_id": "nordlys-shop",
+                             "client_secret_ref": "file://oidc/nordlys", "scopes": ["openid", "mitid", "ssn"],
+                             "cpr_matching": true,
+                             "owner_verification": {"min_assurance": "substantial", "min_age": 18,
+                                                    "on_failure": "fail", "timeout_seconds": 1800}}
             }),
         ),
         (
@@ -50,7 +63,9 @@ fn tenants() -> Vec<(&'static str, &'static str, Value)> {
                 "segments": [{"name": "consumer", "max_binding_months": 24}],
                 "channels": ["web", "partner-portal"],
                 "theme": {"primary_color": "#ff6f00", "logo_url": "/assets/brightwave.svg"},
-                "payment": {"provider": "adyen", "account_ref": "BrightwaveECOM", "secret_ref": "file://adyen/brightwave", "webhook_secret_ref": "file://adyen/brightwave-webhook"}
+                "payment": {"provider": "adyen", "account_ref": "BrightwaveECOM", "secret_ref": "file://adyen/brightwave", "webhook_secret_ref": "file://adyen/brightwave-webhook"},
+                "identity": {"issuer": format!("{broker_url}/realms/brightwave"), "client_id": "brightwave-shop",
+                             "client_secret_ref": "file://oidc/brightwave", "scopes": ["openid", "profile"]}
             }),
         ),
     ]
@@ -200,9 +215,9 @@ impl Admin<'_> {
         idempotency_key: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<()> {
-        let host = tenants()
+        let host = DEMO_HOSTS
             .into_iter()
-            .find_map(|(id, host, _)| (id == tenant).then_some(host))
+            .find_map(|(id, host)| (id == tenant).then_some(host))
             .context("not a demo tenant")?;
         let token = self
             .auth
@@ -233,13 +248,16 @@ pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
         .await
         .context("setting up the demo tenants' accounts at the payment simulators")?;
     let operator = auth.issue("demo-seed", None, &[PLATFORM_OPERATOR], 600);
-    for (id, host, tenant_settings) in tenants() {
+    seed_identity(&http, settings)
+        .await
+        .context("registering the demo tenants' clients at the OIDC broker simulator")?;
+    for (id, host, tenant_settings) in tenants(&settings.identity.broker_url) {
         // The key names the version of the demo settings: a stack seeded by an older
         // version gets the tenant's settings replaced instead.
         let response = http
             .post(format!("{url}/v1/platform/tenants"))
             .bearer_auth(&operator)
-            .header("idempotency-key", format!("demo-onboard-{id}-v2"))
+            .header("idempotency-key", format!("demo-onboard-{id}-v3"))
             .json(&json!({"tenant_id": id, "settings": tenant_settings}))
             .send()
             .await?;
@@ -247,7 +265,7 @@ pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
             let response = http
                 .put(format!("{url}/v1/platform/tenants/{id}/settings"))
                 .bearer_auth(&operator)
-                .header("idempotency-key", format!("demo-settings-{id}-v2"))
+                .header("idempotency-key", format!("demo-settings-{id}-v3"))
                 .json(&tenant_settings)
                 .send()
                 .await?;
@@ -377,7 +395,7 @@ async fn missing_demo_data(http: &reqwest::Client, auth: &AdminAuth, url: &str) 
             .filter_map(|item| item[field].as_str().map(str::to_owned))
             .collect()
     };
-    for (tenant, host, _) in tenants() {
+    for (tenant, host) in DEMO_HOSTS {
         if get(
             host,
             &format!("/v1/platform/tenants/{tenant}"),
@@ -520,6 +538,38 @@ async fn seed_payments(
     println!(
         "payment accounts: nordlys at the Stripe simulator, brightwave at the Adyen simulator"
     );
+    Ok(())
+}
+
+/// The demo tenants' OpenID Connect clients at the broker simulator, and their secrets.
+async fn seed_identity(http: &reqwest::Client, settings: &Settings) -> anyhow::Result<()> {
+    let broker = settings.identity.broker_url.trim_end_matches('/');
+    for (tenant, client, domains) in [
+        ("nordlys", "nordlys-shop", &["nordlys.localhost", "shop.nordlys.localhost"][..]),
+        ("brightwave", "brightwave-shop", &["brightwave.localhost"][..]),
+    ] {
+        let secret = format!("{client}-demo-secret");
+        let path = settings.payments.secrets_dir.join(format!("oidc/{tenant}"));
+        std::fs::create_dir_all(path.parent().context("a secret has a folder")?)?;
+        std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        // The storefront's callback page on each domain (port 5173: the storefront's dev
+        // server; 8080: a page served next to the API).
+        let redirect_uris: Vec<String> = domains
+            .iter()
+            .flat_map(|d| {
+                [
+                    format!("http://{d}:5173/auth/callback"),
+                    format!("http://{d}:8080/auth/callback"),
+                ]
+            })
+            .collect();
+        http.put(format!("{broker}/_sim/realms/{tenant}/clients/{client}"))
+            .json(&json!({"client_secret": secret, "redirect_uris": redirect_uris}))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    println!("sign-in: nordlys (MitID, CPR matching) and brightwave at the broker simulator");
     Ok(())
 }
 

@@ -75,13 +75,20 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:38092")]
         listen: SocketAddr,
     },
+    /// Run the MitID broker simulator (an OpenID Connect provider per realm: code flow with
+    /// PKCE, RS256 ID tokens, JWKS, userinfo, CPR match; test identities) for local runs.
+    OidcSim {
+        #[arg(long, default_value = "127.0.0.1:38093")]
+        listen: SocketAddr,
+    },
     /// Issue an admin token, or with `--customer` a storefront customer token, for local use
     /// (signed with the configured secrets).
     Token {
         /// Tenant the token is for; none for a platform operator.
         #[arg(long)]
         tenant: Option<String>,
-        /// Issue a customer token for this customer id (needs `--tenant`; roles are ignored).
+        /// Issue a customer session token for this customer id (needs `--tenant`; roles are
+        /// ignored; local runs only, needs the database and Redis).
         #[arg(long)]
         customer: Option<String>,
         /// Comma-separated roles, e.g. brand_admin or platform_operator.
@@ -215,16 +222,29 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("adyen simulator")
         }
+        Command::OidcSim { listen } => {
+            tcom_connectors::identity::broker_sim::serve(listen, shutdown_signal(), |_| {})
+                .await
+                .context("OIDC broker simulator")
+        }
         Command::Token {
             tenant,
             customer: Some(customer),
             ttl,
             ..
         } => {
-            let settings = settings()?;
+            let mut settings = settings()?;
             let tenant = tenant.context("a customer token needs --tenant")?;
-            let auth = tcom_ingress::shoppers::ShopperAuth::new(&settings.auth);
-            println!("{}", auth.issue_customer(&tenant, &customer, ttl));
+            // A session signed with the tenant's own key and kept in Redis, as after a
+            // sign-in (local runs only: the identity refuses otherwise).
+            settings.identity.session_ttl_seconds = ttl;
+            let identity = tcom_ingress::identity::Identity::from_settings(&settings)
+                .map_err(anyhow::Error::msg)?;
+            let session = identity
+                .issue_local_session(&tenant, &customer, None)
+                .await
+                .map_err(|p| anyhow::anyhow!("{}: {}", p.code, p.detail.unwrap_or_default()))?;
+            println!("{}", session.access_token);
             Ok(())
         }
         Command::Token {

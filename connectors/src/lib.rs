@@ -9,7 +9,9 @@
 pub mod catalog_view;
 pub mod contentful;
 pub mod dead_letter;
+pub mod identity;
 pub mod payments;
+pub mod personal_data;
 pub mod postgres;
 pub mod replies;
 pub mod secrets;

@@ -22,6 +22,7 @@ use crate::problem::{self, Problem};
 use crate::replies::ReplyRouter;
 use crate::settings::Settings;
 use crate::shoppers::{RateLimits, ShopperAuth};
+use crate::identity::{customer_data_api, owner_api, sign_in_api};
 use crate::storefront;
 use crate::tenancy::{TenantDirectory, follow_tenants};
 use crate::{
@@ -41,6 +42,7 @@ pub struct AppState {
     pub shoppers: Arc<ShopperAuth>,
     pub rate_limits: Arc<RateLimits>,
     pub payments: Arc<crate::settings::PaymentSettings>,
+    pub identity: Arc<crate::identity::Identity>,
 }
 
 impl AppState {
@@ -78,6 +80,37 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             get(|| async { axum::Json(ApiDoc::openapi()) }),
         )
         .route("/v1/storefront/tenant", get(storefront::current_tenant))
+        .route("/.well-known/jwks.json", get(sign_in_api::jwks))
+        .route("/v1/storefront/sign-in", post(sign_in_api::start_sign_in))
+        .route(
+            "/v1/storefront/sign-in/callback",
+            post(sign_in_api::finish_sign_in),
+        )
+        .route("/v1/storefront/sign-out", post(sign_in_api::sign_out))
+        .route(
+            "/v1/storefront/customers/me",
+            axum::routing::delete(customer_data_api::erase_me),
+        )
+        .route(
+            "/v1/storefront/customers/me/data",
+            get(customer_data_api::export_my_data),
+        )
+        .route(
+            "/v1/storefront/orders/{order_id}/owner-verification",
+            post(owner_api::verify_owner),
+        )
+        .route(
+            "/v1/admin/customers/{customer_id}",
+            axum::routing::delete(customer_data_api::admin_erase),
+        )
+        .route(
+            "/v1/admin/customers/{customer_id}/data",
+            get(customer_data_api::admin_export),
+        )
+        .route(
+            "/v1/admin/personal-data-audit",
+            get(customer_data_api::audit_log),
+        )
         .route("/v1/storefront/catalog", get(catalog_read::catalog))
         .route("/v1/storefront/numbers", get(number_api::search_numbers))
         .route("/v1/storefront/baskets", post(basket_api::create_basket))
@@ -247,6 +280,11 @@ impl Application {
         let redis = redis::Client::open(settings.redis.url.as_str())
             .map_err(|e| BuildError::Setting(format!("redis.url: {e}")))?;
         let redis_for_limits = redis.clone();
+        let identity = Arc::new(crate::identity::Identity::new(
+            settings,
+            postgres.clone(),
+            redis.clone(),
+        ));
         let reply_listener = {
             let replies = replies.clone();
             let redis = redis.clone();
@@ -284,6 +322,7 @@ impl Application {
                 settings.redis.response_timeout(),
             )),
             payments: Arc::new(settings.payments.clone()),
+            identity,
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await

@@ -15,6 +15,7 @@ pub mod commands;
 pub mod content_webhook;
 pub mod database_role;
 pub mod health;
+pub mod identity;
 pub mod number_api;
 pub mod openapi;
 pub mod order_api;

@@ -46,7 +46,17 @@ use utoipa::OpenApi;
         crate::order_api::brand_orders,
         crate::order_api::brand_order,
         crate::payment_webhooks::stripe_webhook,
-        crate::payment_webhooks::adyen_webhook
+        crate::payment_webhooks::adyen_webhook,
+        crate::identity::sign_in_api::jwks,
+        crate::identity::sign_in_api::start_sign_in,
+        crate::identity::sign_in_api::finish_sign_in,
+        crate::identity::sign_in_api::sign_out,
+        crate::identity::owner_api::verify_owner,
+        crate::identity::customer_data_api::export_my_data,
+        crate::identity::customer_data_api::erase_me,
+        crate::identity::customer_data_api::admin_export,
+        crate::identity::customer_data_api::admin_erase,
+        crate::identity::customer_data_api::audit_log
     ),
     components(schemas(
         crate::problem::Problem,
@@ -58,8 +68,20 @@ use utoipa::OpenApi;
         crate::order_api::CheckoutRequest,
         crate::order_api::CancelRequest,
         crate::order_schema::ProductOrder,
-        crate::order_schema::OrderList
+        crate::order_schema::OrderList,
+        crate::order_schema::OrderOwner,
+        crate::identity::sign_in_api::SignInRequest,
+        crate::identity::sign_in_api::SignInStarted,
+        crate::identity::sign_in_api::SignInCallback,
+        crate::identity::sign_in_api::JwkSetDocument,
+        crate::identity::sessions::IssuedSession,
+        crate::identity::owner_api::OwnerVerificationRequest,
+        crate::identity::customer_data_api::CustomerDataExport,
+        crate::identity::customer_data_api::OwnerIdentityExport,
+        crate::identity::customer_data_api::AuditLog,
+        crate::identity::customer_data_api::AuditEntry
     )),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "operations", description = "Liveness and readiness"),
         (name = "storefront", description = "What shoppers' storefronts call"),
@@ -67,8 +89,45 @@ use utoipa::OpenApi;
         (name = "baskets", description = "Shoppers' baskets and phone numbers (guest Basket-Token or customer token)"),
         (name = "platform", description = "Platform operators: tenant onboarding (role platform_operator)"),
         (name = "webhooks", description = "Signed callbacks from outside systems"),
+        (name = "identity", description = "Customer sign-in through the shop's OpenID Connect broker (MitID in Denmark), owner verification, and the customer's personal data (export, erasure)"),
         (name = "admin", description = "Brand partners: their catalog and campaigns (token of the host's tenant)")
     )
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
+
+/// The API's credentials: the platform's customer session tokens (ES256, per tenant, from
+/// `/v1/storefront/sign-in/callback`) and staff tokens.
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "customer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A customer session token of the host's tenant (ES256, keys at /.well-known/jwks.json)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A staff token naming the host's tenant and roles (platform operators: no tenant)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}

@@ -105,6 +105,16 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(
     })
 }
 
+/// An order document as the API shows it: without the sealed personal data (only the data
+/// export opens it), and its owner marked when the customer was erased.
+fn present(mut document: serde_json::Value, erased: bool) -> serde_json::Value {
+    tcom_processors::domain::order_document::strip_sealed(&mut document);
+    if erased && let Some(owner) = document.get_mut("owner").and_then(|o| o.as_object_mut()) {
+        owner.insert("erased".into(), serde_json::Value::Bool(true));
+    }
+    document
+}
+
 fn order_not_found(order_id: &str) -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "order_not_found", "No such order")
         .with_detail(format!("no order {order_id} for this caller"))
@@ -193,9 +203,12 @@ async fn read_order(
     loop {
         let mut tx = state.tenant_tx(tenant_id).await?;
         // No tenant filter on purpose: Row-Level Security scopes the query.
-        let row =
-            sqlx::query("SELECT document, customer_id, version FROM orders WHERE order_id = $1")
-                .bind(order_id)
+        let row = sqlx::query(
+            "SELECT document, customer_id, version,
+                    EXISTS (SELECT 1 FROM erased_customers e WHERE e.customer_id = orders.customer_id)
+               FROM orders WHERE order_id = $1",
+        )
+        .bind(order_id)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(|e| Problem::database(&e))?;
@@ -206,7 +219,7 @@ async fn read_order(
         let waiting = tokio::time::Instant::now() < deadline;
         match visible {
             Some(row) if min_version.is_none_or(|v| row.get::<i64, _>(2) >= v) => {
-                return Ok(row.get(0));
+                return Ok(present(row.get(0), row.get(3)));
             }
             Some(_) if waiting => {}
             None if min_version.is_some() && waiting => {}
@@ -272,7 +285,9 @@ async fn list_orders(
     let to = parse_instant(query.to.as_deref(), "to")?;
     let mut tx = state.tenant_tx(tenant_id).await?;
     let rows = sqlx::query(
-        "SELECT document FROM orders
+        "SELECT document,
+                EXISTS (SELECT 1 FROM erased_customers e WHERE e.customer_id = orders.customer_id)
+           FROM orders
           WHERE ($1::text IS NULL OR customer_id = $1)
             AND ($2::text IS NULL OR state = $2)
             AND ($3::timestamptz IS NULL OR created_at >= $3::timestamptz)
@@ -288,7 +303,7 @@ async fn list_orders(
     .await
     .map_err(|e| Problem::database(&e))?;
     tx.commit().await.map_err(|e| Problem::database(&e))?;
-    let items: Vec<serde_json::Value> = rows.iter().map(|r| r.get(0)).collect();
+    let items: Vec<serde_json::Value> = rows.iter().map(|r| present(r.get(0), r.get(1))).collect();
     Ok(Json(serde_json::json!({ "items": items })).into_response())
 }
 

@@ -175,7 +175,7 @@ pub struct PaymentAction {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderStep {
-    /// `payment`, `number_confirmation`, `capture`.
+    /// `payment`, `identity`, `number_confirmation`, `capture`.
     pub name: String,
     /// `waiting`, `in_progress`, `done`, `failed`, `skipped`.
     pub state: String,
@@ -219,6 +219,31 @@ pub struct ProductOrder {
     /// Null once the order no longer waits for the shopper's payment.
     pub payment_action: Option<PaymentAction>,
     pub step: Vec<OrderStep>,
+    /// The subscription owner's verification, when the shop requires one.
+    #[serde(default)]
+    pub owner: Option<OrderOwner>,
+}
+
+/// The owner verification of an order. Personal data is never shown here (the customer's
+/// data export has it); an erased customer shows as `erased`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderOwner {
+    pub verified: bool,
+    /// The level of assurance the shop requires: `low`, `substantial`, `high`.
+    pub required_assurance: String,
+    pub min_age: u32,
+    /// The verified sign-in's level of assurance.
+    #[serde(default)]
+    pub assurance: Option<String>,
+    #[serde(default)]
+    pub identity_provider: Option<String>,
+    #[serde(default)]
+    pub verified_at: Option<String>,
+    /// The customer's personal data was erased.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 /// A page of orders, newest first.

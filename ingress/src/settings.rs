@@ -33,6 +33,31 @@ pub struct Settings {
     pub processors: ProcessorSettings,
     pub content: ContentSettings,
     pub payments: PaymentSettings,
+    pub identity: IdentitySection,
+}
+
+/// Customer sign-in through the tenants' OpenID Connect brokers, the platform's session
+/// tokens, and the master key that seals every key of the key store.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdentitySection {
+    /// The root of the key hierarchy (any high-entropy text; the key is derived from it).
+    /// Production sets it from its secret store: losing it makes all personal data unreadable.
+    pub master_key: String,
+    /// How long a customer's session token lives.
+    pub session_ttl_seconds: u64,
+    /// How long a started sign-in may take before its `state` is forgotten.
+    pub sign_in_ttl_seconds: u64,
+    /// Longest wait for a broker's answer (discovery, keys, token, CPR match).
+    pub broker_timeout_ms: u64,
+    /// The broker simulator of local runs (`tcom oidc-sim`), where the demo tenants' realms
+    /// live; tenants name their own broker in their settings.
+    pub broker_url: String,
+}
+
+impl IdentitySection {
+    pub fn broker_timeout(&self) -> Duration {
+        Duration::from_millis(self.broker_timeout_ms)
+    }
 }
 
 /// Payment providers (or their simulators) and where the secrets tenants refer to live.
@@ -57,9 +82,7 @@ pub struct AuthSettings {
     pub admin_issuer: String,
     /// Required `aud` claim.
     pub admin_audience: String,
-    /// HS256 secret shared with the identity broker that issues customer tokens (same issuer).
-    pub customer_jwt_secret: String,
-    /// Required `aud` claim of customer tokens.
+    /// The `aud` claim of customer session tokens (signed per tenant, see `identity`).
     pub customer_audience: String,
     /// Signs guest basket tokens.
     pub guest_token_secret: String,
@@ -245,7 +268,7 @@ impl Settings {
         if self.mode != Mode::Local {
             for (name, value) in [
                 ("auth.admin_jwt_secret", &self.auth.admin_jwt_secret),
-                ("auth.customer_jwt_secret", &self.auth.customer_jwt_secret),
+                ("identity.master_key", &self.identity.master_key),
                 ("auth.guest_token_secret", &self.auth.guest_token_secret),
                 ("content.webhook_secret", &self.content.webhook_secret),
             ] {
@@ -310,7 +333,7 @@ mod tests {
     fn real_secrets_run_in_production() {
         let mut settings = defaults();
         settings.auth.admin_jwt_secret = "4f9c…from-the-vault".to_owned();
-        settings.auth.customer_jwt_secret = "another".to_owned();
+        settings.identity.master_key = "another".to_owned();
         settings.auth.guest_token_secret = "a third".to_owned();
         settings.content.webhook_secret = "a fourth".to_owned();
         assert_eq!(settings.check_safe_to_run(), Ok(()));

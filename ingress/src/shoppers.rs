@@ -1,5 +1,5 @@
-//! Who is shopping: signed-in customers (bearer JWTs from the tenant's identity broker, with
-//! the customer in `sub` and the tenant in `tenant`), guests holding a basket's signed guest
+//! Who is shopping: signed-in customers (session tokens the platform issued after a sign-in
+//! through the tenant's broker, see [`crate::identity`]), guests holding a basket's signed guest
 //! token, and the per-tenant request rate that keeps one brand from starving the others.
 //!
 //! A guest token is an HMAC over the tenant and the basket id: whoever holds it may act on that
@@ -14,13 +14,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tcom_schemas::tenant::{StorefrontPolicy, Tenant};
 use tokio::sync::OnceCell;
 
 use crate::app::AppState;
+use crate::identity::sessions::SessionClaims;
 use crate::problem::Problem;
 use crate::settings::AuthSettings;
 use crate::tenancy::CurrentTenant;
@@ -28,74 +27,23 @@ use crate::tenancy::CurrentTenant;
 /// The header carrying a guest basket's token.
 pub const BASKET_TOKEN_HEADER: &str = "basket-token";
 
-/// The claims of a customer token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CustomerClaims {
-    /// The customer id.
-    pub sub: String,
-    pub tenant: String,
-    pub iss: String,
-    pub aud: String,
-    pub exp: u64,
-}
-
-/// Verifies customer tokens and signs guest tokens.
+/// Signs and checks guest tokens. (Customer session tokens: [`crate::identity::sessions`].)
 #[derive(Clone)]
 pub struct ShopperAuth {
-    decoding: DecodingKey,
-    encoding: EncodingKey,
-    validation: Validation,
-    issuer: String,
-    audience: String,
     guest_key: Vec<u8>,
 }
 
 impl std::fmt::Debug for ShopperAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShopperAuth")
-            .field("audience", &self.audience)
-            .finish_non_exhaustive()
+        f.debug_struct("ShopperAuth").finish_non_exhaustive()
     }
 }
 
 impl ShopperAuth {
     pub fn new(settings: &AuthSettings) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&settings.admin_issuer]);
-        validation.set_audience(&[&settings.customer_audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 30;
         Self {
-            decoding: DecodingKey::from_secret(settings.customer_jwt_secret.as_bytes()),
-            encoding: EncodingKey::from_secret(settings.customer_jwt_secret.as_bytes()),
-            validation,
-            issuer: settings.admin_issuer.clone(),
-            audience: settings.customer_audience.clone(),
             guest_key: settings.guest_token_secret.as_bytes().to_vec(),
         }
-    }
-
-    /// Issues a customer token (local runs, tests, `tcom token --customer`).
-    pub fn issue_customer(&self, tenant: &str, customer_id: &str, ttl_secs: u64) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let claims = CustomerClaims {
-            sub: customer_id.to_owned(),
-            tenant: tenant.to_owned(),
-            iss: self.issuer.clone(),
-            aud: self.audience.clone(),
-            exp: now + ttl_secs,
-        };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing does not fail")
-    }
-
-    fn verify_customer(&self, token: &str) -> Result<CustomerClaims, Problem> {
-        jsonwebtoken::decode::<CustomerClaims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| Problem::unauthenticated(format!("customer token rejected: {e}")))
     }
 
     fn guest_mac(&self, tenant: &str, basket_id: &str) -> Hmac<Sha256> {
@@ -131,6 +79,8 @@ impl ShopperAuth {
 pub struct Shopper {
     pub tenant: Arc<Tenant>,
     pub customer_id: Option<String>,
+    /// The verified session of a signed-in customer.
+    pub session: Option<SessionClaims>,
     guest_token: Option<String>,
 }
 
@@ -163,7 +113,7 @@ impl FromRequestParts<AppState> for Shopper {
     ) -> Result<Self, Self::Rejection> {
         let CurrentTenant(tenant) = CurrentTenant::from_request_parts(parts, state).await?;
         state.rate_limits.spend(&tenant).await?;
-        let customer_id = match parts.headers.get(AUTHORIZATION) {
+        let session = match parts.headers.get(AUTHORIZATION) {
             None => None,
             Some(value) => {
                 let token = value
@@ -173,14 +123,14 @@ impl FromRequestParts<AppState> for Shopper {
                     .ok_or_else(|| {
                         Problem::unauthenticated("expected `Authorization: Bearer <token>`")
                     })?;
-                let claims = state.shoppers.verify_customer(token.trim())?;
-                if claims.tenant != tenant.tenant_id {
-                    return Err(Problem::forbidden(
-                        "tenant_mismatch",
-                        "the token does not belong to the tenant served on this host",
-                    ));
-                }
-                Some(claims.sub)
+                Some(
+                    state
+                        .identity
+                        .sessions
+                        .verify(&tenant.tenant_id, token.trim())
+                        .await?
+                        .claims,
+                )
             }
         };
         let guest_token = parts
@@ -190,7 +140,8 @@ impl FromRequestParts<AppState> for Shopper {
             .map(str::to_owned);
         Ok(Self {
             tenant,
-            customer_id,
+            customer_id: session.as_ref().map(|s| s.sub.clone()),
+            session,
             guest_token,
         })
     }

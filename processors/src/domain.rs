@@ -3,7 +3,9 @@
 pub mod basket;
 pub mod basket_events;
 pub mod catalog_rules;
+pub mod cpr;
 pub mod hostname;
+pub mod identity;
 pub mod msisdn;
 pub mod number_rules;
 pub mod order;

@@ -22,7 +22,7 @@ use tcom_schemas::payment::{
     CancelPayment, CapturePayment, CreatePayment, PaymentCommand, PaymentCommandPayload,
     PaymentEvent, RefundPayment,
 };
-use tcom_schemas::tenant::Tenant;
+use tcom_schemas::tenant::{OwnerVerificationPolicy, Tenant};
 use tcom_schemas::topics;
 use tcom_state::global::GlobalTableSpec;
 use tcom_state::reply::REPLY_TO_HEADER;
@@ -34,9 +34,11 @@ use crate::codec::BlockingCodec;
 use crate::deadlines;
 use crate::domain::basket::Basket;
 use crate::domain::order::{
-    Action, CancelAnswer, Input, Order, PaymentSetup, apply, cancel, changes, place, start,
+    Action, CancelAnswer, Input, Order, OwnerPolicy, PaymentSetup, apply, cancel, changes, place,
+    require_owner, start,
 };
-use crate::domain::order_document::render;
+use crate::domain::identity::Assurance;
+use crate::domain::order_document::{render, render_public};
 use crate::headers::{TENANT_HEADER, origin_of, with_origin};
 use crate::json_store::{load, save};
 use crate::outcome::{Outcome, Refusal};
@@ -77,9 +79,23 @@ pub fn order_href(order_id: &str) -> String {
     format!("/v1/storefront/orders/{order_id}")
 }
 
+/// The tenant's owner-verification policy as the order keeps it (settings were validated
+/// when stored; an unreadable level asks the most).
+fn owner_policy(policy: &OwnerVerificationPolicy) -> OwnerPolicy {
+    OwnerPolicy {
+        min_assurance: Assurance::parse(&policy.min_assurance).unwrap_or(Assurance::High),
+        min_age: u32::try_from(policy.min_age).unwrap_or(18),
+        hold_on_failure: policy.on_failure == "hold",
+        timeout_ms: i64::from(policy.timeout_seconds) * 1000,
+    }
+}
+
 /// The order as a command's answer: its TMF622 document.
 fn accepted(order: &Order) -> Outcome {
-    Outcome::accepted(order.version, &render(order, &order_href(&order.order_id)))
+    Outcome::accepted(
+        order.version,
+        &render_public(order, &order_href(&order.order_id)),
+    )
 }
 
 fn not_found(order_id: &str) -> Outcome {
@@ -160,6 +176,32 @@ impl OrderProcessor {
                 Some(order) => Some(accepted(&order)),
                 None => self.place(ctx, command, placed, waiting.as_ref())?,
             },
+            OrderCommandPayload::VerifyOwner(verification) => {
+                let owned =
+                    stored.filter(|o| command.customer_id.as_deref() == Some(&o.customer_id));
+                match owned {
+                    None => Some(not_found(&command.order_id)),
+                    Some(mut order) => {
+                        let before = order.clone();
+                        let actions = apply(
+                            &mut order,
+                            &Input::OwnerVerification(verification),
+                            command.issued_at,
+                        );
+                        if order != before {
+                            self.commit(
+                                ctx,
+                                Some(&before),
+                                &mut order,
+                                &actions,
+                                &command.command_id,
+                                command.issued_at,
+                            )?;
+                        }
+                        Some(accepted(&order))
+                    }
+                }
+            }
             OrderCommandPayload::CancelOrder(c) => {
                 let owned =
                     stored.filter(|o| command.customer_id.as_deref() == Some(&o.customer_id));
@@ -236,6 +278,13 @@ impl OrderProcessor {
             placed.return_url.clone(),
             command.issued_at,
         );
+        if let Some(policy) = tenant
+            .as_ref()
+            .and_then(|t| t.settings.identity.as_ref())
+            .and_then(|i| i.owner_verification.as_ref())
+        {
+            require_owner(&mut order, owner_policy(policy));
+        }
         let default_return = tenant
             .as_ref()
             .and_then(|t| t.settings.domains.first())

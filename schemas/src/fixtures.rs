@@ -36,5 +36,6 @@ pub fn danish_settings(domains: &[&str]) -> TenantSettings {
         }),
         content: None,
         storefront: None,
+        identity: None,
     }
 }

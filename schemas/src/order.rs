@@ -67,6 +67,7 @@ pub struct OrderCommand {
 pub enum OrderCommandPayload {
     PlaceOrder(PlaceOrder),
     CancelOrder(CancelOrder),
+    VerifyOwner(VerifyOwner),
 }
 
 /// Sent by the basket processor when a basket is checked out: the frozen basket.
@@ -88,6 +89,26 @@ pub struct PlaceOrder {
 pub struct CancelOrder {
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// The subscription owner's identity as the tenant's broker confirmed it (sent by the
+/// ingress after a CPR match). Personal data travels only sealed (`pd1.…`) with the
+/// customer's data key, so erasing the customer makes every copy unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyOwner {
+    /// NSIS level of assurance of the sign-in: `low`, `substantial`, `high`.
+    pub assurance: String,
+    /// At least the shop's minimum age on the order date.
+    pub of_age: bool,
+    #[serde(default)]
+    pub identity_provider: Option<String>,
+    #[serde(default)]
+    pub cpr_sealed: Option<String>,
+    #[serde(default)]
+    pub name_sealed: Option<String>,
+    /// Why the owner does not meet the shop's requirements (`owner_under_age`, …).
+    #[serde(default)]
+    pub refusal: Option<String>,
 }
 
 /// What happened to one order (`order.events`, for analytics and other services).

@@ -50,6 +50,58 @@ pub struct TenantSettings {
     pub content: Option<ContentSettings>,
     #[serde(default)]
     pub storefront: Option<StorefrontPolicy>,
+    #[serde(default)]
+    pub identity: Option<IdentitySettings>,
+}
+
+/// The tenant's OpenID Connect broker for customer sign-in (MitID through a broker in
+/// Denmark, whatever the brand chooses elsewhere). The client secret is a reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentitySettings {
+    /// The broker's issuer; discovery at `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// `file://…` or `env://…`: where the client secret lives.
+    pub client_secret_ref: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The broker matches a CPR number the customer types against the signed-in MitID user.
+    #[serde(default)]
+    pub cpr_matching: bool,
+    /// `None`: orders need no verified owner.
+    #[serde(default)]
+    pub owner_verification: Option<OwnerVerificationPolicy>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".to_owned()]
+}
+
+/// What a tenant requires of a subscription's owner before an order is captured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerVerificationPolicy {
+    /// NSIS level of assurance: `low`, `substantial` or `high`.
+    pub min_assurance: String,
+    #[serde(default = "default_min_age")]
+    pub min_age: i32,
+    /// `fail` (the order fails: payment voided, numbers released) or `hold` (an agent decides).
+    #[serde(default = "default_on_failure")]
+    pub on_failure: String,
+    /// Unverified this long after payment: the order ends as `on_failure` says.
+    #[serde(default = "default_verification_timeout")]
+    pub timeout_seconds: i32,
+}
+
+fn default_min_age() -> i32 {
+    18
+}
+
+fn default_on_failure() -> String {
+    "fail".to_owned()
+}
+
+fn default_verification_timeout() -> i32 {
+    1800
 }
 
 /// How a tenant's storefront treats baskets, reservations and request rates.

@@ -30,6 +30,19 @@ fn settings() -> TenantSettings {
             environment: "master".into(),
             access_token_ref: "vault://cf/t1".into(),
         }),
+        identity: Some(IdentitySettings {
+            issuer: "https://broker.example/realms/t1".into(),
+            client_id: "t1-shop".into(),
+            client_secret_ref: "file://oidc/t1".into(),
+            scopes: vec!["openid".into(), "mitid".into()],
+            cpr_matching: true,
+            owner_verification: Some(OwnerVerificationPolicy {
+                min_assurance: "substantial".into(),
+                min_age: 18,
+                on_failure: "hold".into(),
+                timeout_seconds: 900,
+            }),
+        }),
         ..tcom_schemas::fixtures::danish_settings(&["nordlys.example"])
     }
 }

@@ -103,7 +103,7 @@ impl Drop for Worker {
 async fn place_and_pay(shop: &Shop, from: usize, count: usize) -> Vec<(String, String)> {
     let mut orders = Vec::new();
     for i in from..from + count {
-        let customer = customer_token(&shop.tenant, &format!("customer-{i}"));
+        let customer = customer_token(&shop.tenant, &format!("customer-{i}")).await;
         let basket = shop.ready_basket(&customer, &shop.numbers[i]).await;
         let checkout = shop.checkout(&customer, &basket, None).await;
         assert!(

@@ -951,13 +951,13 @@ async fn a_basket_is_reachable_only_by_its_own_shopper_on_its_own_shop() {
     assert_eq!(seen.body["status"], "ACTIVE", "{}", seen.body);
     assert_eq!(line_ids(&seen.body), ["mine"], "{}", seen.body);
     // A customer token of tenant A on tenant B's host is refused outright.
-    let alice = Caller::customer(customer_token(&a.tenant, "alice"));
+    let alice = Caller::customer(customer_token(&a.tenant, "alice").await);
     let mismatch = a.call_on(&b.host, Method::GET, &path, &alice, None).await;
     assert_eq!(mismatch.status, StatusCode::FORBIDDEN);
     assert_eq!(mismatch.body["code"], "tenant_mismatch");
     // Another customer of tenant A cannot read or change Alice's basket.
     let alices = a.customer_basket(&alice).await;
-    let bob = Caller::customer(customer_token(&a.tenant, "bob"));
+    let bob = Caller::customer(customer_token(&a.tenant, "bob").await);
     let alices_path = format!("/v1/storefront/baskets/{alices}");
     assert_eq!(
         a.call(Method::GET, &alices_path, &bob, None).await.status,
@@ -1025,7 +1025,7 @@ async fn a_basket_is_reachable_only_by_its_own_shopper_on_its_own_shop() {
 async fn a_guest_basket_merges_into_the_customers_basket_on_login_once() {
     let shop = Shop::open(1, None).await;
     let number = shop.numbers[0].clone();
-    let carol = Caller::customer(customer_token(&shop.tenant, "carol"));
+    let carol = Caller::customer(customer_token(&shop.tenant, "carol").await);
     let carols = shop.customer_basket(&carol).await;
     let first = shop
         .call(
@@ -1092,7 +1092,7 @@ async fn a_guest_basket_merges_into_the_customers_basket_on_login_once() {
 
     // A second login with the same guest token takes nothing over.
     let dave = Caller {
-        customer: Some(customer_token(&shop.tenant, "dave")),
+        customer: Some(customer_token(&shop.tenant, "dave").await),
         guest: Some(guest_token.clone()),
         ..Caller::default()
     };
@@ -1119,7 +1119,7 @@ async fn a_guest_basket_merges_into_the_customers_basket_on_login_once() {
     assert_eq!(guest_only.status, StatusCode::NOT_FOUND);
 
     // The other strategy: a fresh guest basket becomes Erin's, ready for checkout.
-    let erin = customer_token(&shop.tenant, "erin");
+    let erin = customer_token(&shop.tenant, "erin").await;
     let (fresh, fresh_token) = shop.guest_basket().await;
     let line = shop
         .call(
@@ -1427,8 +1427,8 @@ async fn numbers_are_searched_by_prefix_pattern_and_at_random_and_unique_across_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotency_key_replayed_by_someone_else_is_a_new_request_to_them() {
     let shop = Shop::open(0, None).await;
-    let alice = Caller::customer(customer_token(&shop.tenant, "alice"));
-    let bob = Caller::customer(customer_token(&shop.tenant, "bob"));
+    let alice = Caller::customer(customer_token(&shop.tenant, "alice").await);
+    let bob = Caller::customer(customer_token(&shop.tenant, "bob").await);
     let key = unique("create");
     let create = |caller: Caller| {
         let shop = &shop;
@@ -1510,7 +1510,7 @@ async fn an_idempotency_key_replayed_by_someone_else_is_a_new_request_to_them() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_key_for_a_different_request_is_refused_and_changes_nothing() {
     let shop = Shop::open(0, None).await;
-    let alice = Caller::customer(customer_token(&shop.tenant, "alice"));
+    let alice = Caller::customer(customer_token(&shop.tenant, "alice").await);
     let basket = shop.customer_basket(&alice).await;
     let lines = format!("/v1/storefront/baskets/{basket}/lines");
     let key = unique("line");
@@ -1574,7 +1574,7 @@ async fn the_same_key_for_a_different_request_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_retries_with_one_key_all_get_the_first_answer() {
     let shop = Shop::open(2, None).await;
-    let alice = Caller::customer(customer_token(&shop.tenant, "alice"));
+    let alice = Caller::customer(customer_token(&shop.tenant, "alice").await);
     let basket = shop.customer_basket(&alice).await;
     let lines = format!("/v1/storefront/baskets/{basket}/lines");
     let key = unique("retry");
@@ -1723,7 +1723,7 @@ async fn every_change_of_a_basket_is_an_event_analytics_can_count() {
     let from = tokio::task::spawn_blocking(|| topic_ends(tcom_schemas::topics::BASKET_EVENTS))
         .await
         .unwrap();
-    let alice = Caller::customer(customer_token(&shop.tenant, "alice"));
+    let alice = Caller::customer(customer_token(&shop.tenant, "alice").await);
     let basket = shop.customer_basket(&alice).await;
     let added = shop
         .add_number_line(&basket, &alice, "l1", &shop.numbers[0])
@@ -1782,7 +1782,7 @@ async fn every_change_of_a_basket_is_an_event_analytics_can_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customers_active_basket_is_never_taken_over_by_another_login() {
     let shop = Shop::open(0, None).await;
-    let erin = Caller::customer(customer_token(&shop.tenant, "erin"));
+    let erin = Caller::customer(customer_token(&shop.tenant, "erin").await);
     let (basket, guest_token) = shop.guest_basket().await;
     let path = format!("/v1/storefront/baskets/{basket}");
     let line = shop
@@ -1811,7 +1811,7 @@ async fn a_customers_active_basket_is_never_taken_over_by_another_login() {
 
     // Frank holds the guest token (leaked, or the same device): with no basket of his own (a
     // claim) and with one (a merge), for both strategies, he gets nothing.
-    let frank_token = customer_token(&shop.tenant, "frank");
+    let frank_token = customer_token(&shop.tenant, "frank").await;
     let frank = Caller {
         customer: Some(frank_token.clone()),
         guest: Some(guest_token.clone()),
@@ -1887,7 +1887,7 @@ async fn using_the_guest_basket_abandons_the_customers_older_one_and_frees_its_n
     // Reservations last 10 minutes: only the abandonment can free the number in time.
     let shop = Shop::open(1, Some(json!({"basket_ttl_seconds": 600, "reservation_ttl_seconds": 600, "requests_per_second": 1000}))).await;
     let number = shop.numbers[0].clone();
-    let gina = Caller::customer(customer_token(&shop.tenant, "gina"));
+    let gina = Caller::customer(customer_token(&shop.tenant, "gina").await);
     let older = shop.customer_basket(&gina).await;
     let held = shop.add_number_line(&older, &gina, "old", &number).await;
     assert_eq!(held.status, StatusCode::OK, "{}", held.body);

@@ -21,7 +21,7 @@ fn described(order: &Value) {
 
 async fn full_purchase(provider: Provider, how: &str) {
     let shop = Shop::open(provider, 600, 1).await;
-    let alice = customer_token(&shop.tenant, "alice");
+    let alice = customer_token(&shop.tenant, "alice").await;
     let basket = shop.ready_basket(&alice, &shop.numbers[0]).await;
     let checkout = shop.checkout(&alice, &basket, None).await;
     assert_eq!(checkout.status, StatusCode::CREATED, "{}", checkout.body);
@@ -113,7 +113,7 @@ async fn an_adyen_purchase_with_a_3ds_challenge_completes() {
 async fn a_refused_payment_fails_the_order_when_the_freeze_window_ends() {
     for provider in [Provider::Stripe, Provider::Adyen] {
         let shop = Shop::open(provider, 4, 1).await;
-        let bob = customer_token(&shop.tenant, "bob");
+        let bob = customer_token(&shop.tenant, "bob").await;
         let basket = shop.ready_basket(&bob, &shop.numbers[0]).await;
         let order = shop.checkout(&bob, &basket, None).await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
@@ -167,7 +167,7 @@ async fn a_refused_payment_fails_the_order_when_the_freeze_window_ends() {
 #[tokio::test]
 async fn checking_out_again_meets_the_same_order_and_one_payment() {
     let shop = Shop::open(Provider::Stripe, 600, 1).await;
-    let alice = customer_token(&shop.tenant, "alice");
+    let alice = customer_token(&shop.tenant, "alice").await;
     let basket = shop.ready_basket(&alice, &shop.numbers[0]).await;
     let first = shop.checkout(&alice, &basket, Some("pay-1")).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
@@ -208,7 +208,7 @@ async fn checking_out_again_meets_the_same_order_and_one_payment() {
 #[tokio::test]
 async fn a_basket_that_is_not_ready_is_refused_with_every_problem() {
     let shop = Shop::open(Provider::Stripe, 600, 0).await;
-    let alice = customer_token(&shop.tenant, "alice");
+    let alice = customer_token(&shop.tenant, "alice").await;
     let created = shop
         .call(
             Method::POST,
@@ -248,7 +248,7 @@ async fn a_basket_that_is_not_ready_is_refused_with_every_problem() {
 #[tokio::test]
 async fn a_price_change_after_checkout_does_not_change_the_amount_charged() {
     let shop = Shop::open(Provider::Stripe, 600, 1).await;
-    let alice = customer_token(&shop.tenant, "alice");
+    let alice = customer_token(&shop.tenant, "alice").await;
     let basket = shop.ready_basket(&alice, &shop.numbers[0]).await;
     let order = shop.checkout(&alice, &basket, None).await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
@@ -280,7 +280,7 @@ async fn a_price_change_after_checkout_does_not_change_the_amount_charged() {
 #[tokio::test]
 async fn cancelling_before_payment_voids_it_and_frees_the_number() {
     let shop = Shop::open(Provider::Stripe, 600, 1).await;
-    let alice = customer_token(&shop.tenant, "alice");
+    let alice = customer_token(&shop.tenant, "alice").await;
     let basket = shop.ready_basket(&alice, &shop.numbers[0]).await;
     let order = shop.checkout(&alice, &basket, None).await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
@@ -318,13 +318,13 @@ async fn cancelling_before_payment_voids_it_and_frees_the_number() {
 async fn orders_are_invisible_to_other_customers_and_other_tenants() {
     let shop = Shop::open(Provider::Stripe, 600, 1).await;
     let other = Shop::open(Provider::Stripe, 600, 0).await;
-    let alice = customer_token(&shop.tenant, "alice");
+    let alice = customer_token(&shop.tenant, "alice").await;
     let basket = shop.ready_basket(&alice, &shop.numbers[0]).await;
     let order = shop.checkout(&alice, &basket, None).await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
     let path = format!("/v1/storefront/orders/{basket}");
     // Another customer of the same shop.
-    let mallory = customer_token(&shop.tenant, "mallory");
+    let mallory = customer_token(&shop.tenant, "mallory").await;
     let r = shop.call(Method::GET, &path, Some(&mallory), None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     let r = shop
@@ -337,7 +337,7 @@ async fn orders_are_invisible_to_other_customers_and_other_tenants() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
     // "alice" of another tenant, on the other tenant's host and on this one.
-    let other_alice = customer_token(&other.tenant, "alice");
+    let other_alice = customer_token(&other.tenant, "alice").await;
     let r = shop
         .send(
             Method::GET,
@@ -390,7 +390,7 @@ fn stripe_signature(secret: &str, t: i64, body: &str) -> String {
 async fn forged_stale_and_cross_tenant_webhooks_change_nothing() {
     let shop = Shop::open(Provider::Stripe, 600, 1).await;
     let other = Shop::open(Provider::Stripe, 600, 0).await;
-    let alice = customer_token(&shop.tenant, "alice");
+    let alice = customer_token(&shop.tenant, "alice").await;
     let basket = shop.ready_basket(&alice, &shop.numbers[0]).await;
     let order = shop.checkout(&alice, &basket, None).await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
@@ -529,7 +529,7 @@ async fn forged_stale_and_cross_tenant_webhooks_change_nothing() {
 async fn webhooks_delivered_three_times_and_out_of_order_make_one_transition() {
     for provider in [Provider::Stripe, Provider::Adyen] {
         let shop = Shop::open(provider, 600, 1).await;
-        let alice = customer_token(&shop.tenant, "alice");
+        let alice = customer_token(&shop.tenant, "alice").await;
         let basket = shop.ready_basket(&alice, &shop.numbers[0]).await;
         let order = shop.checkout(&alice, &basket, None).await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
@@ -574,7 +574,7 @@ async fn webhooks_delivered_three_times_and_out_of_order_make_one_transition() {
 async fn a_shopper_refused_once_pays_with_another_card() {
     for provider in [Provider::Stripe, Provider::Adyen] {
         let shop = Shop::open(provider, 600, 1).await;
-        let carol = customer_token(&shop.tenant, "carol");
+        let carol = customer_token(&shop.tenant, "carol").await;
         let basket = shop.ready_basket(&carol, &shop.numbers[0]).await;
         let order = shop.checkout(&carol, &basket, None).await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
@@ -616,7 +616,7 @@ async fn a_shopper_refused_once_pays_with_another_card() {
 #[tokio::test]
 async fn an_adyen_order_cancelled_before_payment_voids_a_late_authorisation() {
     let shop = Shop::open(Provider::Adyen, 600, 1).await;
-    let dave = customer_token(&shop.tenant, "dave");
+    let dave = customer_token(&shop.tenant, "dave").await;
     let basket = shop.ready_basket(&dave, &shop.numbers[0]).await;
     let order = shop.checkout(&dave, &basket, None).await;
     assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);

@@ -23,7 +23,7 @@ async fn the_development_secrets_are_refused_outside_local_mode() {
     let error = refusal(&settings).await;
     for secret in [
         "auth.admin_jwt_secret",
-        "auth.customer_jwt_secret",
+        "identity.master_key",
         "auth.guest_token_secret",
         "content.webhook_secret",
     ] {

@@ -8,6 +8,7 @@ mod checkout;
 mod checkout_shop;
 mod content_sync;
 mod fail_loudly;
+mod identity;
 mod ingress;
 mod kafka_transactions;
 mod prerequisites;

@@ -191,6 +191,8 @@ pub struct Platform {
     /// The Stripe and Adyen simulators the payments connector calls.
     pub stripe_url: String,
     pub adyen_url: String,
+    /// The OpenID Connect broker simulator (MitID-shaped); issuers are `{broker_url}/realms/…`.
+    pub broker_url: String,
     /// Where tenants' `file://` secret references are read from (tests write their keys here).
     pub secrets_dir: PathBuf,
     /// The consumer group of the payments connector (a second instance may join it).
@@ -295,6 +297,10 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
         tcom_connectors::payments::adyen_sim::serve(listen, stop, bound)
     })
     .await;
+    let broker_url = start_simulator(|listen, stop, bound| {
+        tcom_connectors::identity::broker_sim::serve(listen, stop, bound)
+    })
+    .await;
     let secrets_dir = std::env::temp_dir().join(unique("tcom-test-secrets"));
     std::fs::create_dir_all(&secrets_dir).unwrap();
     let payments_group = unique("test-payments");
@@ -377,6 +383,7 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             database_url,
             stripe_url,
             adyen_url,
+            broker_url,
             secrets_dir,
             payments_group,
         })
@@ -459,13 +466,19 @@ pub fn operator_token() -> String {
     admin_token(None, &[tcom_ingress::auth::PLATFORM_OPERATOR])
 }
 
-/// A customer's token for `tenant`, signed with the configured secret.
-pub fn customer_token(tenant: &str, customer_id: &str) -> String {
-    tcom_ingress::shoppers::ShopperAuth::new(&settings().auth).issue_customer(
-        tenant,
-        customer_id,
-        600,
-    )
+/// A customer's session token for `tenant`, signed with the tenant's own key (a session
+/// started without a broker sign-in, as local runs allow; `tests/it/identity.rs` signs in
+/// through the broker simulator).
+pub async fn customer_token(tenant: &str, customer_id: &str) -> String {
+    // One per call: pools and Redis connections belong to the test's own runtime.
+    let mut settings = settings();
+    settings.database.url = platform().database_url.clone();
+    tcom_ingress::identity::Identity::from_settings(&settings)
+        .expect("identity builds")
+        .issue_local_session(tenant, customer_id, None)
+        .await
+        .unwrap_or_else(|p| panic!("a local session for {customer_id}: {p:?}"))
+        .access_token
 }
 
 /// An ingress in this process on the shared platform's database, with `change` applied to its

@@ -43,6 +43,17 @@ pub(crate) const MONTHLY: i64 = 29900;
 
 impl Shop {
     pub(crate) async fn open(provider: Provider, freeze_seconds: i32, pool_size: usize) -> Self {
+        Self::open_with(provider, freeze_seconds, pool_size, |_| None).await
+    }
+
+    /// [`Self::open`] with the `identity` settings (broker, owner policy) `identity` gives for
+    /// the new tenant's id.
+    pub(crate) async fn open_with(
+        provider: Provider,
+        freeze_seconds: i32,
+        pool_size: usize,
+        identity: impl FnOnce(&str) -> Option<Value>,
+    ) -> Self {
         let platform = platform();
         let app = spawn_platform_ingress().await;
         let tenant = unique("co").chars().take(18).collect::<String>();
@@ -122,7 +133,7 @@ impl Shop {
             api_key,
             http,
         };
-        let settings = json!({
+        let mut settings = json!({
             "name": "Checkout test brand",
             "domains": [host],
             "default_locale": "da-DK",
@@ -136,6 +147,9 @@ impl Shop {
             "storefront": {"basket_ttl_seconds": 600, "reservation_ttl_seconds": 300,
                            "requests_per_second": 2000, "checkout_freeze_seconds": freeze_seconds},
         });
+        if let Some(identity) = identity(&tenant) {
+            settings["identity"] = identity;
+        }
         let onboarded = shop
             .admin(
                 Method::POST,

@@ -26,7 +26,6 @@ use serde_json::{Value, json};
 use tcom_bench::{CpuSample, Latencies, machine_line, now_ms};
 use tcom_ingress::Settings;
 use tcom_ingress::auth::{AdminAuth, BRAND_ADMIN, PLATFORM_OPERATOR};
-use tcom_ingress::shoppers::ShopperAuth;
 use tcom_schemas::order::{OrderSnapshot, OrderState};
 use tokio::sync::Mutex;
 
@@ -51,7 +50,7 @@ struct Bench {
     url: String,
     settings: Settings,
     auth: AdminAuth,
-    shoppers: ShopperAuth,
+    identity: tcom_ingress::identity::Identity,
 }
 
 /// A basket ready for checkout.
@@ -262,8 +261,11 @@ impl Bench {
     /// reaches the basket processor.
     async fn ready_basket(&self, tenant: &Tenant, index: usize, msisdn: &str) -> Option<Ready> {
         let token = self
-            .shoppers
-            .issue_customer(&tenant.id, &format!("bench-{index}"), 3600);
+            .identity
+            .issue_local_session(&tenant.id, &format!("bench-{index}"), None)
+            .await
+            .expect("a local customer session")
+            .access_token;
         let (status, body) = self
             .call(
                 Method::POST,
@@ -423,7 +425,8 @@ async fn main() {
             .expect("an HTTP client"),
         url,
         auth: AdminAuth::new(&settings.auth),
-        shoppers: ShopperAuth::new(&settings.auth),
+        identity: tcom_ingress::identity::Identity::from_settings(&settings)
+            .expect("identity settings"),
         settings,
     });
     let total = (rate * seconds as f64).ceil() as usize;

@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use tcom_schemas::order::{
     OrderEventPayload, OrderItemStateChanged, OrderState, OrderStateChanged, OrderStepChanged,
 };
+use tcom_schemas::order::VerifyOwner;
 use tcom_schemas::payment::{PaymentEvent, PaymentState};
 
 use super::basket::{Basket, Line, LineNumber, LinePrice, Totals};
+use super::identity::Assurance;
 use super::pricing::Minor;
 
 /// How long the numbers of a paid order may take to be confirmed before the items fail.
@@ -70,6 +72,33 @@ pub struct Order {
     pub cancellation_deadline: Option<i64>,
     #[serde(default)]
     pub cancellation_requests: u32,
+    /// What the shop requires of the subscription's owner; `None`: nothing.
+    #[serde(default)]
+    pub owner_requirement: Option<OwnerPolicy>,
+    /// The owner as the shop's broker verified them.
+    #[serde(default)]
+    pub owner: Option<Owner>,
+}
+
+/// The shop's owner-verification policy, as it was when the order was placed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerPolicy {
+    pub min_assurance: Assurance,
+    pub min_age: u32,
+    /// The order is held for an agent instead of failed when the owner does not qualify.
+    pub hold_on_failure: bool,
+    /// How long after payment the owner may take to verify.
+    pub timeout_ms: i64,
+}
+
+/// The verified owner. Personal data only sealed (`pd1.…`) with the customer's data key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub assurance: Assurance,
+    pub identity_provider: Option<String>,
+    pub verified_at: i64,
+    pub cpr_sealed: Option<String>,
+    pub name_sealed: Option<String>,
 }
 
 /// How many report ids an order remembers: far more than a provider redelivers in a burst.
@@ -134,6 +163,8 @@ pub enum StepName {
     Payment,
     NumberConfirmation,
     Capture,
+    /// The subscription's owner verified (MitID, CPR match, age) when the shop requires it.
+    Identity,
 }
 
 impl StepName {
@@ -142,6 +173,7 @@ impl StepName {
             Self::Payment => "payment",
             Self::NumberConfirmation => "number_confirmation",
             Self::Capture => "capture",
+            Self::Identity => "identity",
         }
     }
 }
@@ -229,6 +261,8 @@ pub enum Input<'a> {
     Cancel {
         reason: Option<&'a str>,
     },
+    /// The owner's identity, as the broker confirmed it.
+    OwnerVerification(&'a VerifyOwner),
     /// Time passed: deadlines may be due.
     Tick,
 }
@@ -299,7 +333,24 @@ pub fn place(
         seen_reports: Vec::new(),
         cancellation_deadline: None,
         cancellation_requests: 0,
+        owner_requirement: None,
+        owner: None,
     }
+}
+
+/// Makes a new order wait for its owner's verification before numbers are confirmed and the
+/// payment captured: the `identity` step follows `payment`. The owner may verify at once.
+pub fn require_owner(order: &mut Order, policy: OwnerPolicy) {
+    order.owner_requirement = Some(policy);
+    let position = order
+        .steps
+        .iter()
+        .position(|s| s.name == StepName::Payment)
+        .map_or(0, |p| p + 1);
+    order.steps.insert(
+        position,
+        step(StepName::Identity, StepState::InProgress, None),
+    );
 }
 
 /// The first thing a new order asks: the payment.
@@ -551,6 +602,9 @@ pub fn apply(order: &mut Order, input: &Input<'_>, now: i64) -> Vec<Action> {
         Input::Cancel { reason } => {
             let _ = cancel(order, *reason, now, &mut actions);
         }
+        Input::OwnerVerification(verification) => {
+            on_owner_verification(order, verification, now, &mut actions);
+        }
         Input::Tick => on_deadlines(order, now, &mut actions),
     }
     actions
@@ -738,7 +792,16 @@ fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut V
             order.set_items(OrderState::InProgress);
             order.set_step(StepName::Payment, StepState::Done, None);
             order.step_mut(StepName::Payment).detail = None;
-            start_confirmation(order, now, actions);
+            if owner_pending(order) {
+                // Paid, but nothing is secured or captured for an unverified owner.
+                let timeout = order
+                    .owner_requirement
+                    .as_ref()
+                    .map_or(0, |p| p.timeout_ms);
+                order.step_mut(StepName::Identity).deadline = Some(now + timeout);
+            } else {
+                start_confirmation(order, now, actions);
+            }
         }
         (OrderState::InProgress | OrderState::Held, PaymentState::Captured) => {
             let capturing = order.step(StepName::Capture).state == StepState::InProgress
@@ -822,6 +885,77 @@ fn on_refused_request(order: &mut Order, event: &PaymentEvent, actions: &mut Vec
             order.cancellation_deadline = None;
         }
         _ => {}
+    }
+}
+
+/// Whether the order still waits for its owner to be verified.
+fn owner_pending(order: &Order) -> bool {
+    order.owner_requirement.is_some()
+        && order
+            .steps
+            .iter()
+            .any(|s| s.name == StepName::Identity && s.state == StepState::InProgress)
+}
+
+/// Why a verification does not satisfy the policy, if it does not.
+fn owner_refusal(policy: &OwnerPolicy, verification: &VerifyOwner) -> Option<String> {
+    if let Some(refusal) = &verification.refusal {
+        return Some(refusal.clone());
+    }
+    if !verification.of_age {
+        return Some("owner_under_age".to_owned());
+    }
+    let assurance = Assurance::parse(&verification.assurance).unwrap_or(Assurance::Low);
+    (assurance < policy.min_assurance).then(|| "assurance_too_low".to_owned())
+}
+
+fn on_owner_verification(
+    order: &mut Order,
+    verification: &VerifyOwner,
+    now: i64,
+    actions: &mut Vec<Action>,
+) {
+    if order.state.is_final() || !owner_pending(order) {
+        return;
+    }
+    let Some(policy) = order.owner_requirement.clone() else {
+        return;
+    };
+    match owner_refusal(&policy, verification) {
+        None => {
+            order.owner = Some(Owner {
+                assurance: Assurance::parse(&verification.assurance).unwrap_or(Assurance::Low),
+                identity_provider: verification.identity_provider.clone(),
+                verified_at: now,
+                cpr_sealed: verification.cpr_sealed.clone(),
+                name_sealed: verification.name_sealed.clone(),
+            });
+            order.set_step(StepName::Identity, StepState::Done, None);
+            order.step_mut(StepName::Identity).detail = None;
+            let paid = order.step(StepName::Payment).state == StepState::Done;
+            if paid && order.step(StepName::NumberConfirmation).state == StepState::Waiting {
+                start_confirmation(order, now, actions);
+            }
+        }
+        Some(code) => owner_not_verified(order, &policy, &code, actions),
+    }
+}
+
+/// The owner did not qualify (or did not verify in time): the order ends as the shop says.
+fn owner_not_verified(
+    order: &mut Order,
+    policy: &OwnerPolicy,
+    code: &str,
+    actions: &mut Vec<Action>,
+) {
+    order.set_step(StepName::Identity, StepState::Failed, None);
+    order.step_mut(StepName::Identity).detail = Some(code.to_owned());
+    let reason = format!("the subscription's owner could not be verified: {code}");
+    if policy.hold_on_failure {
+        order.state = OrderState::Held;
+        order.state_reason = Some(reason);
+    } else {
+        order.fail(&reason, actions);
     }
 }
 
@@ -948,6 +1082,12 @@ fn on_deadlines(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
         && matches!(order.state, OrderState::Acknowledged | OrderState::Pending)
     {
         order.fail("not paid within the checkout's freeze window", actions);
+        return;
+    }
+    if owner_pending(order) && due(order.step(StepName::Identity)) {
+        if let Some(policy) = order.owner_requirement.clone() {
+            owner_not_verified(order, &policy, "owner_not_verified_in_time", actions);
+        }
         return;
     }
     if due(order.step(StepName::NumberConfirmation)) {
@@ -1735,5 +1875,162 @@ mod tests {
             ]
         );
         assert!(changes(Some(&after), &after).is_empty());
+    }
+
+    const OWNER_TIMEOUT: i64 = 600_000;
+
+    fn danish_policy(hold_on_failure: bool) -> OwnerPolicy {
+        OwnerPolicy {
+            min_assurance: Assurance::Substantial,
+            min_age: 18,
+            hold_on_failure,
+            timeout_ms: OWNER_TIMEOUT,
+        }
+    }
+
+    fn needing_owner(hold_on_failure: bool) -> Order {
+        let mut order = order(vec![line("l1", new_number("+4520000001"))]);
+        require_owner(&mut order, danish_policy(hold_on_failure));
+        order
+    }
+
+    fn verification(assurance: &str, of_age: bool) -> VerifyOwner {
+        VerifyOwner {
+            assurance: assurance.into(),
+            of_age,
+            identity_provider: Some("mitid".into()),
+            cpr_sealed: Some("pd1.cpr".into()),
+            name_sealed: Some("pd1.name".into()),
+            refusal: None,
+        }
+    }
+
+    fn verify(order: &mut Order, v: &VerifyOwner) -> Vec<Action> {
+        apply(order, &Input::OwnerVerification(v), NOW + 20)
+    }
+
+    fn step_state(order: &Order, name: StepName) -> StepState {
+        order.step(name).state
+    }
+
+    #[test]
+    fn a_paid_order_waits_for_its_owner_before_numbers_and_capture() {
+        let mut order = needing_owner(false);
+        let names: Vec<&str> = order.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["payment", "identity", "number_confirmation", "capture"]
+        );
+        let actions = pay(&mut order, PaymentState::Authorized);
+        assert!(actions.is_empty(), "nothing confirmed or captured: {actions:?}");
+        assert_eq!(order.state, OrderState::InProgress);
+        assert_eq!(step_state(&order, StepName::NumberConfirmation), StepState::Waiting);
+        assert_eq!(
+            order.step(StepName::Identity).deadline,
+            Some(NOW + 10 + OWNER_TIMEOUT)
+        );
+        let actions = verify(&mut order, &verification("substantial", true));
+        assert_eq!(
+            actions,
+            [Action::ConfirmNumber {
+                msisdn: "+4520000001".into()
+            }]
+        );
+        assert_eq!(step_state(&order, StepName::Identity), StepState::Done);
+        let owner = order.owner.as_ref().unwrap();
+        assert_eq!(owner.assurance, Assurance::Substantial);
+        assert_eq!(owner.cpr_sealed.as_deref(), Some("pd1.cpr"));
+        // A second verification changes nothing.
+        let again = order.clone();
+        assert!(verify(&mut order, &verification("high", true)).is_empty());
+        assert_eq!(order, again);
+    }
+
+    #[test]
+    fn an_owner_verified_before_payment_lets_the_payment_go_straight_on() {
+        let mut order = needing_owner(false);
+        assert!(verify(&mut order, &verification("high", true)).is_empty());
+        assert_eq!(order.state, OrderState::Acknowledged, "still unpaid");
+        let actions = pay(&mut order, PaymentState::Authorized);
+        assert_eq!(
+            actions,
+            [Action::ConfirmNumber {
+                msisdn: "+4520000001".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_under_age_or_low_assurance_owner_fails_the_order_and_gives_everything_back() {
+        for (assurance, of_age, code) in [
+            ("substantial", false, "owner_under_age"),
+            ("low", true, "assurance_too_low"),
+        ] {
+            let mut order = needing_owner(false);
+            pay(&mut order, PaymentState::Authorized);
+            let actions = verify(&mut order, &verification(assurance, of_age));
+            assert_eq!(order.state, OrderState::Failed, "{code}");
+            assert!(order.state_reason.as_deref().unwrap().contains(code));
+            assert_eq!(
+                order.step(StepName::Identity).detail.as_deref(),
+                Some(code)
+            );
+            assert_eq!(order.owner, None);
+            assert_eq!(
+                actions,
+                [
+                    Action::CancelPayment {
+                        reference: "pi_1".into()
+                    },
+                    Action::ReleaseNumber {
+                        msisdn: "+4520000001".into()
+                    }
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_refusal_named_by_the_ingress_fails_the_order_even_when_the_flags_look_fine() {
+        let mut order = needing_owner(false);
+        let mut v = verification("high", true);
+        v.refusal = Some("owner_under_age".into());
+        verify(&mut order, &v);
+        assert_eq!(order.state, OrderState::Failed);
+    }
+
+    #[test]
+    fn a_shop_that_holds_on_failure_keeps_the_order_for_an_agent() {
+        let mut order = needing_owner(true);
+        pay(&mut order, PaymentState::Authorized);
+        let actions = verify(&mut order, &verification("low", true));
+        assert!(actions.is_empty(), "nothing voided or released: {actions:?}");
+        assert_eq!(order.state, OrderState::Held);
+        assert_eq!(step_state(&order, StepName::Identity), StepState::Failed);
+    }
+
+    #[test]
+    fn an_owner_who_never_verifies_ends_the_order_when_the_step_times_out() {
+        let mut order = needing_owner(false);
+        pay(&mut order, PaymentState::Authorized);
+        let due = order.next_deadline().unwrap();
+        assert_eq!(due, NOW + 10 + OWNER_TIMEOUT);
+        assert!(apply(&mut order, &Input::Tick, due - 1).is_empty());
+        assert_eq!(order.state, OrderState::InProgress);
+        let actions = apply(&mut order, &Input::Tick, due);
+        assert_eq!(order.state, OrderState::Failed);
+        assert_eq!(
+            order.step(StepName::Identity).detail.as_deref(),
+            Some("owner_not_verified_in_time")
+        );
+        assert_eq!(actions.len(), 2, "void and release: {actions:?}");
+    }
+
+    #[test]
+    fn an_order_without_a_policy_ignores_verifications() {
+        let mut order = two_lines();
+        let before = order.clone();
+        assert!(verify(&mut order, &verification("high", true)).is_empty());
+        assert_eq!(order, before);
     }
 }

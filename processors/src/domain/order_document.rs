@@ -99,7 +99,22 @@ fn step(s: &Step) -> Value {
     })
 }
 
-/// The order as TMF622 JSON; `href` is where the caller reads it.
+/// The order as an API caller sees it: [`render`] without the sealed personal data.
+pub fn render_public(order: &Order, href: &str) -> Value {
+    let mut document = render(order, href);
+    strip_sealed(&mut document);
+    document
+}
+
+/// Removes the sealed personal data of a rendered order (only the data export opens it).
+pub fn strip_sealed(document: &mut Value) {
+    if let Some(owner) = document.get_mut("owner").and_then(Value::as_object_mut) {
+        owner.remove("sealed");
+    }
+}
+
+/// The order as TMF622 JSON, as the `orders` topic and view keep it; `href` is where the
+/// caller reads it.
 pub fn render(order: &Order, href: &str) -> Value {
     let currency = order.currency.as_str();
     let payment = &order.payment;
@@ -148,5 +163,24 @@ pub fn render(order: &Order, href: &str) -> Value {
         }],
         "paymentAction": action,
         "step": order.steps.iter().map(step).collect::<Vec<_>>(),
+        "owner": owner(order),
+    })
+}
+
+/// The owner verification; the sealed personal data rides along for the customer's data
+/// export (the APIs strip it, it opens only with the customer's data key).
+fn owner(order: &Order) -> Value {
+    let Some(policy) = &order.owner_requirement else {
+        return Value::Null;
+    };
+    let owner = order.owner.as_ref();
+    json!({
+        "verified": owner.is_some(),
+        "requiredAssurance": policy.min_assurance.as_str(),
+        "minAge": policy.min_age,
+        "assurance": owner.map(|o| o.assurance.as_str()),
+        "identityProvider": owner.and_then(|o| o.identity_provider.clone()),
+        "verifiedAt": owner.map_or(Value::Null, |o| iso(o.verified_at)),
+        "sealed": owner.map(|o| json!({"cpr": o.cpr_sealed, "name": o.name_sealed})),
     })
 }

@@ -267,7 +267,96 @@ pub fn validate_settings(settings: &TenantSettings) -> Vec<Violation> {
             || "allow 1 to 100000 storefront requests per second".into(),
         );
     }
+    if let Some(identity) = &s.identity {
+        check_identity(&mut v, identity);
+    }
     v.into_vec()
+}
+
+/// What an owner's verification may end in when it fails.
+pub const OWNER_VERIFICATION_FAILURE_OUTCOMES: &[&str] = &["fail", "hold"];
+/// NSIS levels of assurance a tenant may require.
+pub const ASSURANCE_LEVELS: &[&str] = &["low", "substantial", "high"];
+
+/// A broker's issuer: `https://…`, or `http://` on the loopback interface (simulators).
+fn is_issuer_url(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return false;
+    };
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    !host.is_empty()
+        && !text.ends_with('/')
+        && !text.contains(['?', '#'])
+        && (scheme == "https" || (scheme == "http" && loopback))
+}
+
+fn check_identity(v: &mut Violations, identity: &tcom_schemas::tenant::IdentitySettings) {
+    v.check(
+        is_issuer_url(&identity.issuer),
+        "invalid_identity_settings",
+        "identity/issuer",
+        || "the broker's issuer is an https:// URL without a trailing slash (http:// only on the loopback interface)".into(),
+    );
+    v.check(
+        !identity.client_id.trim().is_empty(),
+        "invalid_identity_settings",
+        "identity/client_id",
+        || "the client id the broker registered for this tenant".into(),
+    );
+    v.check(
+        is_secret_reference(&identity.client_secret_ref),
+        "secret_not_a_reference",
+        "identity/client_secret_ref",
+        || "give a reference to the client secret (file://…, env://…), never the secret itself".into(),
+    );
+    v.check(
+        identity.scopes.iter().any(|s| s == "openid"),
+        "invalid_identity_settings",
+        "identity/scopes",
+        || "OpenID Connect needs the openid scope".into(),
+    );
+    v.check_text("identity/issuer", &identity.issuer, TextKind::Line);
+    v.check_text("identity/client_id", &identity.client_id, TextKind::Line);
+    v.check_text(
+        "identity/client_secret_ref",
+        &identity.client_secret_ref,
+        TextKind::Line,
+    );
+    for (i, scope) in identity.scopes.iter().enumerate() {
+        v.check(
+            !scope.is_empty() && scope.chars().all(|c| c.is_ascii_graphic()),
+            "invalid_identity_settings",
+            format!("identity/scopes/{i}"),
+            || "a scope is one word of visible ASCII characters".into(),
+        );
+    }
+    if let Some(policy) = &identity.owner_verification {
+        v.check(
+            ASSURANCE_LEVELS.contains(&policy.min_assurance.as_str()),
+            "invalid_identity_settings",
+            "identity/owner_verification/min_assurance",
+            || format!("one of {}", ASSURANCE_LEVELS.join(", ")),
+        );
+        v.check(
+            (0..=120).contains(&policy.min_age),
+            "invalid_identity_settings",
+            "identity/owner_verification/min_age",
+            || "an age from 0 to 120 years".into(),
+        );
+        v.check(
+            OWNER_VERIFICATION_FAILURE_OUTCOMES.contains(&policy.on_failure.as_str()),
+            "invalid_identity_settings",
+            "identity/owner_verification/on_failure",
+            || format!("one of {}", OWNER_VERIFICATION_FAILURE_OUTCOMES.join(", ")),
+        );
+        v.check(
+            (60..=7 * 86_400).contains(&policy.timeout_seconds),
+            "invalid_identity_settings",
+            "identity/owner_verification/timeout_seconds",
+            || "from a minute to 7 days".into(),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -345,6 +434,64 @@ mod tests {
                 ))
                 .collect::<Vec<_>>()
         );
+    }
+
+    fn mitid() -> tcom_schemas::tenant::IdentitySettings {
+        tcom_schemas::tenant::IdentitySettings {
+            issuer: "https://broker.example/realms/nordlys".into(),
+            client_id: "nordlys-shop".into(),
+            client_secret_ref: "file://oidc/nordlys".into(),
+            scopes: vec!["openid".into(), "mitid".into(), "ssn".into()],
+            cpr_matching: true,
+            owner_verification: Some(tcom_schemas::tenant::OwnerVerificationPolicy {
+                min_assurance: "substantial".into(),
+                min_age: 18,
+                on_failure: "fail".into(),
+                timeout_seconds: 1800,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_broker_is_configured_by_reference_with_a_known_policy() {
+        let mut s = danish();
+        s.identity = Some(mitid());
+        assert_eq!(codes(&s), Vec::<String>::new());
+        let loopback = s.identity.as_mut().unwrap();
+        loopback.issuer = "http://127.0.0.1:38093/realms/nordlys".into();
+        assert_eq!(codes(&s), Vec::<String>::new(), "simulators run on loopback");
+
+        let bad = s.identity.as_mut().unwrap();
+        bad.issuer = "http://broker.example/realms/x".into();
+        bad.client_secret_ref = "s3cr3t".into();
+        bad.scopes = vec!["mitid".into(), "has space".into()];
+        let policy = bad.owner_verification.as_mut().unwrap();
+        policy.min_assurance = "medium".into();
+        policy.min_age = -1;
+        policy.on_failure = "ignore".into();
+        policy.timeout_seconds = 5;
+        let found: Vec<(String, String)> = validate_settings(&s)
+            .into_iter()
+            .map(|v| (v.code, v.field))
+            .collect();
+        let fields: Vec<&str> = found.iter().map(|(_, f)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "identity/issuer",
+                "identity/client_secret_ref",
+                "identity/scopes",
+                "identity/scopes/1",
+                "identity/owner_verification/min_assurance",
+                "identity/owner_verification/min_age",
+                "identity/owner_verification/on_failure",
+                "identity/owner_verification/timeout_seconds",
+            ]
+        );
+        assert_eq!(found[1].0, "secret_not_a_reference");
+        for trailing in ["https://broker.example/", "https://broker.example?x=1", "ftp://x"] {
+            assert!(!is_issuer_url(trailing), "{trailing}");
+        }
     }
 
     #[test]
