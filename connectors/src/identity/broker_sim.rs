@@ -1611,7 +1611,7 @@ mod tests {
         }
     }
 
-    const VERIFIER: &str = "dBjftJeZ4CVP-mJ92K9qpvQP-9rYo-ZylvpWzN2-YFE";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
     #[test]
     fn s256_matches_rfc_7636_appendix_b() {

@@ -123,13 +123,22 @@ pub fn assurance_of(value: &str) -> Option<String> {
 }
 
 const DISCOVERY_CACHE: Duration = Duration::from_secs(300);
+const JWKS_CACHE: Duration = Duration::from_secs(300);
 const JWKS_RELOAD_MIN: Duration = Duration::from_secs(2);
 
 /// Talks to brokers; caches discovery documents and key sets per issuer.
 pub struct Brokers {
     http: reqwest::Client,
     discovery: Mutex<HashMap<String, (Discovery, Instant)>>,
-    keys: Mutex<HashMap<String, (JwkSet, Instant)>>,
+    keys: Mutex<HashMap<String, CachedKeys>>,
+}
+
+struct CachedKeys {
+    set: JwkSet,
+    /// Keys a broker stopped publishing stop being trusted within [`JWKS_CACHE`].
+    loaded: Instant,
+    /// When an unknown key id last made us read the keys again.
+    reloaded: Option<Instant>,
 }
 
 impl std::fmt::Debug for Brokers {
@@ -269,21 +278,31 @@ impl Brokers {
         })
     }
 
+    /// The broker's keys: cached; `reload` (an unknown `kid`) reads them again, at most once
+    /// per [`JWKS_RELOAD_MIN`], so tokens with made-up key ids cannot flood the broker.
     async fn key_set(&self, jwks_uri: &str, reload: bool) -> Result<JwkSet, BrokerError> {
-        if let Some((set, at)) = self.keys.lock().expect("lock").get(jwks_uri)
-            && (!reload || at.elapsed() < JWKS_RELOAD_MIN)
-        {
-            return Ok(set.clone());
+        if let Some(cached) = self.keys.lock().expect("lock").get(jwks_uri) {
+            let recently_reloaded = cached
+                .reloaded
+                .is_some_and(|at| at.elapsed() < JWKS_RELOAD_MIN);
+            let fresh = cached.loaded.elapsed() < JWKS_CACHE;
+            if (fresh && !reload) || recently_reloaded {
+                return Ok(cached.set.clone());
+            }
         }
         let answer = self.http.get(jwks_uri).send().await.map_err(unavailable)?;
         if !answer.status().is_success() {
             return Err(unavailable(format!("{jwks_uri} answered {}", answer.status())));
         }
         let set: JwkSet = answer.json().await.map_err(unavailable)?;
-        self.keys
-            .lock()
-            .expect("lock")
-            .insert(jwks_uri.to_owned(), (set.clone(), Instant::now()));
+        self.keys.lock().expect("lock").insert(
+            jwks_uri.to_owned(),
+            CachedKeys {
+                set: set.clone(),
+                loaded: Instant::now(),
+                reloaded: reload.then(Instant::now),
+            },
+        );
         Ok(set)
     }
 

@@ -107,7 +107,7 @@ impl Cpr {
             .zip(HISTORIC_WEIGHTS)
             .map(|(digit, weight)| u32::from(digit - b'0') * weight)
             .sum();
-        sum % 11 == 0
+        sum.is_multiple_of(11)
     }
 
     /// The ten digits without the dash — to send to the broker for matching and to encrypt
@@ -322,12 +322,12 @@ mod tests {
         assert_eq!(format!("{cpr:?}"), "Cpr(**********)");
         assert_eq!(format!("{:?}", Some(&cpr)), "Some(Cpr(**********))");
         assert!(!format!("{cpr:#?}").contains("1503"));
-        assert!(!Probe::<Cpr>::DISPLAY);
-        assert!(!Probe::<Cpr>::SERIALIZE);
-        // The probe itself sees impls that exist.
-        assert!(Probe::<String>::DISPLAY);
-        assert!(Probe::<String>::SERIALIZE);
     }
+
+    // Checked when the tests compile: `Cpr` has neither `Display` nor `Serialize`…
+    const _: () = assert!(!Probe::<Cpr>::DISPLAY && !Probe::<Cpr>::SERIALIZE);
+    // …and the probe does see impls that exist.
+    const _: () = assert!(Probe::<String>::DISPLAY && Probe::<String>::SERIALIZE);
 
     /// A 7th digit that puts `year` (1858–2057) in its century, chosen by `pick`.
     fn seventh_digit_for(year: i32, pick: prop::sample::Index) -> u8 {
