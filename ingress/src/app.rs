@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use rdkafka::consumer::BaseConsumer;
 use tcom_schemas::Codec;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -89,7 +89,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route("/v1/storefront/sign-out", post(sign_in_api::sign_out))
         .route(
             "/v1/storefront/customers/me",
-            axum::routing::delete(customer_data_api::erase_me),
+            delete(customer_data_api::erase_me),
         )
         .route(
             "/v1/storefront/customers/me/data",
@@ -101,7 +101,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         )
         .route(
             "/v1/admin/customers/{customer_id}",
-            axum::routing::delete(customer_data_api::admin_erase),
+            delete(customer_data_api::admin_erase),
         )
         .route(
             "/v1/admin/customers/{customer_id}/data",
