@@ -545,8 +545,16 @@ async fn seed_payments(
 async fn seed_identity(http: &reqwest::Client, settings: &Settings) -> anyhow::Result<()> {
     let broker = settings.identity.broker_url.trim_end_matches('/');
     for (tenant, client, domains) in [
-        ("nordlys", "nordlys-shop", &["nordlys.localhost", "shop.nordlys.localhost"][..]),
-        ("brightwave", "brightwave-shop", &["brightwave.localhost"][..]),
+        (
+            "nordlys",
+            "nordlys-shop",
+            &["nordlys.localhost", "shop.nordlys.localhost"][..],
+        ),
+        (
+            "brightwave",
+            "brightwave-shop",
+            &["brightwave.localhost"][..],
+        ),
     ] {
         let secret = format!("{client}-demo-secret");
         let path = settings.payments.secrets_dir.join(format!("oidc/{tenant}"));

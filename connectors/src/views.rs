@@ -69,7 +69,8 @@ pub use crate::dead_letter::Options;
 
 /// A decoded record of one of the view topics.
 enum Row {
-    Tenant(Option<Tenant>),
+    /// Boxed: a tenant's settings are far larger than the other rows.
+    Tenant(Option<Box<Tenant>>),
     Offering(Option<ProductOffering>),
     Campaign(Option<Campaign>),
     Basket(Option<BasketSnapshot>),
@@ -100,7 +101,9 @@ async fn decode_value<T: Contract>(
 async fn decode(codec: &Codec, message: &BorrowedMessage<'_>) -> Result<Row, Failed> {
     let payload = message.payload();
     match message.topic() {
-        topics::TENANTS => decode_value(codec, payload).await.map(Row::Tenant),
+        topics::TENANTS => decode_value(codec, payload)
+            .await
+            .map(|t| Row::Tenant(t.map(Box::new))),
         topics::CATALOG_OFFERINGS => decode_value(codec, payload).await.map(Row::Offering),
         topics::CATALOG_CAMPAIGNS => decode_value(codec, payload).await.map(Row::Campaign),
         topics::BASKETS => decode_value(codec, payload).await.map(Row::Basket),
@@ -124,7 +127,7 @@ async fn write(
     // Entity keys are `tenant:entity`; tenant ids never contain ':'.
     let (tenant, entity) = key.split_once(':').unwrap_or((key, ""));
     match row {
-        Row::Tenant(t) => tenant_view::upsert(pool, key, t.as_ref(), partition, offset).await,
+        Row::Tenant(t) => tenant_view::upsert(pool, key, t.as_deref(), partition, offset).await,
         Row::Offering(o) => {
             catalog_view::upsert_offering(pool, tenant, entity, o.as_ref(), partition, offset).await
         }

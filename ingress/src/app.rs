@@ -17,12 +17,12 @@ use utoipa::OpenApi;
 use crate::auth::AdminAuth;
 use crate::commands::CommandBus;
 use crate::health::{self, Dependencies};
+use crate::identity::{customer_data_api, owner_api, sign_in_api};
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem};
 use crate::replies::ReplyRouter;
 use crate::settings::Settings;
 use crate::shoppers::{RateLimits, ShopperAuth};
-use crate::identity::{customer_data_api, owner_api, sign_in_api};
 use crate::storefront;
 use crate::tenancy::{TenantDirectory, follow_tenants};
 use crate::{

@@ -33,11 +33,11 @@ use crate::catalog::entity_key;
 use crate::codec::BlockingCodec;
 use crate::deadlines;
 use crate::domain::basket::Basket;
+use crate::domain::identity::Assurance;
 use crate::domain::order::{
     Action, CancelAnswer, Input, Order, OwnerPolicy, PaymentSetup, apply, cancel, changes, place,
     require_owner, start,
 };
-use crate::domain::identity::Assurance;
 use crate::domain::order_document::{render, render_public};
 use crate::headers::{TENANT_HEADER, origin_of, with_origin};
 use crate::json_store::{load, save};

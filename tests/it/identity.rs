@@ -40,7 +40,11 @@ impl Broker {
             .send()
             .await
             .unwrap();
-        assert!(registered.status().is_success(), "{:?}", registered.text().await);
+        assert!(
+            registered.status().is_success(),
+            "{:?}",
+            registered.text().await
+        );
         Self {
             issuer: format!("{base}/realms/{realm}"),
             realm,
@@ -51,7 +55,11 @@ impl Broker {
     async fn control(&self, what: &str, body: Value) -> Value {
         let r = self
             .http
-            .post(format!("{}/_sim/realms/{}/{what}", platform().broker_url, self.realm))
+            .post(format!(
+                "{}/_sim/realms/{}/{what}",
+                platform().broker_url,
+                self.realm
+            ))
             .json(&body)
             .send()
             .await
@@ -140,7 +148,12 @@ impl IdentityShop {
 
     async fn callback(&self, body: Value) -> crate::checkout_shop::Reply {
         self.shop
-            .call(Method::POST, "/v1/storefront/sign-in/callback", None, Some(body))
+            .call(
+                Method::POST,
+                "/v1/storefront/sign-in/callback",
+                None,
+                Some(body),
+            )
             .await
     }
 
@@ -184,9 +197,16 @@ async fn a_customer_signs_in_with_pkce_and_gets_a_session_signed_with_the_shops_
     let s = IdentityShop::open(None).await;
     let started = s.start_sign_in().await;
     let url = reqwest::Url::parse(started["authorization_url"].as_str().unwrap()).unwrap();
-    let asked: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into(), v.into())).collect();
+    let asked: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     assert_eq!(param(&asked, "code_challenge_method"), "S256");
-    assert_eq!(param(&asked, "code_challenge").len(), 43, "BASE64URL(SHA-256)");
+    assert_eq!(
+        param(&asked, "code_challenge").len(),
+        43,
+        "BASE64URL(SHA-256)"
+    );
     assert_eq!(param(&asked, "state"), started["state"].as_str().unwrap());
     assert!(param(&asked, "nonce").len() >= 32);
     assert_eq!(param(&asked, "scope"), "openid mitid ssn");
@@ -211,7 +231,9 @@ async fn a_customer_signs_in_with_pkce_and_gets_a_session_signed_with_the_shops_
     let header = jsonwebtoken::decode_header(&token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.body.clone()).unwrap();
-    let jwk = set.find(header.kid.as_deref().unwrap()).expect("the token's key is published");
+    let jwk = set
+        .find(header.kid.as_deref().unwrap())
+        .expect("the token's key is published");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.set_audience(&["tcom-storefront"]);
     validation.set_issuer(&[format!("tcom/{}", s.shop.tenant)]);
@@ -288,7 +310,10 @@ async fn replayed_codes_and_states_wrong_nonces_and_foreign_tokens_are_refused()
     let other_realm = Broker::new(new_realm(), &s.redirect_uri, "x").await;
     for (tamper, why) in [
         (json!({"nonce": "not-this-sign-in"}), "nonce"),
-        (json!({"issuer": other_realm.issuer}), "another broker's issuer"),
+        (
+            json!({"issuer": other_realm.issuer}),
+            "another broker's issuer",
+        ),
         (json!({"audience": "another-shop"}), "another client"),
         (json!({"expired": true}), "expired"),
         (json!({"alg": "HS256"}), "HS256"),
@@ -301,13 +326,22 @@ async fn replayed_codes_and_states_wrong_nonces_and_foreign_tokens_are_refused()
 
     // The broker rotates its key: the new key is followed at once; a token signed with a
     // key the broker retired is refused.
-    s.broker.control("rotate-keys", json!({"retire_old": true})).await;
+    s.broker
+        .control("rotate-keys", json!({"retire_old": true}))
+        .await;
     s.sign_in("adult").await;
     let r = s
         .sign_in_with_tampered_token(json!({"sign_with_retired": true}))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    assert!(r.body["detail"].as_str().unwrap().contains("not in the broker's JWKS"), "{}", r.body);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not in the broker's JWKS"),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +361,11 @@ async fn a_session_of_one_shop_is_refused_by_another_and_one_shops_key_cannot_si
         let mut settings = tcom_tests::settings();
         settings.database.url = platform().database_url.clone();
         let identity = tcom_ingress::identity::Identity::from_settings(&settings).unwrap();
-        identity.key_store().signing_key(&a.shop.tenant).await.unwrap()
+        identity
+            .key_store()
+            .signing_key(&a.shop.tenant)
+            .await
+            .unwrap()
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -372,7 +410,12 @@ async fn paid_order(s: &IdentityShop, user: &str, number: usize) -> (String, Str
     (token, basket)
 }
 
-async fn verify_owner(s: &IdentityShop, token: &str, order: &str, cpr: &str) -> crate::checkout_shop::Reply {
+async fn verify_owner(
+    s: &IdentityShop,
+    token: &str,
+    order: &str,
+    cpr: &str,
+) -> crate::checkout_shop::Reply {
     s.shop
         .call(
             Method::POST,
@@ -401,28 +444,50 @@ async fn a_danish_order_is_captured_only_after_its_owner_matched_their_cpr_at_th
         .shop
         .order_in(&token, &order, "inProgress", Duration::from_secs(20))
         .await;
-    assert_eq!(step(&waiting, "identity")["state"], "in_progress", "{waiting}");
+    assert_eq!(
+        step(&waiting, "identity")["state"],
+        "in_progress",
+        "{waiting}"
+    );
     assert_eq!(step(&waiting, "capture")["state"], "waiting", "{waiting}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let still = s
         .shop
         .order_in(&token, &order, "inProgress", Duration::from_secs(5))
         .await;
-    assert_eq!(step(&still, "number_confirmation")["state"], "waiting", "{still}");
+    assert_eq!(
+        step(&still, "number_confirmation")["state"],
+        "waiting",
+        "{still}"
+    );
     assert_eq!(still["owner"]["verified"], false);
 
     // A malformed CPR is not an attempt; a wrong one is.
     let malformed = verify_owner(&s, &token, &order, "3104901234").await;
-    assert_eq!(malformed.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", malformed.body);
+    assert_eq!(
+        malformed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        malformed.body
+    );
     assert_eq!(malformed.body["violations"][0]["code"], "cpr_date");
     let wrong = verify_owner(&s, &token, &order, cpr_of("adult-high")).await;
     assert_eq!(wrong.body["code"], "cpr_mismatch", "{}", wrong.body);
-    assert!(wrong.body["detail"].as_str().unwrap().starts_with("2 attempts left"));
+    assert!(
+        wrong.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 attempts left")
+    );
 
     let verified = verify_owner(&s, &token, &order, cpr_of("adult")).await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
     assert_eq!(verified.body["owner"]["verified"], true);
-    assert!(verified.body["owner"].get("sealed").is_none(), "{}", verified.body);
+    assert!(
+        verified.body["owner"].get("sealed").is_none(),
+        "{}",
+        verified.body
+    );
     let done = s
         .shop
         .order_in(&token, &order, "completed", Duration::from_secs(20))
@@ -434,13 +499,21 @@ async fn a_danish_order_is_captured_only_after_its_owner_matched_their_cpr_at_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_under_age_or_low_assurance_owner_cannot_complete_a_danish_order() {
     let s = IdentityShop::open(Some("fail")).await;
-    for (number, user, code) in [(0, "minor", "owner_under_age"), (1, "adult-low", "assurance_too_low")] {
+    for (number, user, code) in [
+        (0, "minor", "owner_under_age"),
+        (1, "adult-low", "assurance_too_low"),
+    ] {
         let (token, order) = paid_order(&s, user, number).await;
         s.shop
             .order_in(&token, &order, "inProgress", Duration::from_secs(20))
             .await;
         let r = verify_owner(&s, &token, &order, cpr_of(user)).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{user}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{user}: {}",
+            r.body
+        );
         assert_eq!(r.body["code"], code, "{}", r.body);
         let failed = s
             .shop
@@ -449,7 +522,11 @@ async fn an_under_age_or_low_assurance_owner_cannot_complete_a_danish_order() {
         assert_eq!(step(&failed, "identity")["detail"], code);
         assert!(
             s.shop
-                .number_becomes(&s.shop.numbers[number], "AVAILABLE", Duration::from_secs(10))
+                .number_becomes(
+                    &s.shop.numbers[number],
+                    "AVAILABLE",
+                    Duration::from_secs(10)
+                )
                 .await,
             "the number goes back to the pool"
         );
@@ -466,10 +543,20 @@ async fn the_fourth_cpr_attempt_of_a_sign_in_is_locked_even_with_the_right_numbe
     for left in [2, 1, 0] {
         let r = verify_owner(&s, &token, &order, cpr_of("adult-2007")).await;
         assert_eq!(r.body["code"], "cpr_mismatch", "{}", r.body);
-        assert!(r.body["detail"].as_str().unwrap().starts_with(&format!("{left} attempts")));
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{left} attempts"))
+        );
     }
     let locked = verify_owner(&s, &token, &order, cpr_of("adult")).await;
-    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS, "{}", locked.body);
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
     assert_eq!(locked.body["code"], "cpr_match_locked");
     // A new sign-in is a new authentication with its own attempts.
     let again = token_of(&s.sign_in("adult").await);
@@ -583,13 +670,21 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
     // Export: everything, decrypted.
     let export = s
         .shop
-        .call(Method::GET, "/v1/storefront/customers/me/data", Some(&token), None)
+        .call(
+            Method::GET,
+            "/v1/storefront/customers/me/data",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(export.status, StatusCode::OK, "{}", export.body);
     let user = TestUser::find("adult").unwrap();
     let digits = user.cpr.replace('-', "");
     assert_eq!(export.body["owner_identities"][0]["cpr"], digits.as_str());
-    assert_eq!(export.body["owner_identities"][0]["name"], user.name().as_str());
+    assert_eq!(
+        export.body["owner_identities"][0]["name"],
+        user.name().as_str()
+    );
     assert_eq!(export.body["orders"][0]["id"], order.as_str());
     let actions: Vec<&str> = export.body["audit"]
         .as_array()
@@ -597,11 +692,18 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    assert!(actions.contains(&"owner_verified") && actions.contains(&"export"), "{actions:?}");
+    assert!(
+        actions.contains(&"owner_verified") && actions.contains(&"export"),
+        "{actions:?}"
+    );
 
     // Nowhere in Kafka — commands, events, snapshots, changelogs — in plaintext.
     let records = records_since(before).await;
-    assert!(records.len() > 10, "the flow wrote records: {}", records.len());
+    assert!(
+        records.len() > 10,
+        "the flow wrote records: {}",
+        records.len()
+    );
     for needle in [digits.as_str(), user.cpr, user.family_name] {
         let found = records.iter().filter(|r| contains(r, needle)).count();
         assert_eq!(found, 0, "{needle:?} in plaintext in {found} records");
@@ -612,7 +714,12 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
     // Erasure by the customer: the data key is destroyed, the sessions end.
     let erased = s
         .shop
-        .call(Method::DELETE, "/v1/storefront/customers/me", Some(&token), None)
+        .call(
+            Method::DELETE,
+            "/v1/storefront/customers/me",
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(erased.status, StatusCode::NO_CONTENT, "{}", erased.body);
     assert_eq!(my_orders(&s.shop, &token).await, StatusCode::UNAUTHORIZED);
@@ -620,13 +727,23 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
     let admin = admin_token(Some(&s.shop.tenant), &[tcom_ingress::auth::BRAND_ADMIN]);
     let gone = s
         .shop
-        .admin(Method::GET, &format!("/v1/admin/customers/{customer}/data"), &admin, None)
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/customers/{customer}/data"),
+            &admin,
+            None,
+        )
         .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND, "{}", gone.body);
     assert_eq!(gone.body["code"], "customer_erased");
     let shown = s
         .shop
-        .admin(Method::GET, &format!("/v1/admin/orders/{order}"), &admin, None)
+        .admin(
+            Method::GET,
+            &format!("/v1/admin/orders/{order}"),
+            &admin,
+            None,
+        )
         .await;
     assert_eq!(shown.body["owner"]["erased"], true, "{}", shown.body);
 
@@ -663,7 +780,12 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
         .iter()
         .filter_map(|e| e["action"].as_str())
         .collect();
-    assert_eq!(logged, ["erase", "export", "owner_verified"], "{}", log.body);
+    assert_eq!(
+        logged,
+        ["erase", "export", "owner_verified"],
+        "{}",
+        log.body
+    );
     let other = IdentityShop::open(None).await;
     let foreign = other
         .shop

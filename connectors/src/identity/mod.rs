@@ -11,9 +11,9 @@
 //! number: a private service provider may only ask the broker whether a CPR number the
 //! shopper typed *matches* the person who logged in (a limited number of tries per login).
 //!
-//! - [`cpr`]: CPR numbers: format, birth date and century, the historic modulus-11 check;
+//! CPR numbers themselves are pure domain rules: `tcom_processors::domain::cpr`.
+//!
 //! - [`broker_sim`]: a broker simulator for tests and the local run (`tcom oidc-sim`), a real
 //!   OpenID Connect provider with fixed test identities and simulator-only controls.
 
 pub mod broker_sim;
-pub mod cpr;

@@ -131,7 +131,8 @@ impl SecretKey {
             return Err(EnvelopeError::Malformed);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| EnvelopeError::Malformed)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| EnvelopeError::Malformed)?;
         let mut buffer = ciphertext.to_vec();
         let plaintext = self
             .aead()
@@ -226,7 +227,10 @@ mod tests {
             Err(EnvelopeError::DoesNotOpen)
         );
         assert_eq!(key.open_text("Anna", "ctx"), Err(EnvelopeError::Malformed));
-        assert_eq!(key.open_text("pd1.AAAA", "ctx"), Err(EnvelopeError::Malformed));
+        assert_eq!(
+            key.open_text("pd1.AAAA", "ctx"),
+            Err(EnvelopeError::Malformed)
+        );
     }
 
     #[test]

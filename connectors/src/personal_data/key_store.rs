@@ -141,7 +141,11 @@ impl KeyStore {
         self.insert_signing_key(tenant, true).await
     }
 
-    async fn insert_signing_key(&self, tenant: &str, retire: bool) -> Result<String, KeyStoreError> {
+    async fn insert_signing_key(
+        &self,
+        tenant: &str,
+        retire: bool,
+    ) -> Result<String, KeyStoreError> {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|_| KeyStoreError::Generation)?;
@@ -159,12 +163,8 @@ impl KeyStore {
             use_: "sig".into(),
             alg: "ES256".into(),
         };
-        let sealed = SecretKey::seal(
-            &self.master,
-            pkcs8.as_ref(),
-            &signing_context(tenant, &kid),
-        )
-        .map_err(Self::sealed(tenant))?;
+        let sealed = SecretKey::seal(&self.master, pkcs8.as_ref(), &signing_context(tenant, &kid))
+            .map_err(Self::sealed(tenant))?;
         let mut tx = begin_for_tenant(&self.pool, tenant).await?;
         if retire {
             sqlx::query(

@@ -15,6 +15,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tcom_processors::domain::identity::Assurance;
 use tcom_schemas::tenant::IdentitySettings;
 
 /// Signing algorithms accepted on a broker's ID tokens.
@@ -114,12 +115,6 @@ fn random_token() -> String {
 /// PKCE S256: BASE64URL(SHA-256(verifier)).
 pub fn code_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-/// The NSIS level named by a `loa`/`acr` value (`…/loa/Substantial` or `substantial`).
-pub fn assurance_of(value: &str) -> Option<String> {
-    let level = value.rsplit('/').next().unwrap_or(value).to_ascii_lowercase();
-    matches!(level.as_str(), "low" | "substantial" | "high").then_some(level)
 }
 
 const DISCOVERY_CACHE: Duration = Duration::from_secs(300);
@@ -292,7 +287,10 @@ impl Brokers {
         }
         let answer = self.http.get(jwks_uri).send().await.map_err(unavailable)?;
         if !answer.status().is_success() {
-            return Err(unavailable(format!("{jwks_uri} answered {}", answer.status())));
+            return Err(unavailable(format!(
+                "{jwks_uri} answered {}",
+                answer.status()
+            )));
         }
         let set: JwkSet = answer.json().await.map_err(unavailable)?;
         self.keys.lock().expect("lock").insert(
@@ -356,7 +354,8 @@ impl Brokers {
                 .loa
                 .as_deref()
                 .or(claims.acr.as_deref())
-                .and_then(assurance_of),
+                .and_then(|level| Assurance::parse(level).ok())
+                .map(|level| level.as_str().to_owned()),
             identity_provider: claims.idp,
             name: claims.name,
         })
@@ -417,16 +416,6 @@ mod tests {
             code_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
-    }
-
-    #[test]
-    fn levels_of_assurance_read_from_nsis_uris_and_words() {
-        assert_eq!(
-            assurance_of("https://data.gov.dk/concept/core/nsis/loa/Substantial").as_deref(),
-            Some("substantial")
-        );
-        assert_eq!(assurance_of("high").as_deref(), Some("high"));
-        assert_eq!(assurance_of("urn:x:loa:medium"), None);
     }
 
     #[test]

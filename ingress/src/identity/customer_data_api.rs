@@ -83,8 +83,12 @@ fn erased(customer: &str) -> Problem {
 }
 
 fn no_such_customer(customer: &str) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "customer_not_found", "No such customer")
-        .with_detail(format!("no customer {customer} at this shop"))
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "customer_not_found",
+        "No such customer",
+    )
+    .with_detail(format!("no customer {customer} at this shop"))
 }
 
 fn require_session(shopper: &Shopper) -> Result<String, Problem> {
@@ -94,8 +98,17 @@ fn require_session(shopper: &Shopper) -> Result<String, Problem> {
         .ok_or_else(|| Problem::unauthenticated("this needs the customer's bearer token"))
 }
 
-fn open_field(key: &SecretKey, tenant: &str, customer: &str, field: &str, sealed: Option<&str>) -> Option<String> {
-    sealed.and_then(|s| key.open_text(s, &field_context(tenant, customer, field)).ok())
+fn open_field(
+    key: &SecretKey,
+    tenant: &str,
+    customer: &str,
+    field: &str,
+    sealed: Option<&str>,
+) -> Option<String> {
+    sealed.and_then(|s| {
+        key.open_text(s, &field_context(tenant, customer, field))
+            .ok()
+    })
 }
 
 async fn is_erased(
@@ -131,16 +144,15 @@ async fn export(
     .iter()
     .map(|r| serde_json::json!({ "issuer": r.get::<String, _>(0), "since": r.get::<String, _>(1) }))
     .collect();
-    let orders: Vec<serde_json::Value> = sqlx::query(
-        "SELECT document FROM orders WHERE customer_id = $1 ORDER BY created_at",
-    )
-    .bind(customer)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(|e| Problem::database(&e))?
-    .iter()
-    .map(|r| r.get(0))
-    .collect();
+    let orders: Vec<serde_json::Value> =
+        sqlx::query("SELECT document FROM orders WHERE customer_id = $1 ORDER BY created_at")
+            .bind(customer)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| Problem::database(&e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
     if accounts.is_empty() && orders.is_empty() {
         return Err(no_such_customer(customer));
     }
@@ -175,7 +187,11 @@ async fn export(
     let mut shown_orders = Vec::new();
     for mut order in orders {
         if let (Some(key), Some(owner)) = (&key, order.get("owner")) {
-            let sealed = |field: &str| owner.pointer(&format!("/sealed/{field}")).and_then(|v| v.as_str());
+            let sealed = |field: &str| {
+                owner
+                    .pointer(&format!("/sealed/{field}"))
+                    .and_then(|v| v.as_str())
+            };
             owner_identities.push(OwnerIdentityExport {
                 order_id: order["id"].as_str().unwrap_or_default().to_owned(),
                 cpr: open_field(key, tenant, customer, "cpr", sealed("cpr")),
@@ -227,13 +243,15 @@ async fn erase(
         .execute(&mut *tx)
         .await
         .map_err(|e| Problem::database(&e))?;
-    sqlx::query("INSERT INTO erased_customers (tenant_id, customer_id, erased_by) VALUES ($1, $2, $3)")
-        .bind(tenant)
-        .bind(customer)
-        .bind(actor)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| Problem::database(&e))?;
+    sqlx::query(
+        "INSERT INTO erased_customers (tenant_id, customer_id, erased_by) VALUES ($1, $2, $3)",
+    )
+    .bind(tenant)
+    .bind(customer)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| Problem::database(&e))?;
     super::audit(&mut tx, tenant, actor, "erase", customer, None)
         .await
         .map_err(|e| Problem::database(&e))?;
@@ -241,7 +259,12 @@ async fn erase(
     // After the commit: the key is gone whatever happens to the sessions, and a session of an
     // erased customer can do nothing with personal data any more.
     state.identity.sessions.end_all(tenant, customer).await?;
-    tracing::info!(tenant, customer, actor, "Customer erased (data key destroyed).");
+    tracing::info!(
+        tenant,
+        customer,
+        actor,
+        "Customer erased (data key destroyed)."
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -257,7 +280,13 @@ pub async fn export_my_data(
     shopper: Shopper,
 ) -> Result<Json<CustomerDataExport>, Problem> {
     let customer = require_session(&shopper)?;
-    export(&state, &shopper.tenant.tenant_id, &customer, &format!("customer:{customer}")).await
+    export(
+        &state,
+        &shopper.tenant.tenant_id,
+        &customer,
+        &format!("customer:{customer}"),
+    )
+    .await
 }
 
 /// Erases the signed-in customer's personal data (and signs them out everywhere).
@@ -272,7 +301,13 @@ pub async fn erase_me(
     shopper: Shopper,
 ) -> Result<StatusCode, Problem> {
     let customer = require_session(&shopper)?;
-    erase(&state, &shopper.tenant.tenant_id, &customer, &format!("customer:{customer}")).await
+    erase(
+        &state,
+        &shopper.tenant.tenant_id,
+        &customer,
+        &format!("customer:{customer}"),
+    )
+    .await
 }
 
 fn admin_actor(principal: &AdminPrincipal) -> String {
@@ -293,7 +328,13 @@ pub async fn admin_export(
     Path(customer_id): Path<String>,
 ) -> Result<Json<CustomerDataExport>, Problem> {
     principal.require_tenant_role(&tenant, &[BRAND_ADMIN])?;
-    export(&state, &tenant.tenant_id, &customer_id, &admin_actor(&principal)).await
+    export(
+        &state,
+        &tenant.tenant_id,
+        &customer_id,
+        &admin_actor(&principal),
+    )
+    .await
 }
 
 /// A brand admin erases a customer (GDPR art. 17).
@@ -310,7 +351,13 @@ pub async fn admin_erase(
     Path(customer_id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     principal.require_tenant_role(&tenant, &[BRAND_ADMIN])?;
-    erase(&state, &tenant.tenant_id, &customer_id, &admin_actor(&principal)).await
+    erase(
+        &state,
+        &tenant.tenant_id,
+        &customer_id,
+        &admin_actor(&principal),
+    )
+    .await
 }
 
 /// The brand's personal-data audit log, newest first (at most 200 entries).

@@ -126,7 +126,10 @@ pub async fn verify_owner(
     let cpr = Cpr::parse(&request.cpr).map_err(|e| cpr_problem(e.code(), e.to_string()))?;
 
     let identity = &state.identity;
-    let used = identity.sessions.spend_cpr_attempt(tenant_id, &session.sid).await?;
+    let used = identity
+        .sessions
+        .spend_cpr_attempt(tenant_id, &session.sid)
+        .await?;
     if used > MAX_CPR_MATCH_ATTEMPTS {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,

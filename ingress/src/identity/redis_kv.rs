@@ -58,7 +58,10 @@ impl RedisKv {
 }
 
 fn unavailable(reason: &str) -> Problem {
-    tracing::error!(reason, "Session store (Redis) unavailable: sign-ins and customer sessions refused.");
+    tracing::error!(
+        reason,
+        "Session store (Redis) unavailable: sign-ins and customer sessions refused."
+    );
     Problem::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         "session_store_unavailable",

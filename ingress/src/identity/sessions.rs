@@ -201,15 +201,12 @@ impl Sessions {
             .map_err(|e| key_store_unavailable(&e))?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_ec_der(key.pkcs8_der()),
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "Signing a session token failed.");
-            Problem::internal()
-        })?;
+        let token =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(key.pkcs8_der()))
+                .map_err(|e| {
+                    tracing::error!(error = %e, "Signing a session token failed.");
+                    Problem::internal()
+                })?;
         let value = serde_json::to_string(&record).map_err(|_| Problem::internal())?;
         let ttl = self.ttl.as_secs();
         let (session, index) = (
@@ -434,13 +431,10 @@ fn other_tenant_or_unknown(token: &str, tenant: &str) -> Problem {
     validation.insecure_disable_signature_validation();
     validation.validate_exp = false;
     validation.validate_aud = false;
-    let claimed = jsonwebtoken::decode::<SessionClaims>(
-        token,
-        &DecodingKey::from_secret(&[]),
-        &validation,
-    )
-    .ok()
-    .map(|d| d.claims.tenant);
+    let claimed =
+        jsonwebtoken::decode::<SessionClaims>(token, &DecodingKey::from_secret(&[]), &validation)
+            .ok()
+            .map(|d| d.claims.tenant);
     match claimed {
         Some(other) if other != tenant => Problem::forbidden(
             "tenant_mismatch",

@@ -132,7 +132,7 @@ fn check_redirect_uri(tenant: &Tenant, uri: &str, local_mode: bool) -> Result<()
     };
     let url = reqwest::Url::parse(uri).map_err(|_| refuse("not an absolute URL"))?;
     let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-    if !tenant.settings.domains.iter().any(|d| *d == host) {
+    if !tenant.settings.domains.contains(&host) {
         return Err(refuse("its host is not one of the shop's domains"));
     }
     let secure = url.scheme() == "https" || (local_mode && url.scheme() == "http");
@@ -318,7 +318,8 @@ pub async fn finish_sign_in(
             tracing::warn!(tenant = %tenant.tenant_id, error = %e, "ID token refused.");
             broker_problem(&e)
         })?;
-    let customer_id = customer_for(&state, &tenant.tenant_id, &settings.issuer, &person.subject).await?;
+    let customer_id =
+        customer_for(&state, &tenant.tenant_id, &settings.issuer, &person.subject).await?;
     let name_sealed = match &person.name {
         Some(name) => {
             let key = identity
@@ -331,7 +332,10 @@ pub async fn finish_sign_in(
                 &customer_id,
                 "name",
             );
-            Some(key.seal_text(name, &context).map_err(|_| Problem::internal())?)
+            Some(
+                key.seal_text(name, &context)
+                    .map_err(|_| Problem::internal())?,
+            )
         }
         None => None,
     };

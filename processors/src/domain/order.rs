@@ -17,10 +17,10 @@
 //! order: a payment never moves back to an earlier state.
 
 use serde::{Deserialize, Serialize};
+use tcom_schemas::order::VerifyOwner;
 use tcom_schemas::order::{
     OrderEventPayload, OrderItemStateChanged, OrderState, OrderStateChanged, OrderStepChanged,
 };
-use tcom_schemas::order::VerifyOwner;
 use tcom_schemas::payment::{PaymentEvent, PaymentState};
 
 use super::basket::{Basket, Line, LineNumber, LinePrice, Totals};
@@ -794,10 +794,7 @@ fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut V
             order.step_mut(StepName::Payment).detail = None;
             if owner_pending(order) {
                 // Paid, but nothing is secured or captured for an unverified owner.
-                let timeout = order
-                    .owner_requirement
-                    .as_ref()
-                    .map_or(0, |p| p.timeout_ms);
+                let timeout = order.owner_requirement.as_ref().map_or(0, |p| p.timeout_ms);
                 order.step_mut(StepName::Identity).deadline = Some(now + timeout);
             } else {
                 start_confirmation(order, now, actions);
@@ -1922,9 +1919,15 @@ mod tests {
             ["payment", "identity", "number_confirmation", "capture"]
         );
         let actions = pay(&mut order, PaymentState::Authorized);
-        assert!(actions.is_empty(), "nothing confirmed or captured: {actions:?}");
+        assert!(
+            actions.is_empty(),
+            "nothing confirmed or captured: {actions:?}"
+        );
         assert_eq!(order.state, OrderState::InProgress);
-        assert_eq!(step_state(&order, StepName::NumberConfirmation), StepState::Waiting);
+        assert_eq!(
+            step_state(&order, StepName::NumberConfirmation),
+            StepState::Waiting
+        );
         assert_eq!(
             order.step(StepName::Identity).deadline,
             Some(NOW + 10 + OWNER_TIMEOUT)
@@ -1971,10 +1974,7 @@ mod tests {
             let actions = verify(&mut order, &verification(assurance, of_age));
             assert_eq!(order.state, OrderState::Failed, "{code}");
             assert!(order.state_reason.as_deref().unwrap().contains(code));
-            assert_eq!(
-                order.step(StepName::Identity).detail.as_deref(),
-                Some(code)
-            );
+            assert_eq!(order.step(StepName::Identity).detail.as_deref(), Some(code));
             assert_eq!(order.owner, None);
             assert_eq!(
                 actions,
@@ -2004,7 +2004,10 @@ mod tests {
         let mut order = needing_owner(true);
         pay(&mut order, PaymentState::Authorized);
         let actions = verify(&mut order, &verification("low", true));
-        assert!(actions.is_empty(), "nothing voided or released: {actions:?}");
+        assert!(
+            actions.is_empty(),
+            "nothing voided or released: {actions:?}"
+        );
         assert_eq!(order.state, OrderState::Held);
         assert_eq!(step_state(&order, StepName::Identity), StepState::Failed);
     }

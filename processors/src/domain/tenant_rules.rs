@@ -308,7 +308,10 @@ fn check_identity(v: &mut Violations, identity: &tcom_schemas::tenant::IdentityS
         is_secret_reference(&identity.client_secret_ref),
         "secret_not_a_reference",
         "identity/client_secret_ref",
-        || "give a reference to the client secret (file://…, env://…), never the secret itself".into(),
+        || {
+            "give a reference to the client secret (file://…, env://…), never the secret itself"
+                .into()
+        },
     );
     v.check(
         identity.scopes.iter().any(|s| s == "openid"),
@@ -459,7 +462,11 @@ mod tests {
         assert_eq!(codes(&s), Vec::<String>::new());
         let loopback = s.identity.as_mut().unwrap();
         loopback.issuer = "http://127.0.0.1:38093/realms/nordlys".into();
-        assert_eq!(codes(&s), Vec::<String>::new(), "simulators run on loopback");
+        assert_eq!(
+            codes(&s),
+            Vec::<String>::new(),
+            "simulators run on loopback"
+        );
 
         let bad = s.identity.as_mut().unwrap();
         bad.issuer = "http://broker.example/realms/x".into();
@@ -489,7 +496,11 @@ mod tests {
             ]
         );
         assert_eq!(found[1].0, "secret_not_a_reference");
-        for trailing in ["https://broker.example/", "https://broker.example?x=1", "ftp://x"] {
+        for trailing in [
+            "https://broker.example/",
+            "https://broker.example?x=1",
+            "ftp://x",
+        ] {
             assert!(!is_issuer_url(trailing), "{trailing}");
         }
     }
