@@ -17,7 +17,7 @@ use utoipa::OpenApi;
 use crate::auth::AdminAuth;
 use crate::commands::CommandBus;
 use crate::health::{self, Dependencies};
-use crate::identity::{customer_data_api, owner_api, sign_in_api};
+use crate::identity::{customer_data_api, owner_api, sign_in_api, staff};
 use crate::openapi::ApiDoc;
 use crate::problem::{self, Problem};
 use crate::replies::ReplyRouter;
@@ -110,6 +110,19 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route(
             "/v1/admin/personal-data-audit",
             get(customer_data_api::audit_log),
+        )
+        .route("/v1/admin/sign-in", post(staff::start_staff_sign_in))
+        .route(
+            "/v1/admin/sign-in/callback",
+            post(staff::finish_staff_sign_in),
+        )
+        .route("/v1/admin/sign-out", post(staff::staff_sign_out))
+        .route("/v1/admin/staff", get(staff::list_staff))
+        .route("/v1/admin/staff/{staff_id}", put(staff::grant_roles))
+        .route("/v1/platform/sign-in", post(staff::start_operator_sign_in))
+        .route(
+            "/v1/platform/sign-in/callback",
+            post(staff::finish_operator_sign_in),
         )
         .route("/v1/storefront/catalog", get(catalog_read::catalog))
         .route("/v1/storefront/numbers", get(number_api::search_numbers))

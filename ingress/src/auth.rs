@@ -1,5 +1,7 @@
-//! Admin and platform-operator authentication: bearer JWTs (HS256 from the platform's
-//! identity provider) with a `tenant` claim and `roles`.
+//! Admin and platform-operator authentication: bearer JWTs with a `tenant` claim and
+//! `roles` — ES256 staff tokens the platform issues after an OIDC sign-in (see
+//! [`crate::identity::staff`]), or, in local runs only, HS256 tokens `tcom token` signs with
+//! the shared development secret.
 //!
 //! A brand partner's token names its tenant; it is honoured only on that tenant's own hosts,
 //! so tenant A's token sent to tenant B's host is refused even for reads. Platform operators
@@ -43,6 +45,9 @@ pub struct AdminClaims {
     pub iss: String,
     pub aud: String,
     pub exp: u64,
+    /// The staff session (tokens from an OIDC sign-in; `tcom token`'s have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// Verifies (and, for local use and tests, issues) admin tokens.
@@ -98,6 +103,7 @@ impl AdminAuth {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             exp: now + ttl_secs,
+            sid: None,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing does not fail")
@@ -183,7 +189,24 @@ impl FromRequestParts<AppState> for AdminPrincipal {
             .ok_or_else(|| Problem::unauthenticated("no Authorization header"))?;
         let token = header
             .strip_prefix("Bearer ")
-            .ok_or_else(|| Problem::unauthenticated("expected `Authorization: Bearer <token>`"))?;
-        state.auth.verify(token.trim()).map(Self)
+            .ok_or_else(|| Problem::unauthenticated("expected `Authorization: Bearer <token>`"))?
+            .trim();
+        let alg = jsonwebtoken::decode_header(token)
+            .map(|h| h.alg)
+            .map_err(|e| Problem::unauthenticated(format!("token rejected: {e}")))?;
+        match alg {
+            Algorithm::ES256 => crate::identity::staff::verify_staff_token(state, token)
+                .await
+                .map(Self),
+            // One secret for every tenant's staff: for local runs and tests only.
+            Algorithm::HS256 if state.identity.local_mode => state.auth.verify(token).map(Self),
+            Algorithm::HS256 => Err(Problem::unauthenticated(
+                "tokens signed with the shared development secret are accepted in local runs \
+                 only: sign in through /v1/admin/sign-in (staff) or /v1/platform/sign-in (operators)",
+            )),
+            other => Err(Problem::unauthenticated(format!(
+                "token rejected: {other:?} is not accepted"
+            ))),
+        }
     }
 }

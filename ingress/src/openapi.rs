@@ -56,7 +56,14 @@ use utoipa::OpenApi;
         crate::identity::customer_data_api::erase_me,
         crate::identity::customer_data_api::admin_export,
         crate::identity::customer_data_api::admin_erase,
-        crate::identity::customer_data_api::audit_log
+        crate::identity::customer_data_api::audit_log,
+        crate::identity::staff::start_staff_sign_in,
+        crate::identity::staff::finish_staff_sign_in,
+        crate::identity::staff::staff_sign_out,
+        crate::identity::staff::grant_roles,
+        crate::identity::staff::list_staff,
+        crate::identity::staff::start_operator_sign_in,
+        crate::identity::staff::finish_operator_sign_in
     ),
     components(schemas(
         crate::problem::Problem,
@@ -78,8 +85,13 @@ use utoipa::OpenApi;
         crate::identity::owner_api::OwnerVerificationRequest,
         crate::identity::customer_data_api::CustomerDataExport,
         crate::identity::customer_data_api::OwnerIdentityExport,
+        crate::identity::customer_data_api::ContactExport,
         crate::identity::customer_data_api::AuditLog,
-        crate::identity::customer_data_api::AuditEntry
+        crate::identity::customer_data_api::AuditEntry,
+        crate::identity::staff::IssuedStaffSession,
+        crate::identity::staff::GrantRequest,
+        crate::identity::staff::StaffMember,
+        crate::identity::staff::StaffList
     )),
     modifiers(&SecuritySchemes),
     tags(

@@ -3,6 +3,11 @@
 //! what the storefront needs to let the shopper pay). Orders are read from the RLS-protected
 //! order view, with `?min_version=` for read-your-writes as for baskets; a customer sees only
 //! their own orders, a brand's staff every order of their brand.
+//!
+//! The checkout may carry the customer's contact and delivery details: personal data,
+//! validated here ([`tcom_processors::domain::contact`]) and sealed with the customer's data
+//! key before they leave the ingress. Orders show only that they were given
+//! (`contact.provided`); the customer's data export opens them.
 
 use std::time::Duration;
 
@@ -11,8 +16,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use tcom_processors::domain::contact;
 use tcom_schemas::basket::{BasketCommandPayload, CheckoutBasket};
 use tcom_schemas::order::{CancelOrder, OrderCommand, OrderCommandPayload};
 
@@ -37,6 +43,85 @@ pub struct CheckoutRequest {
     /// Where the payment page sends the shopper back to; the shop's order page when left out.
     #[serde(default)]
     pub return_url: Option<String>,
+    /// Who to reach about the order. Personal data: sealed with the customer's data key
+    /// before it leaves the ingress, shown only in the customer's data export.
+    #[serde(default)]
+    pub contact: Option<CheckoutContact>,
+    /// Where a physical SIM card is sent. Personal data, sealed like `contact`.
+    #[serde(default)]
+    pub delivery_address: Option<DeliveryAddress>,
+}
+
+/// The customer's contact details at checkout.
+#[derive(Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutContact {
+    /// 1–200 characters, not blank.
+    pub name: String,
+    /// `local@domain.tld`, at most 254 characters.
+    pub email: String,
+    /// E.164: `+` and 8–15 digits, no spaces (`+4520123456`).
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// A postal address (delivery of a physical SIM card).
+#[derive(Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryAddress {
+    /// Street and number (and floor, door); 1–200 characters, not blank.
+    pub street: String,
+    /// 1–200 characters, not blank.
+    pub postal_code: String,
+    /// 1–200 characters, not blank.
+    pub city: String,
+    /// ISO 3166-1 alpha-2, two upper-case letters (`DK`).
+    pub country: String,
+}
+
+// Personal data stays out of logs.
+impl std::fmt::Debug for CheckoutContact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CheckoutContact { … }")
+    }
+}
+
+impl std::fmt::Debug for DeliveryAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeliveryAddress { … }")
+    }
+}
+
+impl From<CheckoutContact> for contact::Contact {
+    fn from(c: CheckoutContact) -> Self {
+        Self {
+            name: c.name,
+            email: c.email,
+            phone: c.phone,
+        }
+    }
+}
+
+impl From<DeliveryAddress> for contact::DeliveryAddress {
+    fn from(a: DeliveryAddress) -> Self {
+        Self {
+            street: a.street,
+            postal_code: a.postal_code,
+            city: a.city,
+            country: a.country,
+        }
+    }
+}
+
+impl From<contact::DeliveryAddress> for DeliveryAddress {
+    fn from(a: contact::DeliveryAddress) -> Self {
+        Self {
+            street: a.street,
+            postal_code: a.postal_code,
+            city: a.city,
+            country: a.country,
+        }
+    }
 }
 
 /// Cancelling an order.
@@ -134,8 +219,9 @@ fn check_order_id(order_id: &str) -> Result<(), Problem> {
         .map_err(|_| order_not_found(order_id))
 }
 
-/// Checks a basket out: 422 with every problem when it is not ready; otherwise the basket is
-/// frozen and its order placed, and the answer is the order (201, `Location` the order) with
+/// Checks a basket out: 422 with every problem when it is not ready (or when the contact
+/// details break a rule, before anything is written); otherwise the basket is frozen and its
+/// order placed, and the answer is the order (201, `Location` the order) with
 /// `paymentAction` saying how the shopper pays. The same basket checked out again answers
 /// with the same order.
 #[utoipa::path(post, path = "/v1/storefront/baskets/{basket_id}/checkout", tag = "orders",
@@ -145,7 +231,8 @@ fn check_order_id(order_id: &str) -> Result<(), Problem> {
         (status = 401, description = "No customer token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not this customer's basket", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The shop takes no payments yet", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Every reason the basket is not ready", body = Problem, content_type = "application/problem+json")))]
+        (status = 422, description = "Every reason the basket is not ready; or `invalid_body` with a `violations` entry per broken rule of `contact` and `delivery_address` (field paths such as `contact/email`; nothing is written)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The key store that seals the contact details is unavailable; nothing was written", body = Problem, content_type = "application/problem+json")))]
 pub async fn checkout(
     State(state): State<AppState>,
     shopper: Shopper,
@@ -165,15 +252,45 @@ pub async fn checkout(
             "The return URL must be an http(s) URL",
         ));
     }
+    let details = contact::ContactDetails {
+        contact: request.contact.map(Into::into),
+        delivery_address: request.delivery_address.map(Into::into),
+    };
+    let violations = contact::validate(&details);
+    if !violations.is_empty() {
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "The body does not have the expected fields",
+        )
+        .with_detail(format!(
+            "{} field(s) break a rule: {}",
+            violations.len(),
+            violations
+                .iter()
+                .map(|v| v.field.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        problem.violations = violations;
+        return Err(problem);
+    }
+    // A malformed key is refused before anything is written (the data key included).
+    crate::command_api::idempotency_key(&headers)?;
+    let contact_sealed = if details.is_empty() {
+        None
+    } else {
+        Some(seal_contact(&state, &shopper, &details).await?)
+    };
     let payload = BasketCommandPayload::CheckoutBasket(CheckoutBasket {
         return_url: request.return_url,
+        contact_sealed,
     });
     // Checkout is idempotent by itself: a basket is checked out once, and checking it out
     // again answers with its order. So every request goes to the processor as a new command
     // (a malformed key is still refused): a retry must reach the basket, which asks the order
     // again, rather than the runtime's memory of the first command, whose answer came from
     // the order processor and is not kept with the basket's commands.
-    crate::command_api::idempotency_key(&headers)?;
     let mut response = send_basket_command(
         &state,
         &shopper,
@@ -188,6 +305,33 @@ pub async fn checkout(
     }
     Ok(response)
 }
+
+/// Seals the checkout's contact and delivery details as one JSON value with the customer's
+/// data key (created on first use), bound to the tenant, the customer and the field
+/// `contact`: only that value travels, and erasing the customer makes every copy unreadable.
+async fn seal_contact(
+    state: &AppState,
+    shopper: &Shopper,
+    details: &contact::ContactDetails,
+) -> Result<String, Problem> {
+    let tenant = shopper.tenant.tenant_id.as_str();
+    let customer = require_customer(shopper)?;
+    let key = state
+        .identity
+        .key_store()
+        .data_key_or_create(tenant, customer)
+        .await
+        .map_err(|e| crate::identity::sessions::key_store_unavailable(&e))?;
+    let plain = serde_json::to_string(details).map_err(|_| Problem::internal())?;
+    key.seal_text(
+        &plain,
+        &tcom_connectors::personal_data::field_context(tenant, customer, CONTACT_FIELD),
+    )
+    .map_err(|_| Problem::internal())
+}
+
+/// The field context the checkout's contact details are sealed under.
+pub const CONTACT_FIELD: &str = "contact";
 
 /// Reads one order of the tenant, optionally only the given customer's, waiting up to
 /// [`READ_YOUR_WRITES_WAIT`] for `min_version`.

@@ -222,6 +222,19 @@ pub struct ProductOrder {
     /// The subscription owner's verification, when the shop requires one.
     #[serde(default)]
     pub owner: Option<OrderOwner>,
+    /// Whether the checkout gave contact and delivery details; null when it gave none.
+    #[serde(default)]
+    pub contact: Option<OrderContact>,
+}
+
+/// The checkout's contact and delivery details. Personal data is never shown here: the
+/// details travel and rest only sealed with the customer's data key, and the customer's data
+/// export (`GET /v1/storefront/customers/me/data`, `contacts`) shows them decrypted.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderContact {
+    /// The checkout carried a `contact` or a `delivery_address` (or both).
+    pub provided: bool,
 }
 
 /// The owner verification of an order. Personal data is never shown here (the customer's

@@ -52,6 +52,18 @@ pub struct IdentitySection {
     /// The broker simulator of local runs (`tcom oidc-sim`), where the demo tenants' realms
     /// live; tenants name their own broker in their settings.
     pub broker_url: String,
+    /// Where platform operators sign in (the platform's own workforce identity provider);
+    /// empty: operator sign-in is off.
+    #[serde(default)]
+    pub operator_issuer: String,
+    #[serde(default)]
+    pub operator_client_id: String,
+    /// `file://…` or `env://…` reference to the operators' client secret.
+    #[serde(default)]
+    pub operator_client_secret_ref: String,
+    /// The redirect URIs operators' sign-ins may come back to (the admin console).
+    #[serde(default)]
+    pub operator_redirect_uris: Vec<String>,
 }
 
 impl IdentitySection {

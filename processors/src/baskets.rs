@@ -705,6 +705,8 @@ impl BasketProcessor {
                 basket_document: serde_json::to_string(basket).expect("a basket serializes"),
                 frozen_until: frozen.frozen_until,
                 return_url: checkout.return_url.clone(),
+                // Sealed by the ingress; passed on as it came, never opened here.
+                contact_sealed: checkout.contact_sealed.clone(),
             }),
         };
         let output = Output::new(

@@ -3,6 +3,7 @@
 pub mod basket;
 pub mod basket_events;
 pub mod catalog_rules;
+pub mod contact;
 pub mod cpr;
 pub mod hostname;
 pub mod identity;

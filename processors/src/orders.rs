@@ -278,6 +278,7 @@ impl OrderProcessor {
             placed.return_url.clone(),
             command.issued_at,
         );
+        order.contact_sealed.clone_from(&placed.contact_sealed);
         if let Some(policy) = tenant
             .as_ref()
             .and_then(|t| t.settings.identity.as_ref())

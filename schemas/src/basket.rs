@@ -68,6 +68,11 @@ pub struct CheckoutBasket {
     /// Where the payment page sends the shopper back to.
     #[serde(default)]
     pub return_url: Option<String>,
+    /// The customer's contact and delivery details (`{"contact": …, "delivery_address": …}`
+    /// as JSON), sealed (`pd1.…`) by the ingress with the customer's data key; `None`: none
+    /// given.
+    #[serde(default)]
+    pub contact_sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

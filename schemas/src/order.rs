@@ -83,6 +83,10 @@ pub struct PlaceOrder {
     /// Where the payment page sends the shopper back to.
     #[serde(default)]
     pub return_url: Option<String>,
+    /// The customer's contact and delivery details as the checkout gave them, sealed
+    /// (`pd1.…`) with the customer's data key; `None`: none given.
+    #[serde(default)]
+    pub contact_sealed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -260,6 +260,10 @@ fn basket_contracts_round_trip() {
             line_id: "l1".into(),
         }),
         BasketCommandPayload::AbandonBasket(AbandonBasket { reason: None }),
+        BasketCommandPayload::CheckoutBasket(CheckoutBasket {
+            return_url: None,
+            contact_sealed: Some("pd1.sealed".into()),
+        }),
     ];
     for payload in commands {
         round_trip(BasketCommand {
@@ -343,6 +347,7 @@ fn order_contracts_round_trip() {
             basket_document: "{}".into(),
             frozen_until: 99,
             return_url: Some("https://shop.test/orders/o".into()),
+            contact_sealed: Some("pd1.sealed".into()),
         }),
     });
     round_trip(OrderCommand {

@@ -13,21 +13,21 @@ use tcom_tests::{admin_token, platform, unique};
 use crate::checkout_shop::{Provider, Shop};
 
 /// The shop's client at its realm of the broker simulator.
-struct Broker {
-    realm: String,
-    issuer: String,
+pub(crate) struct Broker {
+    pub(crate) realm: String,
+    pub(crate) issuer: String,
     http: reqwest::Client,
 }
 
 const CLIENT_ID: &str = "shop-client";
 
-fn new_realm() -> String {
+pub(crate) fn new_realm() -> String {
     unique("realm").to_lowercase().chars().take(40).collect()
 }
 
 impl Broker {
     /// Registers the shop's client at `realm`.
-    async fn new(realm: String, redirect_uri: &str, secret: &str) -> Self {
+    pub(crate) async fn new(realm: String, redirect_uri: &str, secret: &str) -> Self {
         let base = &platform().broker_url;
         let http = reqwest::Client::builder()
             .no_proxy()
@@ -70,7 +70,7 @@ impl Broker {
 
     /// The browser's step at the broker: picks `user` (or cancels) and follows nothing;
     /// returns the query of the redirect back to the shop.
-    async fn login(&self, authorization_url: &str, user: &str) -> Vec<(String, String)> {
+    pub(crate) async fn login(&self, authorization_url: &str, user: &str) -> Vec<(String, String)> {
         let r = self
             .http
             .get(format!("{authorization_url}&login_hint={user}"))
@@ -86,7 +86,7 @@ impl Broker {
     }
 }
 
-fn param<'a>(query: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn param<'a>(query: &'a [(String, String)], name: &str) -> &'a str {
     query
         .iter()
         .find(|(k, _)| k == name)
@@ -96,14 +96,14 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> &'a str {
 
 /// A Stripe shop whose customers sign in at their own broker realm, optionally with the
 /// Danish owner policy (substantial assurance, 18 years, `on_failure`).
-struct IdentityShop {
-    shop: Shop,
-    broker: Broker,
-    redirect_uri: String,
+pub(crate) struct IdentityShop {
+    pub(crate) shop: Shop,
+    pub(crate) broker: Broker,
+    pub(crate) redirect_uri: String,
 }
 
 impl IdentityShop {
-    async fn open(owner_policy: Option<&str>) -> Self {
+    pub(crate) async fn open(owner_policy: Option<&str>) -> Self {
         let secret = format!("oidc-{}", uuid::Uuid::new_v4().simple());
         let realm = new_realm();
         let issuer = format!("{}/realms/{realm}", platform().broker_url);
@@ -182,7 +182,7 @@ impl IdentityShop {
     }
 }
 
-fn token_of(session: &Value) -> String {
+pub(crate) fn token_of(session: &Value) -> String {
     session["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -402,12 +402,59 @@ fn cpr_of(user: &str) -> &'static str {
 
 /// Signs in as `user`, checks a one-line basket out and pays it: the order waits.
 async fn paid_order(s: &IdentityShop, user: &str, number: usize) -> (String, String) {
+    paid_order_with(s, user, number, None).await
+}
+
+/// [`paid_order`] with `body` as the checkout's body (contact, delivery address, …).
+async fn paid_order_with(
+    s: &IdentityShop,
+    user: &str,
+    number: usize,
+    body: Option<Value>,
+) -> (String, String) {
     let token = token_of(&s.sign_in(user).await);
     let basket = s.shop.ready_basket(&token, &s.shop.numbers[number]).await;
-    let placed = s.shop.checkout(&token, &basket, None).await;
+    let placed = checkout_with(&s.shop, &token, &basket, body).await;
     assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
     s.shop.pay(&placed.body, "visa").await;
     (token, basket)
+}
+
+/// Checks `basket` out with `body` (none: an empty body).
+async fn checkout_with(
+    shop: &Shop,
+    token: &str,
+    basket: &str,
+    body: Option<Value>,
+) -> crate::checkout_shop::Reply {
+    shop.send(
+        Method::POST,
+        &format!("/v1/storefront/baskets/{basket}/checkout"),
+        &shop.host,
+        Some(token),
+        body,
+        None,
+    )
+    .await
+}
+
+/// A contact and a delivery address no other test uses, so that finding them anywhere can
+/// only mean this test's checkout leaked them.
+fn unique_contact() -> Value {
+    let n = uuid::Uuid::new_v4().as_u128();
+    json!({
+        "contact": {
+            "name": format!("Kontakt Person {}", n % 1_000_000),
+            "email": format!("kontakt.{:x}@example.dk", n % 0xffff_ffff_ffff),
+            "phone": format!("+1555{:07}", n % 10_000_000),
+        },
+        "delivery_address": {
+            "street": format!("Kontaktvej {}", n % 100_000_000),
+            "postal_code": "8000",
+            "city": "Aarhus C",
+            "country": "DK",
+        },
+    })
 }
 
 async fn verify_owner(
@@ -657,7 +704,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_after_erasure() {
     let s = IdentityShop::open(Some("fail")).await;
     let before = all_topic_ends();
-    let (token, order) = paid_order(&s, "adult", 0).await;
+    let given = unique_contact();
+    let (token, order) = paid_order_with(&s, "adult", 0, Some(given.clone())).await;
     s.shop
         .order_in(&token, &order, "inProgress", Duration::from_secs(20))
         .await;
@@ -686,6 +734,42 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
         user.name().as_str()
     );
     assert_eq!(export.body["orders"][0]["id"], order.as_str());
+    // The checkout's contact and delivery details, opened with the data key.
+    let mut contact = given["contact"].clone();
+    contact["order_id"] = json!(order);
+    contact["delivery_address"] = given["delivery_address"].clone();
+    assert_eq!(export.body["contacts"], json!([contact]), "{}", export.body);
+    assert_eq!(
+        export.body["orders"][0]["contact"],
+        json!({"provided": true}),
+        "the export's orders are shown as the API shows them"
+    );
+    // The order itself only says that they were given.
+    let shown = s
+        .shop
+        .call(
+            Method::GET,
+            &format!("/v1/storefront/orders/{order}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(
+        shown.body["contact"],
+        json!({"provided": true}),
+        "{}",
+        shown.body
+    );
+    assert!(!shown.body.to_string().contains("pd1."), "{}", shown.body);
+    if let Err(e) =
+        serde_json::from_value::<tcom_ingress::order_schema::ProductOrder>(shown.body.clone())
+    {
+        panic!(
+            "the order does not match its OpenAPI schema: {e}\n{}",
+            shown.body
+        );
+    }
     let actions: Vec<&str> = export.body["audit"]
         .as_array()
         .unwrap()
@@ -704,12 +788,24 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
         "the flow wrote records: {}",
         records.len()
     );
-    for needle in [digits.as_str(), user.cpr, user.family_name] {
+    let text = |pointer: &str| given.pointer(pointer).unwrap().as_str().unwrap();
+    for needle in [
+        digits.as_str(),
+        user.cpr,
+        user.family_name,
+        text("/contact/email"),
+        text("/contact/phone"),
+        text("/contact/name"),
+        text("/delivery_address/street"),
+    ] {
         let found = records.iter().filter(|r| contains(r, needle)).count();
         assert_eq!(found, 0, "{needle:?} in plaintext in {found} records");
     }
     let sealed: Vec<&Vec<u8>> = records.iter().filter(|r| contains(r, "pd1.")).collect();
-    assert!(!sealed.is_empty(), "the owner travels sealed");
+    assert!(
+        !sealed.is_empty(),
+        "the owner and the contact travel sealed"
+    );
 
     // Erasure by the customer: the data key is destroyed, the sessions end.
     let erased = s
@@ -797,4 +893,98 @@ async fn personal_data_is_sealed_everywhere_exported_on_request_and_unreadable_a
         )
         .await;
     assert_eq!(foreign.body["items"], json!([]), "{}", foreign.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_with_an_invalid_e_mail_is_refused_at_the_edge_and_writes_nothing() {
+    let shop = Shop::open(Provider::Stripe, 600, 1).await;
+    let customer = unique("contact-cust");
+    let token = tcom_tests::customer_token(&shop.tenant, &customer).await;
+    let basket = shop.ready_basket(&token, &shop.numbers[0]).await;
+    let path = format!("/v1/storefront/baskets/{basket}");
+    let read = shop.call(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+    let line = read.body["lines"][0]["line_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let change = |sim: &'static str| {
+        let (shop, token, path, line) = (&shop, &token, &path, &line);
+        async move {
+            let r = shop
+                .call(
+                    Method::PATCH,
+                    &format!("{path}/lines/{line}"),
+                    Some(token),
+                    Some(json!({ "sim_type": sim })),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body
+        }
+    };
+    let before = change("PSIM").await;
+
+    let mut body = unique_contact();
+    body["contact"]["email"] = json!("kontakt.example.dk");
+    let refused = checkout_with(&shop, &token, &basket, Some(body.clone())).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["code"], "invalid_body", "{}", refused.body);
+    let violations: Vec<(&str, &str)> = refused.body["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["field"].as_str().unwrap(), v["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(violations, [("contact/email", "invalid_email")]);
+    assert!(
+        !refused.body.to_string().contains("kontakt.example.dk"),
+        "the refusal does not echo personal data: {}",
+        refused.body
+    );
+
+    // Nothing was written: the next change is the very next version of a basket still
+    // active, no data key was made for the customer, and the basket still checks out.
+    let after = change("ESIM").await;
+    assert_eq!(after["status"], "ACTIVE", "{after}");
+    assert_eq!(
+        after["version"].as_i64().unwrap(),
+        before["version"].as_i64().unwrap() + 1,
+        "{after}"
+    );
+    let mut settings = tcom_tests::settings();
+    settings.database.url = platform().database_url.clone();
+    let identity = tcom_ingress::identity::Identity::from_settings(&settings).unwrap();
+    assert!(
+        identity
+            .key_store()
+            .data_key(&shop.tenant, &customer)
+            .await
+            .unwrap()
+            .is_none(),
+        "no data key for a refused checkout"
+    );
+    body["contact"]["email"] = json!("kontakt@example.dk");
+    let placed = checkout_with(&shop, &token, &basket, Some(body)).await;
+    assert_eq!(placed.status, StatusCode::CREATED, "{}", placed.body);
+    assert_eq!(
+        placed.body["contact"],
+        json!({"provided": true}),
+        "{}",
+        placed.body
+    );
+    assert!(
+        identity
+            .key_store()
+            .data_key(&shop.tenant, &customer)
+            .await
+            .unwrap()
+            .is_some(),
+        "the accepted checkout sealed with the customer's data key"
+    );
 }

@@ -16,6 +16,7 @@ mod registry_contract;
 mod registry_persistence;
 mod runtime_eos;
 mod runtime_features;
+mod staff_identity;
 mod tenant_view;
 mod view_failures;
 mod wire_format;

@@ -196,6 +196,19 @@ impl Shop {
         shop
     }
 
+    /// The same shop reached through another ingress instance.
+    pub(crate) fn through(&self, app: TestApp) -> Self {
+        Self {
+            app,
+            tenant: self.tenant.clone(),
+            host: self.host.clone(),
+            numbers: self.numbers.clone(),
+            provider: self.provider,
+            api_key: self.api_key.clone(),
+            http: self.http.clone(),
+        }
+    }
+
     pub(crate) fn brand_admin(&self) -> String {
         admin_token(Some(&self.tenant), &[BRAND_ADMIN])
     }

@@ -76,6 +76,7 @@
 //! | `adult-low` | Sofie Andersen | 1978-07-29 | 290778-3106 | Low |
 //! | `minor` | Emil Pedersen | 2010-06-15 | 150610-4129 | Substantial |
 //! | `adult-2007` | Ida Larsen | 2007-01-05 | 050107-4218 | Substantial |
+//! | `operator` | Mads Holm | 1982-09-21 | 210982-1873 | High (and `roles: ["platform_operator"]`: a platform operator's workforce identity) |
 //!
 //! `minor` is under 18 on every day of 2026 and 2027. `adult-2007`'s CPR number fails the
 //! historic modulus-11 check, as numbers issued since 2007 may: a relying party must not
@@ -200,10 +201,12 @@ pub struct TestUser {
     /// `DDMMYY-SSSS`.
     pub cpr: &'static str,
     pub loa: Loa,
+    /// The `roles` claim (workforce identities: platform operators), empty for customers.
+    pub roles: &'static [&'static str],
 }
 
 /// The simulator's test identities.
-pub static TEST_USERS: [TestUser; 5] = [
+pub static TEST_USERS: [TestUser; 6] = [
     TestUser {
         id: "adult",
         given_name: "Freja",
@@ -211,6 +214,7 @@ pub static TEST_USERS: [TestUser; 5] = [
         birthdate: "1990-03-14",
         cpr: "140390-2086",
         loa: Loa::Substantial,
+        roles: &[],
     },
     TestUser {
         id: "adult-high",
@@ -219,6 +223,7 @@ pub static TEST_USERS: [TestUser; 5] = [
         birthdate: "1985-11-02",
         cpr: "021185-1139",
         loa: Loa::High,
+        roles: &[],
     },
     TestUser {
         id: "adult-low",
@@ -227,6 +232,7 @@ pub static TEST_USERS: [TestUser; 5] = [
         birthdate: "1978-07-29",
         cpr: "290778-3106",
         loa: Loa::Low,
+        roles: &[],
     },
     TestUser {
         id: "minor",
@@ -235,6 +241,7 @@ pub static TEST_USERS: [TestUser; 5] = [
         birthdate: "2010-06-15",
         cpr: "150610-4129",
         loa: Loa::Substantial,
+        roles: &[],
     },
     TestUser {
         id: "adult-2007",
@@ -243,6 +250,16 @@ pub static TEST_USERS: [TestUser; 5] = [
         birthdate: "2007-01-05",
         cpr: "050107-4218",
         loa: Loa::Substantial,
+        roles: &[],
+    },
+    TestUser {
+        id: "operator",
+        given_name: "Mads",
+        family_name: "Holm",
+        birthdate: "1982-09-21",
+        cpr: "210982-1873",
+        loa: Loa::High,
+        roles: &["platform_operator"],
     },
 ];
 
@@ -277,6 +294,9 @@ impl TestUser {
         claims.insert("given_name".into(), json!(self.given_name));
         claims.insert("family_name".into(), json!(self.family_name));
         claims.insert("birthdate".into(), json!(self.birthdate));
+        if !self.roles.is_empty() {
+            claims.insert("roles".into(), json!(self.roles));
+        }
         claims
     }
 }

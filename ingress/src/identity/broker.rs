@@ -64,6 +64,8 @@ pub struct BrokerIdentity {
     pub assurance: Option<String>,
     pub identity_provider: Option<String>,
     pub name: Option<String>,
+    /// The `roles` claim of workforce identities (staff), empty otherwise.
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +81,8 @@ struct IdTokenClaims {
     idp: Option<String>,
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
 }
 
 /// A token endpoint's answer.
@@ -358,6 +362,7 @@ impl Brokers {
                 .map(|level| level.as_str().to_owned()),
             identity_provider: claims.idp,
             name: claims.name,
+            roles: claims.roles,
         })
     }
 

@@ -2,7 +2,8 @@
 //! the customer or by a brand admin, and the audit of who read or changed it.
 //!
 //! Export decrypts everything the platform holds of the customer with their data key: the
-//! account, the owner identities of their orders (CPR, name) and the orders themselves.
+//! account, the owner identities of their orders (CPR, name), the contact and delivery
+//! details their checkouts gave, and the orders themselves.
 //! Erasure destroys the data key (crypto-shredding: every sealed copy in topics, changelogs,
 //! views and backups becomes unreadable), removes the broker account link, ends every
 //! session and marks the customer erased; orders stay for the accounts the law requires, their
@@ -15,6 +16,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tcom_connectors::personal_data::{KeyStore, SecretKey, field_context};
+use tcom_processors::domain::contact::ContactDetails;
 
 use crate::app::AppState;
 use crate::auth::{AdminPrincipal, BRAND_ADMIN};
@@ -32,6 +34,16 @@ pub struct OwnerIdentityExport {
     pub identity_provider: Option<String>,
 }
 
+/// The contact and delivery details one order's checkout gave, decrypted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContactExport {
+    pub order_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub delivery_address: Option<crate::order_api::DeliveryAddress>,
+}
+
 /// Everything the platform holds about a customer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CustomerDataExport {
@@ -41,6 +53,8 @@ pub struct CustomerDataExport {
     #[schema(value_type = Vec<Object>)]
     pub accounts: Vec<serde_json::Value>,
     pub owner_identities: Vec<OwnerIdentityExport>,
+    /// The contact and delivery details of each order whose checkout gave them.
+    pub contacts: Vec<ContactExport>,
     /// The customer's orders (TMF622 documents).
     #[schema(value_type = Vec<Object>)]
     pub orders: Vec<serde_json::Value>,
@@ -109,6 +123,33 @@ fn open_field(
         key.open_text(s, &field_context(tenant, customer, field))
             .ok()
     })
+}
+
+/// The contact details of one order; all `None` when they do not open (another key).
+fn open_contact(
+    key: &SecretKey,
+    tenant: &str,
+    customer: &str,
+    order: &serde_json::Value,
+    sealed: &str,
+) -> ContactExport {
+    let details: ContactDetails = open_field(
+        key,
+        tenant,
+        customer,
+        crate::order_api::CONTACT_FIELD,
+        Some(sealed),
+    )
+    .and_then(|plain| serde_json::from_str(&plain).ok())
+    .unwrap_or_default();
+    let contact = details.contact;
+    ContactExport {
+        order_id: order["id"].as_str().unwrap_or_default().to_owned(),
+        name: contact.as_ref().map(|c| c.name.clone()),
+        email: contact.as_ref().map(|c| c.email.clone()),
+        phone: contact.and_then(|c| c.phone),
+        delivery_address: details.delivery_address.map(Into::into),
+    }
 }
 
 async fn is_erased(
@@ -184,8 +225,13 @@ async fn export(
         .await
         .map_err(|e| super::sessions::key_store_unavailable(&e))?;
     let mut owner_identities = Vec::new();
+    let mut contacts = Vec::new();
     let mut shown_orders = Vec::new();
     for mut order in orders {
+        let sealed_contact = order.pointer("/contact/sealed").and_then(|v| v.as_str());
+        if let (Some(key), Some(sealed)) = (&key, sealed_contact) {
+            contacts.push(open_contact(key, tenant, customer, &order, sealed));
+        }
         if let (Some(key), Some(owner)) = (&key, order.get("owner")) {
             let sealed = |field: &str| {
                 owner
@@ -208,6 +254,7 @@ async fn export(
         customer_id: customer.to_owned(),
         accounts,
         owner_identities,
+        contacts,
         orders: shown_orders,
         audit,
     }))

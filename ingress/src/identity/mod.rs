@@ -1,7 +1,7 @@
 //! Customer identity: sign-in through each tenant's OpenID Connect broker ([`broker`]), the
 //! platform's per-tenant session tokens ([`sessions`]), the owner verification of orders with
 //! MitID CPR matching ([`owner_api`]), and customers' personal data — export, erasure and
-//! the audit of who touched it ([`customer_data_api`]).
+//! the audit of who touched it ([`customer_data_api`]); staff sign-in ([`staff`]).
 
 pub mod broker;
 pub mod customer_data_api;
@@ -9,6 +9,7 @@ pub mod owner_api;
 pub mod redis_kv;
 pub mod sessions;
 pub mod sign_in_api;
+pub mod staff;
 
 use std::time::Duration;
 
@@ -26,8 +27,14 @@ pub struct Identity {
     /// Names a broker's subject without revealing it (`customer_accounts.subject_digest`).
     pub subject_key: SecretKey,
     pub sign_in_ttl: Duration,
-    /// Local runs accept `http://` redirect URIs on the tenant's domains.
+    /// Local runs accept `http://` redirect URIs on the tenant's domains, and admin tokens
+    /// signed with the shared development secret (`tcom token`).
     pub local_mode: bool,
+    /// The `aud` of staff tokens.
+    pub admin_audience: String,
+    /// The platform operators' identity provider (`issuer` empty: none).
+    pub operators: tcom_schemas::tenant::IdentitySettings,
+    pub operator_redirect_uris: Vec<String>,
 }
 
 impl Identity {
@@ -48,6 +55,16 @@ impl Identity {
             subject_key: SecretKey::derive(master, "broker-subjects"),
             sign_in_ttl: Duration::from_secs(settings.identity.sign_in_ttl_seconds),
             local_mode: settings.mode == Mode::Local,
+            admin_audience: settings.auth.admin_audience.clone(),
+            operators: tcom_schemas::tenant::IdentitySettings {
+                issuer: settings.identity.operator_issuer.clone(),
+                client_id: settings.identity.operator_client_id.clone(),
+                client_secret_ref: settings.identity.operator_client_secret_ref.clone(),
+                scopes: vec!["openid".to_owned(), "profile".to_owned()],
+                cpr_matching: false,
+                owner_verification: None,
+            },
+            operator_redirect_uris: settings.identity.operator_redirect_uris.clone(),
         }
     }
 

@@ -108,12 +108,16 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default()
 }
+
+/// The key-store scope of the platform's own keys (staff tokens of platform operators); no
+/// tenant id can take this form.
+pub const PLATFORM_SCOPE: &str = "_platform";
 
 /// The `iss` of a tenant's session tokens.
 pub fn session_issuer(tenant: &str) -> String {
@@ -194,19 +198,7 @@ impl Sessions {
             loa: record.assurance.clone(),
             idp: record.identity_provider.clone(),
         };
-        let key = self
-            .keys
-            .signing_key(tenant)
-            .await
-            .map_err(|e| key_store_unavailable(&e))?;
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(key.kid.clone());
-        let token =
-            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(key.pkcs8_der()))
-                .map_err(|e| {
-                    tracing::error!(error = %e, "Signing a session token failed.");
-                    Problem::internal()
-                })?;
+        let token = self.sign(tenant, &claims).await?;
         let value = serde_json::to_string(&record).map_err(|_| Problem::internal())?;
         let ttl = self.ttl.as_secs();
         let (session, index) = (
@@ -234,6 +226,85 @@ impl Sessions {
             customer_id: record.customer_id,
             assurance: record.assurance,
         })
+    }
+
+    /// Signs `claims` with the active key of `scope` (a tenant, or [`PLATFORM_SCOPE`]).
+    ///
+    /// # Errors
+    /// 503 when the key store is unavailable.
+    pub(crate) async fn sign(
+        &self,
+        scope: &str,
+        claims: &impl Serialize,
+    ) -> Result<String, Problem> {
+        let key = self
+            .keys
+            .signing_key(scope)
+            .await
+            .map_err(|e| key_store_unavailable(&e))?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(key.pkcs8_der())).map_err(
+            |e| {
+                tracing::error!(error = %e, "Signing a session token failed.");
+                Problem::internal()
+            },
+        )
+    }
+
+    /// The public key `kid` of `scope`, if it is one of its keys (an unknown id reloads the
+    /// keys, at most every [`KEY_RELOAD_MIN`]).
+    ///
+    /// # Errors
+    /// 503 when the key store is unavailable.
+    pub(crate) async fn verification_key(
+        &self,
+        scope: &str,
+        kid: &str,
+    ) -> Result<Option<DecodingKey>, Problem> {
+        let mut keys = self.tenant_keys(scope, false).await?;
+        if !keys.iter().any(|k| k.kid == kid) {
+            keys = self.tenant_keys(scope, true).await?;
+        }
+        Ok(keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .and_then(|jwk| DecodingKey::from_ec_components(&jwk.x, &jwk.y).ok()))
+    }
+
+    /// Stores a session record under `key` for the session's lifetime.
+    ///
+    /// # Errors
+    /// 503 when Redis is unavailable.
+    pub(crate) async fn store(&self, key: String, value: String) -> Result<(), Problem> {
+        let ttl = self.ttl.as_secs();
+        self.redis
+            .run(|mut c| async move { c.set_ex::<_, _, ()>(&key, value, ttl).await })
+            .await
+    }
+
+    /// Whether a session record exists under `key`.
+    ///
+    /// # Errors
+    /// 503 when Redis is unavailable.
+    pub(crate) async fn exists(&self, key: String) -> Result<bool, Problem> {
+        self.redis
+            .run(|mut c| async move { c.exists(&key).await })
+            .await
+    }
+
+    /// Deletes the session record under `key`.
+    ///
+    /// # Errors
+    /// 503 when Redis is unavailable.
+    pub(crate) async fn forget(&self, key: String) -> Result<(), Problem> {
+        self.redis
+            .run(|mut c| async move { c.del::<_, ()>(&key).await })
+            .await
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     async fn tenant_keys(&self, tenant: &str, reload: bool) -> Result<Vec<PublicJwk>, Problem> {
@@ -293,17 +364,11 @@ impl Sessions {
         let kid = header
             .kid
             .ok_or_else(|| Problem::unauthenticated("customer token rejected: no kid"))?;
-        let mut keys = self.tenant_keys(tenant, false).await?;
-        if !keys.iter().any(|k| k.kid == kid) {
-            keys = self.tenant_keys(tenant, true).await?;
-        }
-        let Some(jwk) = keys.iter().find(|k| k.kid == kid) else {
+        let Some(decoding) = self.verification_key(tenant, &kid).await? else {
             // Not a key of this tenant: maybe another tenant's token, maybe forged. Either
             // way nothing of it is trusted; the claims are read only to say which.
             return Err(other_tenant_or_unknown(token, tenant));
         };
-        let decoding = DecodingKey::from_ec_components(&jwk.x, &jwk.y)
-            .map_err(|_| Problem::unauthenticated("customer token rejected: bad key"))?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.set_issuer(&[session_issuer(tenant)]);
         validation.set_audience(&[&self.audience]);

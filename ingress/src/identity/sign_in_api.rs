@@ -79,8 +79,10 @@ struct PendingSignIn {
     code_verifier: String,
 }
 
-fn pending_key(tenant: &str, state: &str) -> String {
-    format!("tcom:sign-in:{tenant}:{state}")
+/// Where a started sign-in waits: `scope` is the tenant for customers, `staff:<tenant>` for
+/// a brand's staff, `platform` for operators.
+fn pending_key(scope: &str, state: &str) -> String {
+    format!("tcom:sign-in:{scope}:{state}")
 }
 
 fn identity_of(tenant: &Tenant) -> Result<&IdentitySettings, Problem> {
@@ -121,7 +123,11 @@ pub(crate) fn broker_problem(e: &BrokerError) -> Problem {
 }
 
 /// A redirect URI the shop may send the browser back to: on one of its own domains.
-fn check_redirect_uri(tenant: &Tenant, uri: &str, local_mode: bool) -> Result<(), Problem> {
+pub(crate) fn check_redirect_uri(
+    tenant: &Tenant,
+    uri: &str,
+    local_mode: bool,
+) -> Result<(), Problem> {
     let refuse = |why: &str| {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -160,32 +166,140 @@ pub async fn start_sign_in(
     let settings = identity_of(tenant)?;
     let identity = &state.identity;
     check_redirect_uri(tenant, &request.redirect_uri, identity.local_mode)?;
+    begin(&state, &tenant.tenant_id, settings, &request.redirect_uri)
+        .await
+        .map(Json)
+}
+
+/// Starts an authentication at `settings`' broker; the pending sign-in waits under `scope`.
+///
+/// # Errors
+/// 503 when the broker or Redis is unavailable.
+pub(crate) async fn begin(
+    state: &AppState,
+    scope: &str,
+    settings: &IdentitySettings,
+    redirect_uri: &str,
+) -> Result<SignInStarted, Problem> {
+    let identity = &state.identity;
     let discovery = identity
         .brokers
         .discover(&settings.issuer)
         .await
         .map_err(|e| broker_problem(&e))?;
-    let started = Brokers::authorization_request(&discovery, settings, &request.redirect_uri);
+    let started = Brokers::authorization_request(&discovery, settings, redirect_uri);
     let pending = serde_json::to_string(&PendingSignIn {
         issuer: settings.issuer.clone(),
         client_id: settings.client_id.clone(),
-        redirect_uri: request.redirect_uri.clone(),
+        redirect_uri: redirect_uri.to_owned(),
         nonce: started.nonce.clone(),
         code_verifier: started.code_verifier.clone(),
     })
     .map_err(|_| Problem::internal())?;
-    let key = pending_key(&tenant.tenant_id, &started.state);
+    let key = pending_key(scope, &started.state);
     let ttl = identity.sign_in_ttl.as_secs();
     identity
         .sessions
         .redis()
         .run(|mut c| async move { c.set_ex::<_, _, ()>(&key, pending, ttl).await })
         .await?;
-    Ok(Json(SignInStarted {
+    Ok(SignInStarted {
         authorization_url: started.url,
         state: started.state,
         expires_in: ttl,
-    }))
+    })
+}
+
+/// Finishes an authentication started by [`begin`] under `scope`: uses the state up, exchanges
+/// the code and verifies the ID token.
+///
+/// # Errors
+/// 400 for an unknown state, 401 for a cancelled sign-in, a refused code or ID token, 503
+/// when the broker, the client secret or Redis is unavailable.
+pub(crate) async fn finish(
+    state: &AppState,
+    scope: &str,
+    settings: &IdentitySettings,
+    client_secret: Result<String, tcom_connectors::secrets::SecretError>,
+    callback: &SignInCallback,
+) -> Result<(super::broker::BrokerIdentity, super::broker::TokenAnswer), Problem> {
+    let identity = &state.identity;
+    // Used up at once: a replayed or forged state finds nothing.
+    let key = pending_key(scope, &callback.state);
+    let pending: Option<String> = identity
+        .sessions
+        .redis()
+        .run(|mut c| async move { c.get_del(&key).await })
+        .await?;
+    let pending: PendingSignIn = pending
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "sign_in_state_unknown",
+                "This sign-in is unknown, finished or expired",
+            )
+            .with_detail("start the sign-in again")
+        })?;
+    if let Some(error) = &callback.error {
+        return Err(unauthenticated_with(
+            "sign_in_cancelled",
+            format!(
+                "the broker reported {error}{}",
+                callback
+                    .error_description
+                    .as_deref()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let code = callback.code.as_deref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "The body does not have the expected fields",
+        )
+        .with_detail("code or error is required")
+    })?;
+    if pending.issuer != settings.issuer || pending.client_id != settings.client_id {
+        return Err(unauthenticated_with(
+            "sign_in_state_unknown",
+            "the sign-in settings changed since this sign-in started: start again",
+        ));
+    }
+    let client_secret = client_secret.map_err(|e| {
+        tracing::error!(scope, error = %e, "Identity client secret unavailable.");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "identity_broker_unavailable",
+            "The sign-in service is unavailable; try again shortly",
+        )
+    })?;
+    let brokers = &identity.brokers;
+    let discovery = brokers
+        .discover(&settings.issuer)
+        .await
+        .map_err(|e| broker_problem(&e))?;
+    let tokens = brokers
+        .exchange_code(
+            &discovery,
+            settings,
+            &client_secret,
+            code,
+            &pending.redirect_uri,
+            &pending.code_verifier,
+        )
+        .await
+        .map_err(|e| broker_problem(&e))?;
+    let person = brokers
+        .verify_id_token(&discovery, settings, &tokens.id_token, &pending.nonce)
+        .await
+        .map_err(|e| {
+            tracing::warn!(scope, error = %e, "ID token refused.");
+            broker_problem(&e)
+        })?;
+    Ok((person, tokens))
 }
 
 /// The platform's customer id for a broker's subject: created on the first sign-in.
@@ -240,84 +354,17 @@ pub async fn finish_sign_in(
 ) -> Result<Json<IssuedSession>, Problem> {
     let settings = identity_of(&tenant)?;
     let identity = &state.identity;
-    // Used up at once: a replayed or forged state finds nothing.
-    let key = pending_key(&tenant.tenant_id, &callback.state);
-    let pending: Option<String> = identity
-        .sessions
-        .redis()
-        .run(|mut c| async move { c.get_del(&key).await })
-        .await?;
-    let pending: PendingSignIn = pending
-        .and_then(|p| serde_json::from_str(&p).ok())
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "sign_in_state_unknown",
-                "This sign-in is unknown, finished or expired",
-            )
-            .with_detail("start the sign-in again")
-        })?;
-    if let Some(error) = &callback.error {
-        return Err(unauthenticated_with(
-            "sign_in_cancelled",
-            format!(
-                "the broker reported {error}{}",
-                callback
-                    .error_description
-                    .as_deref()
-                    .map(|d| format!(": {d}"))
-                    .unwrap_or_default()
-            ),
-        ));
-    }
-    let code = callback.code.as_deref().ok_or_else(|| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            "The body does not have the expected fields",
-        )
-        .with_detail("code or error is required")
-    })?;
-    if pending.issuer != settings.issuer || pending.client_id != settings.client_id {
-        return Err(unauthenticated_with(
-            "sign_in_state_unknown",
-            "the shop's sign-in changed since this sign-in started: start again",
-        ));
-    }
     let client_secret = identity
         .secrets
-        .resolve_for_tenant(&tenant.tenant_id, &settings.client_secret_ref)
-        .map_err(|e| {
-            tracing::error!(tenant = %tenant.tenant_id, error = %e, "Identity client secret unavailable.");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "identity_broker_unavailable",
-                "The sign-in service is unavailable; try again shortly",
-            )
-        })?;
-    let brokers = &identity.brokers;
-    let discovery = brokers
-        .discover(&settings.issuer)
-        .await
-        .map_err(|e| broker_problem(&e))?;
-    let tokens = brokers
-        .exchange_code(
-            &discovery,
-            settings,
-            &client_secret,
-            code,
-            &pending.redirect_uri,
-            &pending.code_verifier,
-        )
-        .await
-        .map_err(|e| broker_problem(&e))?;
-    let person = brokers
-        .verify_id_token(&discovery, settings, &tokens.id_token, &pending.nonce)
-        .await
-        .map_err(|e| {
-            tracing::warn!(tenant = %tenant.tenant_id, error = %e, "ID token refused.");
-            broker_problem(&e)
-        })?;
+        .resolve_for_tenant(&tenant.tenant_id, &settings.client_secret_ref);
+    let (person, tokens) = finish(
+        &state,
+        &tenant.tenant_id,
+        settings,
+        client_secret,
+        &callback,
+    )
+    .await?;
     let customer_id =
         customer_for(&state, &tenant.tenant_id, &settings.issuer, &person.subject).await?;
     let name_sealed = match &person.name {

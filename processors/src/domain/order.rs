@@ -78,6 +78,10 @@ pub struct Order {
     /// The owner as the shop's broker verified them.
     #[serde(default)]
     pub owner: Option<Owner>,
+    /// The customer's contact and delivery details from the checkout, sealed (`pd1.…`) with
+    /// the customer's data key (see [`super::contact::ContactDetails`]); `None`: none given.
+    #[serde(default)]
+    pub contact_sealed: Option<String>,
 }
 
 /// The shop's owner-verification policy, as it was when the order was placed.
@@ -335,6 +339,7 @@ pub fn place(
         cancellation_requests: 0,
         owner_requirement: None,
         owner: None,
+        contact_sealed: None,
     }
 }
 

@@ -106,10 +106,13 @@ pub fn render_public(order: &Order, href: &str) -> Value {
     document
 }
 
-/// Removes the sealed personal data of a rendered order (only the data export opens it).
+/// Removes the sealed personal data of a rendered order (only the data export opens it):
+/// the owner's identity and the checkout's contact and delivery details.
 pub fn strip_sealed(document: &mut Value) {
-    if let Some(owner) = document.get_mut("owner").and_then(Value::as_object_mut) {
-        owner.remove("sealed");
+    for part in ["owner", "contact"] {
+        if let Some(part) = document.get_mut(part).and_then(Value::as_object_mut) {
+            part.remove("sealed");
+        }
     }
 }
 
@@ -164,7 +167,17 @@ pub fn render(order: &Order, href: &str) -> Value {
         "paymentAction": action,
         "step": order.steps.iter().map(step).collect::<Vec<_>>(),
         "owner": owner(order),
+        "contact": contact(order),
     })
+}
+
+/// The checkout's contact and delivery details: whether the customer gave any, and the
+/// sealed value for the customer's data export (the APIs strip it). Null when none was given.
+fn contact(order: &Order) -> Value {
+    order.contact_sealed.as_ref().map_or(
+        Value::Null,
+        |sealed| json!({"provided": true, "sealed": sealed}),
+    )
 }
 
 /// The owner verification; the sealed personal data rides along for the customer's data
@@ -183,4 +196,83 @@ fn owner(order: &Order) -> Value {
         "verifiedAt": owner.map_or(Value::Null, |o| iso(o.verified_at)),
         "sealed": owner.map(|o| json!({"cpr": o.cpr_sealed, "name": o.name_sealed})),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::basket::{Basket, Totals};
+    use crate::domain::order::{Owner, PaymentSetup, place};
+    use tcom_schemas::basket::BasketStatus;
+
+    fn order(contact_sealed: Option<&str>) -> Order {
+        let basket = Basket {
+            basket_id: "b1".into(),
+            tenant_id: "nordlys".into(),
+            status: BasketStatus::CheckedOut,
+            channel: "web".into(),
+            segment: "consumer".into(),
+            customer_id: Some("alice".into()),
+            currency: "DKK".into(),
+            version: 3,
+            created_at: 1_000,
+            updated_at: 2_000,
+            expires_at: 60_000,
+            lines: Vec::new(),
+            totals: Totals::default(),
+            merged_into: None,
+            checkout: None,
+        };
+        let setup = PaymentSetup {
+            provider: "stripe".into(),
+            account_ref: "acct".into(),
+            secret_ref: "file://stripe/key".into(),
+        };
+        let mut order = place(&basket, 90_000, &setup, None, 2_000);
+        order.contact_sealed = contact_sealed.map(str::to_owned);
+        order
+    }
+
+    #[test]
+    fn an_order_without_contact_details_shows_contact_null() {
+        let document = render(&order(None), "/o/b1");
+        assert_eq!(document["contact"], Value::Null);
+    }
+
+    #[test]
+    fn the_order_document_keeps_the_sealed_contact_and_the_public_one_only_that_it_was_given() {
+        let order = order(Some("pd1.contact"));
+        let kept = render(&order, "/o/b1");
+        assert_eq!(
+            kept["contact"],
+            json!({"provided": true, "sealed": "pd1.contact"})
+        );
+        let public = render_public(&order, "/o/b1");
+        assert_eq!(public["contact"], json!({"provided": true}));
+        assert!(!public.to_string().contains("pd1."), "{public}");
+    }
+
+    #[test]
+    fn strip_sealed_removes_the_owner_and_the_contact_sealed_values() {
+        let mut order = order(Some("pd1.contact"));
+        order.owner_requirement = Some(crate::domain::order::OwnerPolicy {
+            min_assurance: crate::domain::identity::Assurance::Substantial,
+            min_age: 18,
+            hold_on_failure: false,
+            timeout_ms: 60_000,
+        });
+        order.owner = Some(Owner {
+            assurance: crate::domain::identity::Assurance::High,
+            identity_provider: Some("mitid".into()),
+            verified_at: 3_000,
+            cpr_sealed: Some("pd1.cpr".into()),
+            name_sealed: Some("pd1.name".into()),
+        });
+        let mut document = render(&order, "/o/b1");
+        assert_eq!(document["owner"]["sealed"]["cpr"], "pd1.cpr");
+        strip_sealed(&mut document);
+        assert!(!document.to_string().contains("pd1."), "{document}");
+        assert_eq!(document["owner"]["verified"], true);
+        assert_eq!(document["contact"]["provided"], true);
+    }
 }
