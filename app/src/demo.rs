@@ -577,7 +577,30 @@ async fn seed_identity(http: &reqwest::Client, settings: &Settings) -> anyhow::R
             .await?
             .error_for_status()?;
     }
-    println!("sign-in: nordlys (MitID, CPR matching) and brightwave at the broker simulator");
+    // The platform operators' provider: the simulator's `platform` realm (test identity
+    // `operator`), as `identity.operator_*` in config/default.toml names it.
+    let operators = &settings.identity;
+    if !operators.operator_issuer.is_empty() {
+        let secret = "tcom-operators-demo-secret";
+        let path = settings
+            .payments
+            .secrets_dir
+            .join(operators.operator_client_secret_ref.trim_start_matches("file://"));
+        std::fs::create_dir_all(path.parent().context("a secret has a folder")?)?;
+        std::fs::write(&path, secret).with_context(|| format!("writing {}", path.display()))?;
+        http.put(format!(
+            "{}/_sim/realms/platform/clients/{}",
+            broker, operators.operator_client_id
+        ))
+        .json(&json!({"client_secret": secret, "redirect_uris": operators.operator_redirect_uris}))
+        .send()
+        .await?
+        .error_for_status()?;
+    }
+    println!(
+        "sign-in: nordlys (MitID, CPR matching) and brightwave at the broker simulator; \
+         operators at its platform realm"
+    );
     Ok(())
 }
 

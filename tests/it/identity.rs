@@ -902,12 +902,13 @@ async fn a_checkout_with_an_invalid_e_mail_is_refused_at_the_edge_and_writes_not
     let token = tcom_tests::customer_token(&shop.tenant, &customer).await;
     let basket = shop.ready_basket(&token, &shop.numbers[0]).await;
     let path = format!("/v1/storefront/baskets/{basket}");
-    let read = shop.call(Method::GET, &path, Some(&token), None).await;
-    assert_eq!(read.status, StatusCode::OK, "{}", read.body);
-    let line = read.body["lines"][0]["line_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // The basket view learns the line shortly after the processor answered.
+    let line = tcom_tests::eventually(Duration::from_secs(10), || async {
+        let r = shop.call(Method::GET, &path, Some(&token), None).await;
+        r.body["lines"][0]["line_id"].as_str().map(str::to_owned)
+    })
+    .await
+    .expect("the basket view shows the line");
     let change = |sim: &'static str| {
         let (shop, token, path, line) = (&shop, &token, &path, &line);
         async move {

@@ -58,7 +58,7 @@ fn cpr_problem(code: &str, message: String) -> Problem {
     problem
 }
 
-/// The order's date (UTC), if the order is this customer's.
+/// The order's date in Denmark, if the order is this customer's.
 async fn order_date(
     state: &AppState,
     tenant: &str,
@@ -82,9 +82,8 @@ async fn order_date(
     .map_err(|e| Problem::database(&e))?;
     tx.commit().await.map_err(|e| Problem::database(&e))?;
     let (seconds,) = row.ok_or_else(not_found)?;
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .map(|t| t.date())
-        .map_err(|_| Problem::internal())
+    // The owner's age counts on the order's date in Denmark, where MitID and CPR apply.
+    Ok(tcom_processors::domain::identity::danish_date(seconds))
 }
 
 /// Verifies the order's owner: matches the CPR at the broker, checks assurance and age, and

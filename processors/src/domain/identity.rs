@@ -196,6 +196,29 @@ impl CprMatchAttempts {
     }
 }
 
+/// The calendar date in Denmark (Europe/Copenhagen) at `unix_seconds`: the date an owner's
+/// age is checked on. Central European Time, UTC+1, and summer time, UTC+2, from 01:00 UTC on
+/// the last Sunday of March to 01:00 UTC on the last Sunday of October (the EU rule).
+pub fn danish_date(unix_seconds: i64) -> Date {
+    let utc = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let year = utc.year();
+    let summer_starts = last_sunday_at_one_utc(year, time::Month::March);
+    let summer_ends = last_sunday_at_one_utc(year, time::Month::October);
+    let offset_hours = if utc >= summer_starts && utc < summer_ends { 2 } else { 1 };
+    (utc + time::Duration::hours(offset_hours)).date()
+}
+
+fn last_sunday_at_one_utc(year: i32, month: time::Month) -> time::OffsetDateTime {
+    let last_day = time::util::days_in_month(month, year);
+    let last = Date::from_calendar_date(year, month, last_day).expect("a valid last day");
+    let back = i64::from(last.weekday().number_days_from_sunday());
+    (last - time::Duration::days(back))
+        .with_hms(1, 0, 0)
+        .expect("01:00 is a valid time")
+        .assume_utc()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,5 +405,26 @@ mod tests {
             serde_json::from_str::<CprMatchAttempts>("1").unwrap(),
             CprMatchAttempts::from_used(1)
         );
+    }
+
+    #[test]
+    fn the_danish_date_follows_central_european_and_summer_time() {
+        let at = |text: &str| {
+            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .unix_timestamp()
+        };
+        let date = |y, m, d| Date::from_calendar_date(y, m, d).unwrap();
+        // Winter: 23:30 UTC is already the next day in Copenhagen (UTC+1).
+        assert_eq!(danish_date(at("2026-01-14T22:59:59Z")), date(2026, time::Month::January, 14));
+        assert_eq!(danish_date(at("2026-01-14T23:00:00Z")), date(2026, time::Month::January, 15));
+        // Summer (UTC+2): 22:00 UTC is midnight.
+        assert_eq!(danish_date(at("2026-06-14T21:59:59Z")), date(2026, time::Month::June, 14));
+        assert_eq!(danish_date(at("2026-06-14T22:00:00Z")), date(2026, time::Month::June, 15));
+        // 2026: summer time from 29 March 01:00 UTC to 25 October 01:00 UTC.
+        assert_eq!(danish_date(at("2026-03-29T00:59:59Z")), date(2026, time::Month::March, 29));
+        assert_eq!(danish_date(at("2026-10-24T22:00:00Z")), date(2026, time::Month::October, 25));
+        assert_eq!(danish_date(at("2026-10-25T22:59:59Z")), date(2026, time::Month::October, 25));
+        assert_eq!(danish_date(at("2026-10-25T23:00:00Z")), date(2026, time::Month::October, 26));
     }
 }
