@@ -582,10 +582,11 @@ async fn seed_identity(http: &reqwest::Client, settings: &Settings) -> anyhow::R
     let operators = &settings.identity;
     if !operators.operator_issuer.is_empty() {
         let secret = "tcom-operators-demo-secret";
-        let path = settings
-            .payments
-            .secrets_dir
-            .join(operators.operator_client_secret_ref.trim_start_matches("file://"));
+        let path = settings.payments.secrets_dir.join(
+            operators
+                .operator_client_secret_ref
+                .trim_start_matches("file://"),
+        );
         std::fs::create_dir_all(path.parent().context("a secret has a folder")?)?;
         std::fs::write(&path, secret).with_context(|| format!("writing {}", path.display()))?;
         http.put(format!(

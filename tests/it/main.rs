@@ -10,6 +10,7 @@ mod content_sync;
 mod fail_loudly;
 mod identity;
 mod ingress;
+mod jose_oracle;
 mod kafka_transactions;
 mod prerequisites;
 mod registry_contract;

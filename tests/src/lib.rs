@@ -239,10 +239,58 @@ where
 
 static PLATFORM: std::sync::OnceLock<Platform> = std::sync::OnceLock::new();
 
+/// What every component in this test process logged (debug and above for the ingress,
+/// connectors and processors, info for the rest), kept for tests that check what must never
+/// appear in a log line (personal data, keys). Bounded: the oldest half goes past 64 MiB.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+const LOG_CAPACITY: usize = 64 << 20;
+
+struct LogCapture;
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut logs = LOGS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logs.len() + bytes.len() > LOG_CAPACITY {
+            let half = logs.len() / 2;
+            logs.drain(..half);
+        }
+        logs.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let filter = tracing_subscriber::EnvFilter::new(
+        "info,tcom_ingress=debug,tcom_connectors=debug,tcom_processors=debug",
+    );
+    // Another subscriber (a test that set one first) wins; the capture is then empty and
+    // the tests that read it say so.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(|| LogCapture)
+        .try_init();
+}
+
+/// Everything logged in this test process so far (see [`LOGS`]).
+pub fn captured_logs() -> String {
+    let logs = LOGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    String::from_utf8_lossy(&logs).into_owned()
+}
+
 /// Starts (once) and returns the shared platform. The first call waits until every processor
 /// owns its partitions, so commands sent afterwards are answered at once.
 pub fn platform() -> &'static Platform {
     PLATFORM.get_or_init(|| {
+        capture_logs();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("test-platform".into())

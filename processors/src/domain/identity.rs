@@ -205,7 +205,11 @@ pub fn danish_date(unix_seconds: i64) -> Date {
     let year = utc.year();
     let summer_starts = last_sunday_at_one_utc(year, time::Month::March);
     let summer_ends = last_sunday_at_one_utc(year, time::Month::October);
-    let offset_hours = if utc >= summer_starts && utc < summer_ends { 2 } else { 1 };
+    let offset_hours = if utc >= summer_starts && utc < summer_ends {
+        2
+    } else {
+        1
+    };
     (utc + time::Duration::hours(offset_hours)).date()
 }
 
@@ -416,15 +420,39 @@ mod tests {
         };
         let date = |y, m, d| Date::from_calendar_date(y, m, d).unwrap();
         // Winter: 23:30 UTC is already the next day in Copenhagen (UTC+1).
-        assert_eq!(danish_date(at("2026-01-14T22:59:59Z")), date(2026, time::Month::January, 14));
-        assert_eq!(danish_date(at("2026-01-14T23:00:00Z")), date(2026, time::Month::January, 15));
+        assert_eq!(
+            danish_date(at("2026-01-14T22:59:59Z")),
+            date(2026, time::Month::January, 14)
+        );
+        assert_eq!(
+            danish_date(at("2026-01-14T23:00:00Z")),
+            date(2026, time::Month::January, 15)
+        );
         // Summer (UTC+2): 22:00 UTC is midnight.
-        assert_eq!(danish_date(at("2026-06-14T21:59:59Z")), date(2026, time::Month::June, 14));
-        assert_eq!(danish_date(at("2026-06-14T22:00:00Z")), date(2026, time::Month::June, 15));
+        assert_eq!(
+            danish_date(at("2026-06-14T21:59:59Z")),
+            date(2026, time::Month::June, 14)
+        );
+        assert_eq!(
+            danish_date(at("2026-06-14T22:00:00Z")),
+            date(2026, time::Month::June, 15)
+        );
         // 2026: summer time from 29 March 01:00 UTC to 25 October 01:00 UTC.
-        assert_eq!(danish_date(at("2026-03-29T00:59:59Z")), date(2026, time::Month::March, 29));
-        assert_eq!(danish_date(at("2026-10-24T22:00:00Z")), date(2026, time::Month::October, 25));
-        assert_eq!(danish_date(at("2026-10-25T22:59:59Z")), date(2026, time::Month::October, 25));
-        assert_eq!(danish_date(at("2026-10-25T23:00:00Z")), date(2026, time::Month::October, 26));
+        assert_eq!(
+            danish_date(at("2026-03-29T00:59:59Z")),
+            date(2026, time::Month::March, 29)
+        );
+        assert_eq!(
+            danish_date(at("2026-10-24T22:00:00Z")),
+            date(2026, time::Month::October, 25)
+        );
+        assert_eq!(
+            danish_date(at("2026-10-25T22:59:59Z")),
+            date(2026, time::Month::October, 25)
+        );
+        assert_eq!(
+            danish_date(at("2026-10-25T23:00:00Z")),
+            date(2026, time::Month::October, 26)
+        );
     }
 }
