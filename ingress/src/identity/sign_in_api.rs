@@ -156,6 +156,7 @@ pub(crate) fn check_redirect_uri(
     responses((status = 200, description = "Where to send the browser", body = SignInStarted),
         (status = 404, description = "No sign-in configured, or no tenant on this host (`sign_in_not_configured`, `unknown_tenant`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_redirect_uri`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: over the shop's request rate", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`identity_broker_unavailable`, `session_store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn start_sign_in(
     State(state): State<AppState>,
@@ -346,12 +347,15 @@ async fn customer_for(
         (status = 400, description = "`sign_in_state_unknown`: the state is unknown, used or expired", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`sign_in_cancelled`, `authorization_code_rejected`, `id_token_rejected`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`sign_in_not_configured`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: over the shop's request rate", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`identity_broker_unavailable`, `session_store_unavailable`", body = Problem, content_type = "application/problem+json")))]
 pub async fn finish_sign_in(
     State(state): State<AppState>,
-    CurrentTenant(tenant): CurrentTenant,
+    shopper: Shopper,
     JsonBody(callback): JsonBody<SignInCallback>,
 ) -> Result<Json<IssuedSession>, Problem> {
+    // As a storefront request: it counts against the shop's request rate.
+    let tenant = shopper.tenant.clone();
     let settings = identity_of(&tenant)?;
     let identity = &state.identity;
     let client_secret = identity
