@@ -7,6 +7,7 @@
 //! can read it.
 
 pub mod catalog_view;
+pub mod circuit_breaker;
 pub mod contentful;
 pub mod dead_letter;
 pub mod identity;
