@@ -81,6 +81,13 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:38093")]
         listen: SocketAddr,
     },
+    /// Run the legacy TCM simulator (customers and subscriptions, idempotent by
+    /// X-Request-Id; latency, errors, hangs, outages, rate limits and lost answers on demand)
+    /// for local runs.
+    TcmSim {
+        #[arg(long, default_value = "127.0.0.1:38094")]
+        listen: SocketAddr,
+    },
     /// Issue an admin token, or with `--customer` a storefront customer token, for local use
     /// (signed with the configured secrets).
     Token {
@@ -226,6 +233,11 @@ async fn main() -> anyhow::Result<()> {
             tcom_connectors::identity::broker_sim::serve(listen, shutdown_signal(), |_| {})
                 .await
                 .context("OIDC broker simulator")
+        }
+        Command::TcmSim { listen } => {
+            tcom_connectors::tcm::tcm_sim::serve(listen, shutdown_signal(), |_| {})
+                .await
+                .context("TCM simulator")
         }
         Command::Token {
             tenant,

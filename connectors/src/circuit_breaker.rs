@@ -66,7 +66,9 @@ impl BreakerState {
 pub enum Admission {
     Allowed,
     /// Refused: try again at `retry_at` at the earliest.
-    Refused { retry_at: Instant },
+    Refused {
+        retry_at: Instant,
+    },
 }
 
 /// One breaker per outside system (not per tenant: the system is down for everyone).
@@ -170,7 +172,11 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed { failures: 0 });
         b.failed(now);
         b.failed(now);
-        assert_eq!(b.admit(now), Admission::Allowed, "two failures: still closed");
+        assert_eq!(
+            b.admit(now),
+            Admission::Allowed,
+            "two failures: still closed"
+        );
         b.failed(now);
         assert_eq!(b.state().name(), "open");
         assert_eq!(b.state().gauge(), 1);

@@ -17,5 +17,6 @@ pub mod postgres;
 pub mod replies;
 pub mod secrets;
 pub mod storefront_view;
+pub mod tcm;
 pub mod tenant_view;
 pub mod views;
