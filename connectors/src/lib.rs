@@ -10,6 +10,7 @@ pub mod catalog_view;
 pub mod circuit_breaker;
 pub mod contentful;
 pub mod dead_letter;
+pub mod esim;
 pub mod identity;
 pub mod payments;
 pub mod personal_data;

@@ -11,6 +11,7 @@ pub mod msisdn;
 pub mod number_rules;
 pub mod order;
 pub mod order_document;
+pub mod porting;
 pub mod pricing;
 pub mod tenant_id;
 pub mod tenant_rules;

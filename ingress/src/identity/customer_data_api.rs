@@ -302,10 +302,11 @@ async fn erase(
     super::audit(&mut tx, tenant, actor, "erase", customer, None)
         .await
         .map_err(|e| Problem::database(&e))?;
-    tx.commit().await.map_err(|e| Problem::database(&e))?;
-    // After the commit: the key is gone whatever happens to the sessions, and a session of an
-    // erased customer can do nothing with personal data any more.
+    // Sessions end before the erasure commits: if Redis cannot end them the erasure is
+    // rolled back (503, nothing erased, retry); ended sessions of a customer whose erasure
+    // then failed to commit only mean signing in again.
     state.identity.sessions.end_all(tenant, customer).await?;
+    tx.commit().await.map_err(|e| Problem::database(&e))?;
     tracing::info!(
         tenant,
         customer,
