@@ -104,7 +104,7 @@ impl ContractInfo {
 
 /// Every contract of the platform.
 pub fn all() -> Vec<ContractInfo> {
-    use crate::{basket, campaign, catalog, content, msisdn, order, payment, tenant};
+    use crate::{basket, campaign, catalog, content, msisdn, order, payment, tcm, tenant};
     vec![
         ContractInfo::of::<tenant::Tenant>(),
         ContractInfo::of::<tenant::TenantCommand>(),
@@ -124,5 +124,7 @@ pub fn all() -> Vec<ContractInfo> {
         ContractInfo::of::<order::OrderSnapshot>(),
         ContractInfo::of::<payment::PaymentCommand>(),
         ContractInfo::of::<payment::PaymentEvent>(),
+        ContractInfo::of::<tcm::TcmCommand>(),
+        ContractInfo::of::<tcm::TcmEvent>(),
     ]
 }

@@ -44,6 +44,10 @@ pub const ORDERS: &str = "orders";
 pub const PAYMENT_COMMANDS: &str = "payment.commands";
 /// What payment providers reported (key `tenant:order`), read by the order processor.
 pub const PAYMENT_EVENTS: &str = "payment.events";
+/// Requests to the legacy TCM system, keyed `tenant:order` (the order processor's outbox).
+pub const TCM_COMMANDS: &str = "tcm.commands";
+/// TCM's answers, keyed `tenant:order`.
+pub const TCM_EVENTS: &str = "tcm.events";
 
 /// How a topic keeps its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +157,16 @@ pub const ALL: &[TopicDecl] = &[
     },
     TopicDecl {
         name: PAYMENT_EVENTS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: TCM_COMMANDS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: TCM_EVENTS,
         partitions: 6,
         retention: Retention::Stream,
     },

@@ -766,3 +766,50 @@ fn the_compatibility_check_catches_a_breaking_change() {
     let borrowed: Vec<(u32, &Schema)> = released.iter().map(|(v, s)| (*v, s)).collect();
     assert!(!check(CompatibilityLevel::BackwardTransitive, &broken, &borrowed).is_empty());
 }
+
+#[test]
+fn tcm_contracts_round_trip() {
+    use tcom_schemas::tcm::*;
+    round_trip(TcmCommand {
+        command_id: "o1:l1:activate".into(),
+        tenant_id: "t1".into(),
+        order_id: "o1".into(),
+        issued_at: 1_700_000_000_000,
+        payload: TcmCommandPayload::ActivateSubscription(ActivateSubscription {
+            item_id: "l1".into(),
+            customer_id: "cus_1".into(),
+            plan_code: "fri-5g".into(),
+            msisdn: "+4520000001".into(),
+            sim_type: "ESIM".into(),
+            iccid: Some("8945000000000000001".into()),
+            binding_end_date: Some("2027-06-01".into()),
+            shared_data_sims: vec!["8945000000000000002".into()],
+            owner_name_sealed: Some("pd1.x".into()),
+        }),
+    });
+    for payload in [
+        TcmEventPayload::SubscriptionActivated(SubscriptionActivated {
+            item_id: "l1".into(),
+            subscription_id: "S0000001".into(),
+            tcm_customer_id: "C0000001".into(),
+        }),
+        TcmEventPayload::ActivationRefused(ActivationRefused {
+            item_id: "l1".into(),
+            code: "TCM-4091".into(),
+            reason: "MSISDN already active".into(),
+        }),
+        TcmEventPayload::ActivationDelayed(ActivationDelayed {
+            item_id: "l1".into(),
+            reason: "TCM unavailable".into(),
+        }),
+    ] {
+        round_trip(TcmEvent {
+            event_id: "e1".into(),
+            tenant_id: "t1".into(),
+            order_id: "o1".into(),
+            occurred_at: 1_700_000_000_000,
+            cause: "o1:l1:activate".into(),
+            payload,
+        });
+    }
+}
