@@ -18,6 +18,7 @@ mod registry_persistence;
 mod runtime_eos;
 mod runtime_features;
 mod staff_identity;
+mod tcm_connector;
 mod tenant_view;
 mod view_failures;
 mod wire_format;

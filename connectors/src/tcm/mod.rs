@@ -9,8 +9,11 @@
 //!
 //! - [`client`]: the platform's client: idempotent creates, and every failure sorted into
 //!   unavailable (retry, counts against the circuit breaker), rate-limited or refused;
+//! - [`connector`]: sends `tcm.commands` to TCM behind a circuit breaker and reports the
+//!   answers on `tcm.events`;
 //! - [`tcm_sim`]: the simulator (`tcom tcm-sim`), TCM's REST API with its legacy shapes,
 //!   in-memory state and simulator-only controls for faults, a ledger and drift.
 
 pub mod client;
+pub mod connector;
 pub mod tcm_sim;
