@@ -93,6 +93,7 @@ pub(crate) async fn run(
             tcom_connectors::views::STOREFRONT_GROUP_ID,
             "tcom-connector-content",
             tcom_connectors::payments::connector::GROUP_ID,
+            tcom_connectors::tcm::connector::GROUP_ID,
         ]
         .map(|name| (name, Arc::default()))
         .to_vec(),
@@ -133,6 +134,8 @@ pub(crate) async fn run(
                 let kafka = settings.kafka_settings();
                 let content_codec = codec.clone();
                 let payments_codec = codec.clone();
+                let tcm_codec = codec.clone();
+                let tcm_pool = pool.clone();
                 for (group, topics) in [
                     (
                         tcom_connectors::views::GROUP_ID,
@@ -203,6 +206,42 @@ pub(crate) async fn run(
                     )
                     .await
                     .context("payments connector")
+                });
+                let tcm = tcom_connectors::tcm::connector::TcmSetup {
+                    client: tcom_connectors::tcm::client::TcmClient::new(
+                        settings.tcm.url.clone(),
+                        std::time::Duration::from_millis(settings.tcm.timeout_ms),
+                    ),
+                    // Opens the owner's sealed name for TCM, the system of record.
+                    keys: Some(tcom_connectors::personal_data::KeyStore::new(
+                        tcm_pool,
+                        tcom_connectors::personal_data::SecretKey::derive_master(
+                            &settings.identity.master_key,
+                        ),
+                    )),
+                    options: tcom_connectors::tcm::connector::TcmOptions {
+                        breaker: tcom_connectors::circuit_breaker::BreakerSettings {
+                            failure_threshold: settings.tcm.breaker_failures,
+                            open_for: std::time::Duration::from_millis(
+                                settings.tcm.breaker_open_ms,
+                            ),
+                            close_after: 1,
+                        },
+                        ..Default::default()
+                    },
+                    metrics: connector_options(tcom_connectors::tcm::connector::GROUP_ID).metrics,
+                };
+                let (kafka, stop) = (settings.kafka_settings(), stopped());
+                tasks.spawn(async move {
+                    tcom_connectors::tcm::connector::run(
+                        kafka,
+                        tcom_connectors::tcm::connector::GROUP_ID.to_owned(),
+                        tcm_codec,
+                        tcm,
+                        stop,
+                    )
+                    .await
+                    .context("TCM connector")
                 });
                 if !roles.contains(&Role::Processors) {
                     let listener =

@@ -34,6 +34,20 @@ pub struct Settings {
     pub content: ContentSettings,
     pub payments: PaymentSettings,
     pub identity: IdentitySection,
+    pub tcm: TcmSection,
+}
+
+/// The legacy TCM system (or its simulator) and how the TCM connector treats it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TcmSection {
+    /// Base URL of TCM's REST API; `scripts/stack` points it at `tcom tcm-sim`.
+    pub url: String,
+    /// Longest wait for one TCM answer.
+    pub timeout_ms: u64,
+    /// Failures in a row that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses calls before one probe.
+    pub breaker_open_ms: u64,
 }
 
 /// Customer sign-in through the tenants' OpenID Connect brokers, the platform's session

@@ -106,6 +106,7 @@ impl Deployment {
                 topics::ORDER_COMMANDS,
                 topics::PAYMENT_EVENTS,
                 topics::MSISDN_EVENTS,
+                topics::TCM_EVENTS,
             ],
             &[orders::ORDERS_STORE, orders::DEADLINES_STORE],
         );

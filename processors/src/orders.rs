@@ -29,6 +29,8 @@ use tcom_state::reply::REPLY_TO_HEADER;
 use tcom_state::runtime::COMMAND_ID_HEADER;
 use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Record};
 
+use tcom_schemas::tcm::{ActivateSubscription, TcmCommand, TcmCommandPayload, TcmEvent};
+
 use crate::catalog::entity_key;
 use crate::codec::BlockingCodec;
 use crate::deadlines;
@@ -132,6 +134,10 @@ impl Processor for OrderProcessor {
             topics::MSISDN_EVENTS => {
                 let event: MsisdnEvent = self.codec.decode(bytes)?;
                 self.on_number(ctx, &event)
+            }
+            topics::TCM_EVENTS => {
+                let event: TcmEvent = self.codec.decode(bytes)?;
+                self.on_tcm(ctx, &event)
             }
             _ => {
                 let command: OrderCommand = self.codec.decode(bytes)?;
@@ -308,6 +314,28 @@ impl OrderProcessor {
             &description,
         )?;
         Ok(None)
+    }
+
+    /// TCM's answer about one of the order's subscriptions.
+    fn on_tcm(&self, ctx: &mut Context<'_>, event: &TcmEvent) -> Result<(), ProcessError> {
+        let key = entity_key(&event.tenant_id, &event.order_id);
+        let Some(mut order) = load::<Order>(ctx, ORDERS_STORE, &key)? else {
+            tracing::warn!(order = %key, "A TCM event for an unknown order; ignored.");
+            return Ok(());
+        };
+        let before = order.clone();
+        let actions = apply(&mut order, &Input::Tcm(&event.payload), event.occurred_at);
+        if order != before || !actions.is_empty() {
+            self.commit(
+                ctx,
+                Some(&before),
+                &mut order,
+                &actions,
+                &event.event_id,
+                event.occurred_at,
+            )?;
+        }
+        Ok(())
     }
 
     fn on_payment(
@@ -598,6 +626,42 @@ impl OrderProcessor {
                     topics::MSISDN_COMMANDS,
                     msisdn.clone(),
                     id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
+            }
+            Action::ActivateSubscription {
+                item_id,
+                plan_code,
+                msisdn,
+                sim_type,
+            } => {
+                // The outbox: written in this transaction with the order step; the TCM
+                // connector sends it with an idempotency key derived from the command id.
+                let command_id = format!("{}:{item_id}:activate", order.order_id);
+                let command = TcmCommand {
+                    command_id: command_id.clone(),
+                    tenant_id: order.tenant_id.clone(),
+                    order_id: order.order_id.clone(),
+                    issued_at: now,
+                    payload: TcmCommandPayload::ActivateSubscription(ActivateSubscription {
+                        item_id: item_id.clone(),
+                        customer_id: order.customer_id.clone(),
+                        plan_code: plan_code.clone(),
+                        msisdn: msisdn.clone(),
+                        sim_type: sim_type.clone(),
+                        iccid: None,
+                        binding_end_date: None,
+                        // The data-sharing cards' ICCIDs come with SIM logistics (not built
+                        // yet): until then TCM gets the subscription without them.
+                        shared_data_sims: Vec::new(),
+                        owner_name_sealed: order.owner.as_ref().and_then(|o| o.name_sealed.clone()),
+                    }),
+                };
+                (
+                    topics::TCM_COMMANDS,
+                    entity_key(&order.tenant_id, &order.order_id),
+                    command_id,
                     self.codec.encode(&command)?,
                     false,
                 )

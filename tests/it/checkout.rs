@@ -59,6 +59,36 @@ async fn full_purchase(provider: Provider, how: &str) {
             .await,
         "the order's number is assigned"
     );
+    // Activated in TCM (the simulator): one subscription for the order's item, with its
+    // number, named on the order.
+    let tcm: Value = shop
+        .http
+        .get(format!("{}/_sim/ledger", tcom_tests::platform().tcm_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subscriptions: Vec<&Value> = tcm["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["externalRef"]
+                .as_str()
+                .is_some_and(|r| r.starts_with(&basket))
+        })
+        .collect();
+    assert_eq!(subscriptions.len(), 1, "{tcm}");
+    assert_eq!(subscriptions[0]["msisdn"], shop.numbers[0].as_str());
+    assert_eq!(subscriptions[0]["status"], "ACTIVE");
+    let characteristics =
+        completed["productOrderItem"][0]["product"]["productCharacteristic"].to_string();
+    assert!(
+        characteristics.contains(subscriptions[0]["subscriptionId"].as_str().unwrap()),
+        "{completed}"
+    );
     let ledger = shop.ledger(&basket).await;
     assert_eq!(ledger.len(), 1, "one payment for the order: {ledger:?}");
     match provider {
@@ -516,13 +546,13 @@ async fn forged_stale_and_cross_tenant_webhooks_change_nothing() {
         "nothing changed"
     );
     // A later, real payment proves it beyond the wait: the order reaches `completed` in
-    // exactly the five versions of a straight purchase, so none of the webhooks above (even
+    // exactly the six versions of a straight purchase, so none of the webhooks above (even
     // one processed late) added a change.
     shop.pay(&order.body, "visa").await;
     let completed = shop
         .order_in(&alice, &basket, "completed", Duration::from_secs(20))
         .await;
-    assert_eq!(completed["version"], 5, "{completed}");
+    assert_eq!(completed["version"], 6, "{completed}");
 }
 
 #[tokio::test]
@@ -553,8 +583,9 @@ async fn webhooks_delivered_three_times_and_out_of_order_make_one_transition() {
             .await;
         assert!(faults(0, false).await.unwrap().status().is_success());
         // Every state was reached once: the version counts the changes. Acknowledged (1),
-        // pending (2), inProgress (3), numbers confirmed + capture asked (4), completed (5).
-        assert_eq!(completed["version"], 5, "{provider:?}: {completed}");
+        // pending (2), inProgress (3), numbers confirmed + capture asked (4), captured +
+        // activation in TCM asked (5), activated and completed (6).
+        assert_eq!(completed["version"], 6, "{provider:?}: {completed}");
         let ledger = shop.ledger(&basket).await;
         assert_eq!(ledger.len(), 1, "{ledger:?}");
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -566,7 +597,7 @@ async fn webhooks_delivered_three_times_and_out_of_order_make_one_transition() {
                 None,
             )
             .await;
-        assert_eq!(later.body["version"], 5, "late duplicates changed nothing");
+        assert_eq!(later.body["version"], 6, "late duplicates changed nothing");
     }
 }
 

@@ -16,16 +16,20 @@ use tcom_connectors::circuit_breaker::BreakerSettings;
 use tcom_connectors::tcm::client::TcmClient;
 use tcom_connectors::tcm::connector::{TcmOptions, TcmSetup};
 use tcom_connectors::tcm::tcm_sim;
+use tcom_schemas::Codec;
 use tcom_schemas::tcm::{
     ActivateSubscription, TcmCommand, TcmCommandPayload, TcmEvent, TcmEventPayload,
 };
-use tcom_schemas::{Codec, topics};
-use tcom_tests::{stack, start_at_end, unique};
+use tcom_tests::{stack, unique};
 
 /// A TCM simulator and a connector of this test's own (its own consumer group, from the
 /// topic's end).
 struct Harness {
     tcm: String,
+    /// This test's own command and event topics: the platform's TCM connector takes every
+    /// command of the platform's topic.
+    commands: String,
+    events: String,
     http: reqwest::Client,
     codec: Arc<Codec>,
     producer: FutureProducer,
@@ -51,13 +55,8 @@ impl Harness {
             .await
             .unwrap();
         let group = unique("test-tcm");
-        tcom_state::admin::ensure_topics(
-            &kafka,
-            &[tcom_state::admin::TopicSpec::new(topics::TCM_COMMANDS, 6)],
-        )
-        .await
-        .unwrap();
-        start_at_end(&kafka, &group, &[topics::TCM_COMMANDS]);
+        let commands = unique("test.tcm.commands");
+        let events = unique("test.tcm.events");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let setup = TcmSetup {
             client: TcmClient::new(&tcm, Duration::from_secs(2)),
@@ -69,6 +68,8 @@ impl Harness {
                     close_after: 1,
                 },
                 max_backoff: Duration::from_millis(200),
+                commands_topic: commands.clone(),
+                events_topic: events.clone(),
             },
             metrics: Arc::default(),
         };
@@ -84,8 +85,13 @@ impl Harness {
         let connector = tokio::spawn(async move {
             running.await.expect("the TCM connector runs");
         });
+        // The connector creates its topics; commands sent before it subscribed are read from
+        // the start (a new group).
+        tokio::time::sleep(Duration::from_millis(200)).await;
         Self {
             tcm,
+            commands,
+            events,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             codec,
             producer: kafka.idempotent_producer().create().unwrap(),
@@ -142,9 +148,7 @@ impl Harness {
         let key = format!("nordlys:{order}");
         self.producer
             .send(
-                FutureRecord::to(topics::TCM_COMMANDS)
-                    .key(&key)
-                    .payload(bytes),
+                FutureRecord::to(&self.commands).key(&key).payload(bytes),
                 Duration::from_secs(10),
             )
             .await
@@ -162,8 +166,8 @@ impl Harness {
 }
 
 /// The `tcm.events` of `order` until `count` arrived (or 20 s passed), in order.
-async fn events_of(order: &str, count: usize) -> Vec<TcmEventPayload> {
-    let order = order.to_owned();
+async fn events_of(topic: &str, order: &str, count: usize) -> Vec<TcmEventPayload> {
+    let (topic, order) = (topic.to_owned(), order.to_owned());
     let records = tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = stack()
             .kafka_settings()
@@ -171,7 +175,7 @@ async fn events_of(order: &str, count: usize) -> Vec<TcmEventPayload> {
             .set("auto.offset.reset", "earliest")
             .create()
             .unwrap();
-        consumer.subscribe(&[topics::TCM_EVENTS]).unwrap();
+        consumer.subscribe(&[topic.as_str()]).unwrap();
         let key = format!("nordlys:{order}");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         let mut found = Vec::new();
@@ -210,7 +214,7 @@ async fn commands_become_subscriptions_once_through_refusals_lost_answers_and_an
     h.send(&order, "l1", "+4520000101").await;
     // The same number for another item: TCM refuses it (already active).
     h.send(&order, "l2", "+4520000101").await;
-    let events = events_of(&order, 2).await;
+    let events = events_of(&h.events, &order, 2).await;
     assert_eq!(events.len(), 2, "{events:?}");
     let subscription = activated(&events[0]).expect("l1 activated").to_owned();
     match &events[1] {
@@ -224,7 +228,7 @@ async fn commands_become_subscriptions_once_through_refusals_lost_answers_and_an
     let lossy = unique("tcm-order");
     h.send(&lossy, "l1", "+4520000102").await;
     // (The lost answer looks like an outage at first: the order hears of the delay.)
-    let events = events_of(&lossy, 2).await;
+    let events = events_of(&h.events, &lossy, 2).await;
     assert!(
         matches!(events[0], TcmEventPayload::ActivationDelayed(_)),
         "{events:?}"
@@ -262,7 +266,7 @@ async fn commands_become_subscriptions_once_through_refusals_lost_answers_and_an
     h.faults(json!({"outage": true})).await;
     let order = unique("tcm-order");
     h.send(&order, "l1", "+4520000201").await;
-    let delayed = events_of(&order, 1).await;
+    let delayed = events_of(&h.events, &order, 1).await;
     match &delayed[0] {
         TcmEventPayload::ActivationDelayed(d) => {
             assert!(d.reason.contains("TCM unavailable"), "{d:?}");
@@ -276,7 +280,7 @@ async fn commands_become_subscriptions_once_through_refusals_lost_answers_and_an
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.faults(json!({"outage": false})).await;
-    let events = events_of(&order, 2).await;
+    let events = events_of(&h.events, &order, 2).await;
     assert!(activated(&events[1]).is_some(), "{events:?}");
     assert_eq!(events.len(), 2, "said delayed once: {events:?}");
 
@@ -285,8 +289,8 @@ async fn commands_become_subscriptions_once_through_refusals_lost_answers_and_an
     h.raw(&garbage, b"not avro").await;
     let after = unique("tcm-order");
     h.send(&after, "l1", "+4520000202").await;
-    assert!(activated(&events_of(&after, 1).await[0]).is_some());
-    let dlq = tcom_state::runtime::dead_letter_topic(topics::TCM_COMMANDS);
+    assert!(activated(&events_of(&h.events, &after, 1).await[0]).is_some());
+    let dlq = tcom_state::runtime::dead_letter_topic(&h.commands);
     let key = format!("nordlys:{garbage}");
     let found = tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = stack()

@@ -193,6 +193,8 @@ pub struct Platform {
     pub adyen_url: String,
     /// The OpenID Connect broker simulator (MitID-shaped); issuers are `{broker_url}/realms/…`.
     pub broker_url: String,
+    /// The TCM simulator the platform's TCM connector activates subscriptions in.
+    pub tcm_url: String,
     /// Where tenants' `file://` secret references are read from (tests write their keys here).
     pub secrets_dir: PathBuf,
     /// The consumer group of the payments connector (a second instance may join it).
@@ -349,6 +351,53 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
         tcom_connectors::identity::broker_sim::serve(listen, stop, bound)
     })
     .await;
+    let tcm_url = start_simulator(|listen, stop, bound| {
+        tcom_connectors::tcm::tcm_sim::serve(listen, stop, bound)
+    })
+    .await;
+    {
+        let group_id = unique("test-tcm");
+        // TCM commands of earlier runs name orders that are gone.
+        start_at_end(
+            &stack.kafka_settings(),
+            &group_id,
+            &[tcom_schemas::topics::TCM_COMMANDS],
+        );
+        let master = settings().identity.master_key;
+        let setup = tcom_connectors::tcm::connector::TcmSetup {
+            client: tcom_connectors::tcm::client::TcmClient::new(&tcm_url, Duration::from_secs(5)),
+            keys: Some(tcom_connectors::personal_data::KeyStore::new(
+                pool.clone(),
+                tcom_connectors::personal_data::SecretKey::derive_master(&master),
+            )),
+            options: tcom_connectors::tcm::connector::TcmOptions {
+                breaker: tcom_connectors::circuit_breaker::BreakerSettings {
+                    failure_threshold: 3,
+                    open_for: Duration::from_millis(500),
+                    close_after: 1,
+                },
+                max_backoff: Duration::from_millis(500),
+                ..Default::default()
+            },
+            metrics: std::sync::Arc::default(),
+        };
+        let connector = tcom_connectors::tcm::connector::run(
+            stack.kafka_settings(),
+            group_id,
+            codec.clone(),
+            setup,
+            std::future::pending(),
+        );
+        let running = tokio::spawn(connector);
+        tokio::spawn(async move {
+            let why = match running.await {
+                Ok(Ok(())) => "it returned, although it is never asked to stop".to_owned(),
+                Ok(Err(e)) => format!("it failed: {e}"),
+                Err(e) => format!("it panicked: {e}"),
+            };
+            connector_died("tcm", &why);
+        });
+    }
     let secrets_dir = std::env::temp_dir().join(unique("tcom-test-secrets"));
     std::fs::create_dir_all(&secrets_dir).unwrap();
     let payments_group = unique("test-payments");
@@ -432,6 +481,7 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             stripe_url,
             adyen_url,
             broker_url,
+            tcm_url,
             secrets_dir,
             payments_group,
         })

@@ -36,6 +36,9 @@ use crate::circuit_breaker::{Admission, BreakerSettings, CircuitBreaker};
 use crate::dead_letter::{ConnectorMetrics, DeadLetters, unless_stopped};
 use crate::personal_data::{KeyStore, field_context};
 
+/// The connector's consumer group.
+pub const GROUP_ID: &str = "tcom-connector-tcm";
+
 /// Why the connector stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum TcmConnectorError {
@@ -51,6 +54,9 @@ pub struct TcmOptions {
     pub breaker: BreakerSettings,
     /// The longest wait between two sends of a command TCM could not take.
     pub max_backoff: Duration,
+    /// Where commands come from and answers go (the platform's topics; tests use their own).
+    pub commands_topic: String,
+    pub events_topic: String,
 }
 
 impl Default for TcmOptions {
@@ -58,6 +64,8 @@ impl Default for TcmOptions {
         Self {
             breaker: BreakerSettings::default(),
             max_backoff: Duration::from_secs(30),
+            commands_topic: topics::TCM_COMMANDS.to_owned(),
+            events_topic: topics::TCM_EVENTS.to_owned(),
         }
     }
 }
@@ -267,7 +275,7 @@ impl Connector {
                     continue;
                 }
             };
-            let record = FutureRecord::to(topics::TCM_EVENTS)
+            let record = FutureRecord::to(&self.options.events_topic)
                 .key(&key)
                 .payload(&bytes);
             match self.producer.send(record, Duration::from_secs(30)).await {
@@ -299,8 +307,12 @@ pub async fn run(
         metrics,
     } = setup;
     tokio::pin!(shutdown);
-    let mut specs = crate::dead_letter::topic_specs(&[topics::TCM_COMMANDS]);
-    specs.push(tcom_state::admin::TopicSpec::new(topics::TCM_EVENTS, 6));
+    let mut specs = crate::dead_letter::topic_specs(&[options.commands_topic.as_str()]);
+    specs.push(tcom_state::admin::TopicSpec::new(
+        &options.commands_topic,
+        6,
+    ));
+    specs.push(tcom_state::admin::TopicSpec::new(&options.events_topic, 6));
     match unless_stopped(
         shutdown.as_mut(),
         tcom_state::admin::ensure_topics(&kafka, &specs),
@@ -311,7 +323,7 @@ pub async fn run(
         Some(created) => created?,
     }
     let consumer: StreamConsumer = kafka.read_committed_consumer(&group_id).create()?;
-    consumer.subscribe(&[topics::TCM_COMMANDS])?;
+    consumer.subscribe(&[options.commands_topic.as_str()])?;
     let mut connector = Connector {
         tcm,
         keys,

@@ -22,6 +22,7 @@ use tcom_schemas::order::{
     OrderEventPayload, OrderItemStateChanged, OrderState, OrderStateChanged, OrderStepChanged,
 };
 use tcom_schemas::payment::{PaymentEvent, PaymentState};
+use tcom_schemas::tcm::TcmEventPayload;
 
 use super::basket::{Basket, Line, LineNumber, LinePrice, Totals};
 use super::identity::Assurance;
@@ -124,6 +125,9 @@ pub struct OrderItem {
     pub number_confirmed: bool,
     pub price: LinePrice,
     pub add_ons: Vec<OrderItem>,
+    /// The subscription TCM created for this item.
+    #[serde(default)]
+    pub subscription_id: Option<String>,
 }
 
 impl OrderItem {
@@ -169,6 +173,8 @@ pub enum StepName {
     Capture,
     /// The subscription's owner verified (MitID, CPR match, age) when the shop requires it.
     Identity,
+    /// The subscriptions created in the legacy TCM system, after the capture.
+    Activation,
 }
 
 impl StepName {
@@ -178,6 +184,7 @@ impl StepName {
             Self::NumberConfirmation => "number_confirmation",
             Self::Capture => "capture",
             Self::Identity => "identity",
+            Self::Activation => "activation",
         }
     }
 }
@@ -246,6 +253,13 @@ pub enum Action {
     ReleaseNumber {
         msisdn: String,
     },
+    /// Create the item's subscription in TCM (through the outbox topic `tcm.commands`).
+    ActivateSubscription {
+        item_id: String,
+        plan_code: String,
+        msisdn: String,
+        sim_type: String,
+    },
 }
 
 /// Something that happened to the order.
@@ -267,6 +281,8 @@ pub enum Input<'a> {
     },
     /// The owner's identity, as the broker confirmed it.
     OwnerVerification(&'a VerifyOwner),
+    /// TCM's answer about an item's subscription.
+    Tcm(&'a TcmEventPayload),
     /// Time passed: deadlines may be due.
     Tick,
 }
@@ -329,6 +345,7 @@ pub fn place(
             step(StepName::Payment, StepState::InProgress, Some(frozen_until)),
             step(StepName::NumberConfirmation, StepState::Waiting, None),
             step(StepName::Capture, StepState::Waiting, None),
+            step(StepName::Activation, StepState::Waiting, None),
         ],
         completion_date: None,
         cancellation_date: None,
@@ -421,6 +438,7 @@ fn item_of(line: &Line) -> OrderItem {
         characteristics,
         new_number,
         number_confirmed: false,
+        subscription_id: None,
         price: line.price.clone(),
         add_ons: line
             .add_ons
@@ -436,6 +454,7 @@ fn item_of(line: &Line) -> OrderItem {
                 number_confirmed: false,
                 price: a.price.clone(),
                 add_ons: Vec::new(),
+                subscription_id: None,
             })
             .collect(),
     }
@@ -610,6 +629,7 @@ pub fn apply(order: &mut Order, input: &Input<'_>, now: i64) -> Vec<Action> {
         Input::OwnerVerification(verification) => {
             on_owner_verification(order, verification, now, &mut actions);
         }
+        Input::Tcm(answer) => on_tcm(order, answer, now),
         Input::Tick => on_deadlines(order, now, &mut actions),
     }
     actions
@@ -810,7 +830,7 @@ fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut V
                 || order.state == OrderState::Held;
             if capturing {
                 order.payment.captured_minor = event.amount_minor;
-                complete(order, now);
+                activate_or_complete(order, now, actions);
             } else {
                 // Captured while the numbers are still being confirmed: completion waits
                 // for them (see `start_capture`).
@@ -1027,7 +1047,7 @@ fn start_capture(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
             });
             order.payment.captured_minor = amount_minor;
         }
-        complete(order, now);
+        activate_or_complete(order, now, actions);
         return;
     }
     order.payment.captured_minor = amount_minor;
@@ -1039,6 +1059,95 @@ fn start_capture(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
         reference,
         amount_minor,
     });
+}
+
+/// Paid and captured: the subscriptions are created in TCM, then the order is complete.
+/// (Orders placed before the activation step existed complete at once.)
+fn activate_or_complete(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
+    if !order.steps.iter().any(|s| s.name == StepName::Activation) {
+        complete(order, now);
+        return;
+    }
+    // The money is taken: the capture step is done, whoever captured.
+    order.set_step(StepName::Capture, StepState::Done, None);
+    let live: Vec<&OrderItem> = order
+        .items
+        .iter()
+        .filter(|i| !i.state.is_final() && i.subscription_id.is_none())
+        .collect();
+    if live.is_empty() {
+        complete(order, now);
+        return;
+    }
+    actions.extend(live.iter().map(|item| {
+        Action::ActivateSubscription {
+            item_id: item.id.clone(),
+            plan_code: item.offering_id.clone(),
+            msisdn: item
+                .characteristics
+                .iter()
+                .find(|(name, _)| name == "MSISDN")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+            sim_type: item
+                .characteristics
+                .iter()
+                .find(|(name, _)| name == "simType")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        }
+    }));
+    // No deadline: while TCM is down the order waits (the connector says why); it is never
+    // failed for TCM's sake, the money being captured.
+    order.set_step(StepName::Activation, StepState::InProgress, None);
+}
+
+/// TCM answered about an item.
+fn on_tcm(order: &mut Order, answer: &TcmEventPayload, now: i64) {
+    let activating = order
+        .steps
+        .iter()
+        .any(|s| s.name == StepName::Activation && s.state == StepState::InProgress);
+    if !activating {
+        return;
+    }
+    match answer {
+        TcmEventPayload::SubscriptionActivated(activated) => {
+            let Some(item) = order.items.iter_mut().find(|i| i.id == activated.item_id) else {
+                return;
+            };
+            if item.subscription_id.is_some() {
+                return;
+            }
+            item.subscription_id = Some(activated.subscription_id.clone());
+            item.characteristics.push((
+                "tcmSubscriptionId".to_owned(),
+                activated.subscription_id.clone(),
+            ));
+            order.step_mut(StepName::Activation).detail = None;
+            let waiting = order
+                .items
+                .iter()
+                .any(|i| !i.state.is_final() && i.subscription_id.is_none());
+            if !waiting {
+                complete(order, now);
+            }
+        }
+        TcmEventPayload::ActivationDelayed(delayed) => {
+            order.step_mut(StepName::Activation).detail = Some(delayed.reason.clone());
+        }
+        TcmEventPayload::ActivationRefused(refused) => {
+            // Paid and captured, refused by TCM: an agent looks (nothing is undone).
+            order.state = OrderState::Held;
+            order.state_reason = Some(format!(
+                "TCM refused item {}: {} {}",
+                refused.item_id, refused.code, refused.reason
+            ));
+            order.set_step(StepName::Activation, StepState::Failed, None);
+            order.step_mut(StepName::Activation).detail =
+                Some(format!("{}: {}", refused.code, refused.reason));
+        }
+    }
 }
 
 fn complete(order: &mut Order, now: i64) {
@@ -1306,6 +1415,32 @@ mod tests {
         apply(order, &Input::Payment(&report(state)), NOW + 10)
     }
 
+    /// TCM creates the subscription of every item the order asked for.
+    fn activated_in_tcm(order: &mut Order, asked: &[Action]) {
+        for action in asked {
+            if let Action::ActivateSubscription { item_id, .. } = action {
+                let answer = TcmEventPayload::SubscriptionActivated(
+                    tcom_schemas::tcm::SubscriptionActivated {
+                        item_id: item_id.clone(),
+                        subscription_id: format!("S-{item_id}"),
+                        tcm_customer_id: "C1".into(),
+                    },
+                );
+                apply(order, &Input::Tcm(&answer), NOW + 30);
+            }
+        }
+    }
+
+    fn activations(actions: &[Action]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::ActivateSubscription { item_id, .. } => Some(item_id.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_frozen_basket_becomes_an_acknowledged_order_asking_for_the_amount_due_now() {
         let order = two_lines();
@@ -1364,10 +1499,25 @@ mod tests {
                 amount_minor: order.payment.amount_minor
             }]
         );
-        assert!(pay(&mut order, PaymentState::Captured).is_empty());
+        // Captured: the subscriptions are created in TCM, then the order is complete.
+        let asked = pay(&mut order, PaymentState::Captured);
+        assert_eq!(activations(&asked), ["l1", "l2"]);
+        assert_eq!(order.state, OrderState::InProgress);
+        assert_eq!(
+            order.step(StepName::Activation).state,
+            StepState::InProgress
+        );
+        activated_in_tcm(&mut order, &asked[..1]);
+        assert_eq!(order.state, OrderState::InProgress, "one of two activated");
+        activated_in_tcm(&mut order, &asked[1..]);
         assert_eq!(order.state, OrderState::Completed);
         assert!(order.items.iter().all(|i| i.state == OrderState::Completed));
         assert!(order.steps.iter().all(|s| s.state == StepState::Done));
+        assert!(
+            order.items[0]
+                .characteristics
+                .contains(&("tcmSubscriptionId".into(), "S-l1".into()))
+        );
         assert_eq!(order.next_deadline(), None);
     }
 
@@ -1469,7 +1619,13 @@ mod tests {
                 amount_minor: 9900 + 14900 + 4000
             }]
         );
-        pay(&mut order, PaymentState::Captured);
+        let asked = pay(&mut order, PaymentState::Captured);
+        assert_eq!(
+            activations(&asked),
+            ["l2"],
+            "only the item that is delivered"
+        );
+        activated_in_tcm(&mut order, &asked);
         assert_eq!(order.state, OrderState::Partial);
         assert_eq!(order.items[0].state, OrderState::Failed);
         assert_eq!(order.items[1].state, OrderState::Completed);
@@ -1576,7 +1732,8 @@ mod tests {
             matches!(actions[..], [Action::CapturePayment { .. }]),
             "no number to confirm: straight to capture"
         );
-        pay(&mut order, PaymentState::Captured);
+        let asked = pay(&mut order, PaymentState::Captured);
+        activated_in_tcm(&mut order, &asked);
         assert_eq!(order.state, OrderState::Completed);
         let mut actions = Vec::new();
         assert_eq!(
@@ -1657,8 +1814,9 @@ mod tests {
                 .unwrap()
                 .starts_with("capture")
         );
-        // Captured by hand at the provider: the report completes the order.
-        pay(&mut order, PaymentState::Captured);
+        // Captured by hand at the provider: the report moves the order on to activation.
+        let asked = pay(&mut order, PaymentState::Captured);
+        activated_in_tcm(&mut order, &asked);
         assert_eq!(order.state, OrderState::Completed);
     }
 
@@ -1689,12 +1847,14 @@ mod tests {
             NOW,
         );
         assert_eq!(
-            actions,
-            [Action::RefundPayment {
+            actions[0],
+            Action::RefundPayment {
                 reference: "pi_1".into(),
                 amount_minor: 9900 + 14900 + 4000
-            }]
+            }
         );
+        assert_eq!(activations(&actions), ["l2"]);
+        activated_in_tcm(&mut order, &actions);
         assert_eq!(order.state, OrderState::Partial);
     }
 
@@ -1849,11 +2009,7 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(
-            created.len(),
-            1 + 2 + 3,
-            "the order, two items, three steps"
-        );
+        assert_eq!(created.len(), 1 + 2 + 4, "the order, two items, four steps");
         let mut after = before.clone();
         pay(&mut after, PaymentState::Authorized);
         let kinds: Vec<String> = changes(Some(&before), &after)
@@ -1921,7 +2077,13 @@ mod tests {
         let names: Vec<&str> = order.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
-            ["payment", "identity", "number_confirmation", "capture"]
+            [
+                "payment",
+                "identity",
+                "number_confirmation",
+                "capture",
+                "activation"
+            ]
         );
         let actions = pay(&mut order, PaymentState::Authorized);
         assert!(
@@ -2040,5 +2202,59 @@ mod tests {
         let before = order.clone();
         assert!(verify(&mut order, &verification("high", true)).is_empty());
         assert_eq!(order, before);
+    }
+
+    fn captured_two_lines() -> (Order, Vec<Action>) {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::Authorized);
+        apply(
+            &mut order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000001",
+            },
+            NOW,
+        );
+        let asked = pay(&mut order, PaymentState::Captured);
+        (order, asked)
+    }
+
+    #[test]
+    fn a_tcm_outage_is_shown_on_the_step_and_the_order_waits_without_a_deadline() {
+        let (mut order, asked) = captured_two_lines();
+        assert_eq!(activations(&asked).len(), 2);
+        let delayed = TcmEventPayload::ActivationDelayed(tcom_schemas::tcm::ActivationDelayed {
+            item_id: "l1".into(),
+            reason: "TCM unavailable: 503".into(),
+        });
+        apply(&mut order, &Input::Tcm(&delayed), NOW + 40);
+        assert_eq!(order.state, OrderState::InProgress);
+        assert_eq!(
+            order.step(StepName::Activation).detail.as_deref(),
+            Some("TCM unavailable: 503")
+        );
+        assert_eq!(order.next_deadline(), None, "never failed for TCM's sake");
+        activated_in_tcm(&mut order, &asked);
+        assert_eq!(order.state, OrderState::Completed);
+        assert_eq!(order.step(StepName::Activation).detail, None);
+        // A late duplicate changes nothing.
+        let before = order.clone();
+        activated_in_tcm(&mut order, &asked);
+        assert_eq!(order, before);
+    }
+
+    #[test]
+    fn a_subscription_tcm_refuses_holds_the_paid_order_for_an_agent() {
+        let (mut order, _) = captured_two_lines();
+        let captured = order.payment.captured_minor;
+        let refused = TcmEventPayload::ActivationRefused(tcom_schemas::tcm::ActivationRefused {
+            item_id: "l2".into(),
+            code: "TCM-4091".into(),
+            reason: "MSISDN already active".into(),
+        });
+        apply(&mut order, &Input::Tcm(&refused), NOW + 40);
+        assert_eq!(order.state, OrderState::Held);
+        assert!(order.state_reason.as_deref().unwrap().contains("TCM-4091"));
+        assert_eq!(order.step(StepName::Activation).state, StepState::Failed);
+        assert_eq!(order.payment.captured_minor, captured, "nothing undone");
     }
 }
