@@ -210,6 +210,9 @@ pub struct ConnectorMetrics {
     pub failures: AtomicU64,
     /// 1 while the connector waits for the database (or registry) to come back.
     pub stalled: AtomicI64,
+    /// The circuit breaker in front of an outside system, for connectors that have one
+    /// (0 closed, 1 open, 2 half-open); 0 for the others.
+    pub breaker_state: AtomicI64,
 }
 
 impl ConnectorMetrics {
@@ -254,6 +257,12 @@ impl ConnectorMetrics {
                 "gauge",
                 "1 while waiting for the database or registry to come back",
                 self.stalled.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "tcom_connector_breaker_state",
+                "gauge",
+                "Circuit breaker in front of the outside system: 0 closed, 1 open, 2 half-open",
+                self.breaker_state.load(Ordering::Relaxed).to_string(),
             ),
         ];
         let mut out = String::new();

@@ -26,6 +26,7 @@ use tcom_tests::{stack, unique};
 /// topic's end).
 struct Harness {
     tcm: String,
+    metrics: Arc<tcom_connectors::dead_letter::ConnectorMetrics>,
     /// This test's own command and event topics: the platform's TCM connector takes every
     /// command of the platform's topic.
     commands: String,
@@ -55,6 +56,7 @@ impl Harness {
             .await
             .unwrap();
         let group = unique("test-tcm");
+        let metrics = Arc::new(tcom_connectors::dead_letter::ConnectorMetrics::default());
         let commands = unique("test.tcm.commands");
         let events = unique("test.tcm.events");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -71,7 +73,7 @@ impl Harness {
                 commands_topic: commands.clone(),
                 events_topic: events.clone(),
             },
-            metrics: Arc::default(),
+            metrics: metrics.clone(),
         };
         let running = tcom_connectors::tcm::connector::run(
             kafka.clone(),
@@ -90,6 +92,7 @@ impl Harness {
         tokio::time::sleep(Duration::from_millis(200)).await;
         Self {
             tcm,
+            metrics,
             commands,
             events,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -278,10 +281,27 @@ async fn commands_become_subscriptions_once_through_refusals_lost_answers_and_an
         before,
         "nothing created during the outage"
     );
+    // Failures in a row opened the breaker: the operator sees it (open or probing).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let rendered = h.metrics.render_prometheus("tcm");
+    assert!(
+        rendered.contains("tcom_connector_breaker_state{connector=\"tcm\"} 1")
+            || rendered.contains("tcom_connector_breaker_state{connector=\"tcm\"} 2"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("tcom_connector_stalled{connector=\"tcm\"} 1"),
+        "{rendered}"
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.faults(json!({"outage": false})).await;
     let events = events_of(&h.events, &order, 2).await;
     assert!(activated(&events[1]).is_some(), "{events:?}");
+    let rendered = h.metrics.render_prometheus("tcm");
+    assert!(
+        rendered.contains("tcom_connector_breaker_state{connector=\"tcm\"} 0"),
+        "closed again: {rendered}"
+    );
     assert_eq!(events.len(), 2, "said delayed once: {events:?}");
 
     // A record that is no command: dead-lettered, and the next command still goes through.

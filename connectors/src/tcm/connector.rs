@@ -9,7 +9,7 @@
 //! - TCM unavailable (connection refused, a hang, 5xx, the maintenance page): the circuit
 //!   breaker counts it; the command waits with capped backoff and is sent again — never
 //!   dead-lettered, because an outage must not empty the topic. The order is told once
-//!   (`ActivationDelayed`), so it shows why it waits; `tcm_breaker_state` and
+//!   (`ActivationDelayed`), so it shows why it waits; `tcom_connector_breaker_state` (0 closed, 1 open, 2 half-open) and
 //!   `tcom_connector_stalled` say so to the operator.
 //! - Rate-limited: wait as TCM asks; not an outage.
 //! - Refused (409, 422, 400): `ActivationRefused`; the order decides (it holds the item).
@@ -181,6 +181,14 @@ impl Connector {
         ))
     }
 
+    /// Publishes the breaker's state as the `tcom_connector_breaker_state` gauge.
+    fn show_breaker(&self) {
+        self.metrics.breaker_state.store(
+            self.breaker.state().gauge(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     /// Sends the command until TCM answers it (or the stop signal comes).
     async fn handle(
         &mut self,
@@ -191,19 +199,23 @@ impl Connector {
         let mut delay_said = false;
         let mut retry: u32 = 0;
         loop {
-            let wait = match self.breaker.admit(Instant::now()) {
+            let admission = self.breaker.admit(Instant::now());
+            self.show_breaker();
+            let wait = match admission {
                 Admission::Refused { retry_at } => {
                     retry_at.saturating_duration_since(Instant::now())
                 }
                 Admission::Allowed => match self.send_once(command, activate).await {
                     Ok(answer) => {
                         self.breaker.succeeded();
+                        self.show_breaker();
                         self.metrics.set_stalled(false);
                         return Ok(Outcome::Answered(answer));
                     }
                     Err(TcmError::Refused { code, message }) => {
                         // TCM is healthy: it refused this request.
                         self.breaker.succeeded();
+                        self.show_breaker();
                         return Ok(Outcome::Answered(TcmEventPayload::ActivationRefused(
                             ActivationRefused {
                                 item_id: activate.item_id.clone(),
@@ -216,6 +228,7 @@ impl Connector {
                     Err(TcmError::Unavailable(why)) => {
                         let before = self.breaker.state().name();
                         self.breaker.failed(Instant::now());
+                        self.show_breaker();
                         let after = self.breaker.state().name();
                         if before != after {
                             tracing::warn!(
