@@ -269,6 +269,39 @@ async fn a_customer_signs_in_with_pkce_and_gets_a_session_signed_with_the_shops_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_session_key_signs_new_sessions_and_the_old_one_stays_published() {
+    let s = IdentityShop::open(None).await;
+    let before = token_of(&s.sign_in("adult").await);
+    assert_eq!(my_orders(&s.shop, &before).await, StatusCode::OK);
+    let mut settings = tcom_tests::settings();
+    settings.database.url = platform().database_url.clone();
+    let identity = tcom_ingress::identity::Identity::from_settings(&settings).unwrap();
+    let new_kid = identity
+        .key_store()
+        .rotate_signing_key(&s.shop.tenant)
+        .await
+        .unwrap();
+    // Right after the rotation (the ingress verified the old key a moment ago): a session
+    // signed with the new key verifies, and the one signed before still does.
+    let after = token_of(&s.sign_in("adult").await);
+    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
+    assert_eq!(kid(&after), new_kid);
+    assert_ne!(kid(&before), new_kid);
+    assert_eq!(my_orders(&s.shop, &after).await, StatusCode::OK);
+    assert_eq!(my_orders(&s.shop, &before).await, StatusCode::OK);
+    let jwks = s
+        .shop
+        .call(Method::GET, "/.well-known/jwks.json", None, None)
+        .await
+        .body
+        .to_string();
+    assert!(
+        jwks.contains(&new_kid) && jwks.contains(&kid(&before)),
+        "{jwks}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_codes_and_states_wrong_nonces_and_foreign_tokens_are_refused() {
     let s = IdentityShop::open(None).await;
     // A used state and code: the replay finds nothing.

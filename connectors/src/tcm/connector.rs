@@ -46,6 +46,8 @@ pub enum TcmConnectorError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("topics: {0}")]
     Topics(#[from] tcom_state::Error),
+    #[error("a TCM event does not fit its schema (a bug): {0}")]
+    Encode(String),
 }
 
 /// How the connector treats TCM.
@@ -241,14 +243,13 @@ impl Connector {
                         self.metrics.set_stalled(true);
                         if !delay_said {
                             delay_said = true;
-                            self.publish(
-                                command,
-                                TcmEventPayload::ActivationDelayed(ActivationDelayed {
-                                    item_id: activate.item_id.clone(),
-                                    reason: format!("TCM unavailable: {why}"),
-                                }),
-                            )
-                            .await?;
+                            let delayed = TcmEventPayload::ActivationDelayed(ActivationDelayed {
+                                item_id: activate.item_id.clone(),
+                                reason: format!("TCM unavailable: {why}"),
+                            });
+                            if !self.publish(command, delayed, stop.as_mut()).await? {
+                                return Ok(Outcome::Stopped);
+                            }
                         }
                         retry += 1;
                         let exponent = retry.min(8);
@@ -265,11 +266,15 @@ impl Connector {
         }
     }
 
+    /// Puts an answer on `tcm.events`, retrying while Kafka or the registry is away (racing
+    /// the stop signal: `Ok(false)` when it came first). A value the schema refuses is a bug:
+    /// the connector stops with the error instead of retrying it for ever.
     async fn publish(
         &self,
         command: &TcmCommand,
         payload: TcmEventPayload,
-    ) -> Result<(), TcmConnectorError> {
+        mut stop: Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<bool, TcmConnectorError> {
         let event = TcmEvent {
             event_id: uuid::Uuid::now_v7().to_string(),
             tenant_id: command.tenant_id.clone(),
@@ -280,23 +285,45 @@ impl Connector {
         };
         let key = format!("{}:{}", command.tenant_id, command.order_id);
         loop {
-            let bytes = match self.codec.encode(&event).await {
-                Ok(bytes) => bytes,
+            let waited = match self.codec.encode(&event).await {
+                Err(e) if !e.is_retryable() => {
+                    return Err(TcmConnectorError::Encode(e.to_string()));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "Encoding a TCM event failed (registry); retrying.");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
+                    self.metrics.set_stalled(true);
+                    unless_stopped(
+                        stop.as_mut(),
+                        tokio::time::sleep(Duration::from_millis(500)),
+                    )
+                    .await
+                }
+                Ok(bytes) => {
+                    let record = FutureRecord::to(&self.options.events_topic)
+                        .key(&key)
+                        .payload(&bytes);
+                    match unless_stopped(
+                        stop.as_mut(),
+                        self.producer.send(record, Duration::from_secs(30)),
+                    )
+                    .await
+                    {
+                        None => None,
+                        Some(Ok(_)) => return Ok(true),
+                        Some(Err((e, _))) => {
+                            tracing::warn!(error = %e, "Producing a TCM event failed; retrying.");
+                            ConnectorMetrics::add(&self.metrics.retries);
+                            unless_stopped(
+                                stop.as_mut(),
+                                tokio::time::sleep(Duration::from_millis(500)),
+                            )
+                            .await
+                        }
+                    }
                 }
             };
-            let record = FutureRecord::to(&self.options.events_topic)
-                .key(&key)
-                .payload(&bytes);
-            match self.producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => return Ok(()),
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "Producing a TCM event failed; retrying.");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+            if waited.is_none() {
+                return Ok(false);
             }
         }
     }
@@ -389,7 +416,13 @@ pub async fn run(
             Ok(command) => match connector.handle(&command, shutdown.as_mut()).await? {
                 Outcome::Stopped => break,
                 Outcome::Answered(answer) => {
-                    connector.publish(&command, answer).await?;
+                    // Stopped before the answer is out: not committed, sent again next time.
+                    if !connector
+                        .publish(&command, answer, shutdown.as_mut())
+                        .await?
+                    {
+                        break;
+                    }
                     ConnectorMetrics::add(&connector.metrics.written);
                 }
             },

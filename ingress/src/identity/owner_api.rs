@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use tcom_processors::domain::cpr::Cpr;
 use tcom_processors::domain::identity::{
-    Assurance, MAX_CPR_MATCH_ATTEMPTS, OwnerRequirement, check_owner,
+    Assurance, CprMatchAttempts, MAX_CPR_MATCH_ATTEMPTS, OwnerRequirement, check_owner,
 };
 use tcom_processors::domain::violation::Violation;
 use tcom_schemas::order::{OrderCommand, OrderCommandPayload, VerifyOwner};
@@ -129,7 +129,8 @@ pub async fn verify_owner(
         .sessions
         .spend_cpr_attempt(tenant_id, &session.sid)
         .await?;
-    if used > MAX_CPR_MATCH_ATTEMPTS {
+    // The rule is the domain's: the count Redis keeps is the attempts made, this one included.
+    let Ok(attempts) = CprMatchAttempts::from_used(used.saturating_sub(1)).try_spend() else {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "cpr_match_locked",
@@ -138,7 +139,7 @@ pub async fn verify_owner(
         .with_detail(format!(
             "{MAX_CPR_MATCH_ATTEMPTS} attempts were used: sign in again to try again"
         )));
-    }
+    };
     let record = identity.sessions.record(tenant_id, &session.sid).await?;
     let access_token = identity
         .sessions
@@ -160,7 +161,7 @@ pub async fn verify_owner(
         .await
         .map_err(|e| broker_problem(&e))?;
     if !matched {
-        let left = MAX_CPR_MATCH_ATTEMPTS.saturating_sub(used);
+        let left = attempts.remaining();
         audit(&state, tenant_id, customer, "cpr_match_failed", &order_id).await?;
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,

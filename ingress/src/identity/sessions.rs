@@ -87,6 +87,8 @@ const KEY_RELOAD_MIN: Duration = Duration::from_secs(2);
 struct CachedKeys {
     keys: Vec<PublicJwk>,
     loaded: Instant,
+    /// When an unknown `kid` last made us read the keys again.
+    reloaded: Option<Instant>,
 }
 
 /// Issues, verifies and ends customer sessions.
@@ -311,8 +313,12 @@ impl Sessions {
         {
             let cache = self.cache.lock().expect("key cache lock");
             if let Some(cached) = cache.get(tenant) {
+                // An unknown kid (a key another instance just created) reloads at once, but
+                // made-up kids cannot make every request a query: at most every 2 s.
                 let fresh = cached.loaded.elapsed() < KEY_CACHE;
-                let recently = cached.loaded.elapsed() < KEY_RELOAD_MIN;
+                let recently = cached
+                    .reloaded
+                    .is_some_and(|at| at.elapsed() < KEY_RELOAD_MIN);
                 if (fresh && !reload) || recently {
                     return Ok(cached.keys.clone());
                 }
@@ -330,6 +336,7 @@ impl Sessions {
             CachedKeys {
                 keys: keys.clone(),
                 loaded: Instant::now(),
+                reloaded: reload.then(Instant::now),
             },
         );
         Ok(keys)
@@ -340,11 +347,18 @@ impl Sessions {
     /// # Errors
     /// 503 when the key store is unavailable.
     pub async fn jwks(&self, tenant: &str) -> Result<Vec<PublicJwk>, Problem> {
-        self.keys
+        let active = self
+            .keys
             .signing_key(tenant)
             .await
             .map_err(|e| key_store_unavailable(&e))?;
-        self.tenant_keys(tenant, true).await
+        let keys = self.tenant_keys(tenant, false).await?;
+        if keys.iter().any(|k| k.kid == active.kid) {
+            Ok(keys)
+        } else {
+            // Cached before the active key existed (or was rotated in).
+            self.tenant_keys(tenant, true).await
+        }
     }
 
     /// Verifies a session token presented on `tenant`'s host.
