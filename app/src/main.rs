@@ -88,6 +88,23 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:38094")]
         listen: SocketAddr,
     },
+    /// Run the SM-DP+ simulator (GSMA SGP.22 ES2+: downloadOrder, confirmOrder, cancelOrder,
+    /// releaseProfile, idempotent by functionCallIdentifier; a simulated device download;
+    /// faults on demand) for local runs.
+    SmdpSim {
+        #[arg(long, default_value = "127.0.0.1:38095")]
+        listen: SocketAddr,
+        /// The SM-DP+ address confirmed orders (and so activation codes) name.
+        #[arg(long, default_value = tcom_connectors::esim::smdp_sim::DEFAULT_SMDP_ADDRESS)]
+        smdp_address: String,
+    },
+    /// Run the SIM logistics simulator (a fulfilment house's REST API: shipments of physical
+    /// SIMs with their ICCIDs, idempotent by Idempotency-Key, tracking events; faults on
+    /// demand) for local runs.
+    LogisticsSim {
+        #[arg(long, default_value = "127.0.0.1:38096")]
+        listen: SocketAddr,
+    },
     /// Issue an admin token, or with `--customer` a storefront customer token, for local use
     /// (signed with the configured secrets).
     Token {
@@ -238,6 +255,23 @@ async fn main() -> anyhow::Result<()> {
             tcom_connectors::tcm::tcm_sim::serve(listen, shutdown_signal(), |_| {})
                 .await
                 .context("TCM simulator")
+        }
+        Command::SmdpSim {
+            listen,
+            smdp_address,
+        } => {
+            let options = tcom_connectors::esim::smdp_sim::SmdpSimOptions {
+                smdp_address,
+                ..Default::default()
+            };
+            tcom_connectors::esim::smdp_sim::serve_with(listen, options, shutdown_signal(), |_| {})
+                .await
+                .context("SM-DP+ simulator")
+        }
+        Command::LogisticsSim { listen } => {
+            tcom_connectors::logistics::logistics_sim::serve(listen, shutdown_signal(), |_| {})
+                .await
+                .context("SIM logistics simulator")
         }
         Command::Token {
             tenant,

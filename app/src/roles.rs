@@ -227,7 +227,7 @@ pub(crate) async fn run(
                             ),
                             close_after: 1,
                         },
-                        ..Default::default()
+                        ..tcom_connectors::tcm::connector::default_options()
                     },
                     metrics: connector_options(tcom_connectors::tcm::connector::GROUP_ID).metrics,
                 };

@@ -100,6 +100,22 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             post(owner_api::verify_owner),
         )
         .route(
+            "/v1/storefront/orders/{order_id}/items/{item_id}/sims/{index}/activation-code.png",
+            get(crate::esim_api::activation_qr_png),
+        )
+        .route(
+            "/v1/storefront/orders/{order_id}/items/{item_id}/sims/{index}/activation-code.svg",
+            get(crate::esim_api::activation_qr_svg),
+        )
+        .route(
+            "/v1/storefront/orders/{order_id}/items/{item_id}/sims/{index}/activation-code",
+            get(crate::esim_api::activation_code_text),
+        )
+        .route(
+            "/v1/storefront/orders/{order_id}/items/{item_id}/sims/{index}/confirmation-code",
+            get(crate::esim_api::confirmation_code),
+        )
+        .route(
             "/v1/admin/customers/{customer_id}",
             delete(customer_data_api::admin_erase),
         )

@@ -14,6 +14,7 @@ pub mod command_api;
 pub mod commands;
 pub mod content_webhook;
 pub mod database_role;
+pub mod esim_api;
 pub mod health;
 pub mod identity;
 pub mod number_api;

@@ -43,6 +43,10 @@ use utoipa::OpenApi;
         crate::order_api::my_orders,
         crate::order_api::my_order,
         crate::order_api::cancel_order,
+        crate::esim_api::activation_qr_png,
+        crate::esim_api::activation_qr_svg,
+        crate::esim_api::activation_code_text,
+        crate::esim_api::confirmation_code,
         crate::order_api::brand_orders,
         crate::order_api::brand_order,
         crate::payment_webhooks::stripe_webhook,
@@ -66,6 +70,8 @@ use utoipa::OpenApi;
         crate::identity::staff::finish_operator_sign_in
     ),
     components(schemas(
+        crate::esim_api::ActivationCodeText,
+        crate::esim_api::ConfirmationCode,
         crate::problem::Problem,
         crate::health::Readiness,
         crate::storefront::StorefrontTenant,

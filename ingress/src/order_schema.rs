@@ -116,6 +116,60 @@ pub struct ProductOrderItem {
     pub product_order_item_relationship: Vec<ItemRelationship>,
     #[schema(no_recursion)]
     pub product_order_item: Vec<ProductOrderItem>,
+    /// The item's SIMs once fulfilment has them (the line's first, then its data-sharing
+    /// cards'); empty before.
+    #[serde(default)]
+    pub sim: Vec<OrderSim>,
+    /// A pSIM item's shipment, once created.
+    #[serde(default)]
+    pub shipment: Option<OrderShipment>,
+}
+
+/// A SIM bound to an order item.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSim {
+    /// Its position on the item (the `{index}` of its eSIM endpoints).
+    pub index: u32,
+    pub iccid: String,
+    /// `line` or `dataSharing`.
+    pub role: String,
+    /// eSIM: where the activation code is (the customer's own orders only).
+    #[serde(default)]
+    pub activation_code: Option<ActivationCodeLinks>,
+    /// eSIM whose profile needs a confirmation code: where it is (apart from the QR code).
+    #[serde(default)]
+    pub confirmation_code: Option<Link>,
+}
+
+/// The eSIM activation code's renderings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationCodeLinks {
+    /// QR code as PNG.
+    pub png: String,
+    /// QR code as SVG.
+    pub svg: String,
+    /// The code as text (JSON), for manual entry.
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub href: String,
+}
+
+/// A pSIM shipment as the logistics house last reported it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderShipment {
+    pub id: String,
+    pub tracking_number: String,
+    /// `created`, `shipped`, `delivered` or `returned`.
+    pub status: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -107,6 +107,7 @@ impl Deployment {
                 topics::PAYMENT_EVENTS,
                 topics::MSISDN_EVENTS,
                 topics::TCM_EVENTS,
+                topics::SIM_EVENTS,
             ],
             &[orders::ORDERS_STORE, orders::DEADLINES_STORE],
         );

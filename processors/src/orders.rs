@@ -29,6 +29,7 @@ use tcom_state::reply::REPLY_TO_HEADER;
 use tcom_state::runtime::COMMAND_ID_HEADER;
 use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Record};
 
+use tcom_schemas::sim::{PrepareEsimProfiles, ShipSims, SimCommand, SimCommandPayload, SimEvent};
 use tcom_schemas::tcm::{ActivateSubscription, TcmCommand, TcmCommandPayload, TcmEvent};
 
 use crate::catalog::entity_key;
@@ -138,6 +139,10 @@ impl Processor for OrderProcessor {
             topics::TCM_EVENTS => {
                 let event: TcmEvent = self.codec.decode(bytes)?;
                 self.on_tcm(ctx, &event)
+            }
+            topics::SIM_EVENTS => {
+                let event: SimEvent = self.codec.decode(bytes)?;
+                self.on_sim(ctx, &event)
             }
             _ => {
                 let command: OrderCommand = self.codec.decode(bytes)?;
@@ -325,6 +330,28 @@ impl OrderProcessor {
         };
         let before = order.clone();
         let actions = apply(&mut order, &Input::Tcm(&event.payload), event.occurred_at);
+        if order != before || !actions.is_empty() {
+            self.commit(
+                ctx,
+                Some(&before),
+                &mut order,
+                &actions,
+                &event.event_id,
+                event.occurred_at,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The SM-DP+'s or the logistics house's report about one of the order's SIMs.
+    fn on_sim(&self, ctx: &mut Context<'_>, event: &SimEvent) -> Result<(), ProcessError> {
+        let key = entity_key(&event.tenant_id, &event.order_id);
+        let Some(mut order) = load::<Order>(ctx, ORDERS_STORE, &key)? else {
+            tracing::warn!(order = %key, "A SIM event for an unknown order; ignored.");
+            return Ok(());
+        };
+        let before = order.clone();
+        let actions = apply(&mut order, &Input::Sim(&event.payload), event.occurred_at);
         if order != before || !actions.is_empty() {
             self.commit(
                 ctx,
@@ -630,11 +657,52 @@ impl OrderProcessor {
                     false,
                 )
             }
+            Action::DeliverSims {
+                item_id,
+                psim,
+                sims,
+            } => {
+                // The outbox, as for TCM: the SIM connector derives its outbound idempotency
+                // keys from the command id.
+                let command_id = format!("{}:{item_id}:sims", order.order_id);
+                let count = i32::try_from(*sims).unwrap_or(i32::MAX);
+                let payload = if *psim {
+                    SimCommandPayload::ShipSims(ShipSims {
+                        item_id: item_id.clone(),
+                        customer_id: order.customer_id.clone(),
+                        sims: count,
+                        recipient_sealed: order.contact_sealed.clone(),
+                    })
+                } else {
+                    SimCommandPayload::PrepareEsimProfiles(PrepareEsimProfiles {
+                        item_id: item_id.clone(),
+                        customer_id: order.customer_id.clone(),
+                        profiles: count,
+                    })
+                };
+                let command = SimCommand {
+                    command_id: command_id.clone(),
+                    tenant_id: order.tenant_id.clone(),
+                    order_id: order.order_id.clone(),
+                    issued_at: now,
+                    payload,
+                };
+                (
+                    topics::SIM_COMMANDS,
+                    entity_key(&order.tenant_id, &order.order_id),
+                    command_id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
+            }
             Action::ActivateSubscription {
                 item_id,
                 plan_code,
                 msisdn,
                 sim_type,
+                iccid,
+                shared_data_sims,
+                binding_end_date,
             } => {
                 // The outbox: written in this transaction with the order step; the TCM
                 // connector sends it with an idempotency key derived from the command id.
@@ -650,11 +718,9 @@ impl OrderProcessor {
                         plan_code: plan_code.clone(),
                         msisdn: msisdn.clone(),
                         sim_type: sim_type.clone(),
-                        iccid: None,
-                        binding_end_date: None,
-                        // The data-sharing cards' ICCIDs come with SIM logistics (not built
-                        // yet): until then TCM gets the subscription without them.
-                        shared_data_sims: Vec::new(),
+                        iccid: iccid.clone(),
+                        binding_end_date: binding_end_date.clone(),
+                        shared_data_sims: shared_data_sims.clone(),
                         owner_name_sealed: order.owner.as_ref().and_then(|o| o.name_sealed.clone()),
                     }),
                 };

@@ -104,7 +104,7 @@ impl ContractInfo {
 
 /// Every contract of the platform.
 pub fn all() -> Vec<ContractInfo> {
-    use crate::{basket, campaign, catalog, content, msisdn, order, payment, tcm, tenant};
+    use crate::{basket, campaign, catalog, content, msisdn, order, payment, sim, tcm, tenant};
     vec![
         ContractInfo::of::<tenant::Tenant>(),
         ContractInfo::of::<tenant::TenantCommand>(),
@@ -124,6 +124,8 @@ pub fn all() -> Vec<ContractInfo> {
         ContractInfo::of::<order::OrderSnapshot>(),
         ContractInfo::of::<payment::PaymentCommand>(),
         ContractInfo::of::<payment::PaymentEvent>(),
+        ContractInfo::of::<sim::SimCommand>(),
+        ContractInfo::of::<sim::SimEvent>(),
         ContractInfo::of::<tcm::TcmCommand>(),
         ContractInfo::of::<tcm::TcmEvent>(),
     ]

@@ -44,6 +44,11 @@ pub const ORDERS: &str = "orders";
 pub const PAYMENT_COMMANDS: &str = "payment.commands";
 /// What payment providers reported (key `tenant:order`), read by the order processor.
 pub const PAYMENT_EVENTS: &str = "payment.events";
+/// SIM delivery requests (eSIM profiles, pSIM shipments), keyed `tenant:order` (the order
+/// processor's outbox).
+pub const SIM_COMMANDS: &str = "sim.commands";
+/// What came of them, and shipments' tracking, keyed `tenant:order`.
+pub const SIM_EVENTS: &str = "sim.events";
 /// Requests to the legacy TCM system, keyed `tenant:order` (the order processor's outbox).
 pub const TCM_COMMANDS: &str = "tcm.commands";
 /// TCM's answers, keyed `tenant:order`.
@@ -167,6 +172,16 @@ pub const ALL: &[TopicDecl] = &[
     },
     TopicDecl {
         name: TCM_EVENTS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: SIM_COMMANDS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: SIM_EVENTS,
         partitions: 6,
         retention: Retention::Stream,
     },

@@ -813,3 +813,73 @@ fn tcm_contracts_round_trip() {
         });
     }
 }
+
+#[test]
+fn sim_contracts_round_trip() {
+    use tcom_schemas::sim::*;
+    for payload in [
+        SimCommandPayload::PrepareEsimProfiles(PrepareEsimProfiles {
+            item_id: "l1".into(),
+            customer_id: "cus_1".into(),
+            profiles: 2,
+        }),
+        SimCommandPayload::ShipSims(ShipSims {
+            item_id: "l1".into(),
+            customer_id: "cus_1".into(),
+            sims: 1,
+            recipient_sealed: Some("pd1.x".into()),
+        }),
+        SimCommandPayload::TrackShipment(TrackShipment {
+            item_id: "l1".into(),
+            shipment_id: "SHP0000001".into(),
+        }),
+    ] {
+        round_trip(SimCommand {
+            command_id: "o1:l1:sim".into(),
+            tenant_id: "t1".into(),
+            order_id: "o1".into(),
+            issued_at: 1_700_000_000_000,
+            payload,
+        });
+    }
+    for payload in [
+        SimEventPayload::EsimProfilesReady(EsimProfilesReady {
+            item_id: "l1".into(),
+            profiles: vec![EsimProfile {
+                iccid: "8945000000000000001".into(),
+                activation_code_sealed: "pd1.a".into(),
+                confirmation_code_sealed: Some("pd1.c".into()),
+            }],
+        }),
+        SimEventPayload::ShipmentCreated(ShipmentCreated {
+            item_id: "l1".into(),
+            shipment_id: "SHP0000001".into(),
+            tracking_number: "TR1".into(),
+            iccids: vec!["8945000000000000002".into()],
+        }),
+        SimEventPayload::ShipmentTracked(ShipmentTracked {
+            item_id: "l1".into(),
+            shipment_id: "SHP0000001".into(),
+            status: "delivered".into(),
+            sequence: 3,
+        }),
+        SimEventPayload::SimDeliveryRefused(SimDeliveryRefused {
+            item_id: "l1".into(),
+            code: "8.2.1/3.9".into(),
+            reason: "Profile ICCID unknown".into(),
+        }),
+        SimEventPayload::SimDeliveryDelayed(SimDeliveryDelayed {
+            item_id: "l1".into(),
+            reason: "SM-DP+ unavailable".into(),
+        }),
+    ] {
+        round_trip(SimEvent {
+            event_id: "e1".into(),
+            tenant_id: "t1".into(),
+            order_id: "o1".into(),
+            occurred_at: 1_700_000_000_000,
+            cause: "o1:l1:sim".into(),
+            payload,
+        });
+    }
+}

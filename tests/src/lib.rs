@@ -377,7 +377,7 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
                     close_after: 1,
                 },
                 max_backoff: Duration::from_millis(500),
-                ..Default::default()
+                ..tcom_connectors::tcm::connector::default_options()
             },
             metrics: std::sync::Arc::default(),
         };

@@ -1,5 +1,13 @@
-//! eSIM delivery: the activation code an SM-DP+ gives us for a downloaded profile order, and
-//! the QR code the customer scans with the phone to install the profile.
+//! eSIM delivery: ordering a profile at an SM-DP+, the activation code it gives us for the
+//! order, and the QR code the customer scans with the phone to install the profile.
+//!
+//! - [`es2plus`]: the platform's ES2+ client (`downloadOrder`, `confirmOrder`,
+//!   `releaseProfile`, `cancelOrder`), idempotent by function call identifier, failures sorted
+//!   into unavailable, refused (SGP.22 subject and reason codes) or an invalid activation code;
+//!   its confirmed order carries the [`ActivationCode`];
+//! - [`smdp_sim`]: the SM-DP+ simulator (`tcom smdp-sim`): ES2+ with a profile pool, a
+//!   simulated device that downloads a profile with its activation code (and confirmation
+//!   code), faults and a ledger under `/_sim`.
 //!
 //! The SM-DP+ (over ES2+) hands out an SM-DP+ address and a matching ID per profile; the
 //! customer's device needs both, in the GSMA SGP.22 §4.1 activation code, to fetch the
@@ -14,7 +22,9 @@
 //! and the errors never repeat the text they were given.
 
 mod activation_code;
+pub mod es2plus;
 mod qr;
+pub mod smdp_sim;
 
 pub use activation_code::{ActivationCode, ActivationCodeError};
 pub use qr::{ActivationQr, QrError};

@@ -22,11 +22,17 @@ use tcom_schemas::order::{
     OrderEventPayload, OrderItemStateChanged, OrderState, OrderStateChanged, OrderStepChanged,
 };
 use tcom_schemas::payment::{PaymentEvent, PaymentState};
+use tcom_schemas::sim::SimEventPayload;
 use tcom_schemas::tcm::TcmEventPayload;
 
 use super::basket::{Basket, Line, LineNumber, LinePrice, Totals};
 use super::identity::Assurance;
 use super::pricing::Minor;
+
+mod fulfilment;
+
+pub use fulfilment::{Shipment, SimCard, binding_end_date, sims_needed};
+use fulfilment::{deliver_sims_or_activate, on_sim, on_tcm};
 
 /// How long the numbers of a paid order may take to be confirmed before the items fail.
 pub const NUMBER_CONFIRMATION_TIMEOUT_MS: i64 = 60_000;
@@ -128,6 +134,12 @@ pub struct OrderItem {
     /// The subscription TCM created for this item.
     #[serde(default)]
     pub subscription_id: Option<String>,
+    /// The item's SIMs once obtained: its own first, then the data-sharing cards'.
+    #[serde(default)]
+    pub sims: Vec<SimCard>,
+    /// A pSIM item's shipment.
+    #[serde(default)]
+    pub shipment: Option<Shipment>,
 }
 
 impl OrderItem {
@@ -173,8 +185,10 @@ pub enum StepName {
     Capture,
     /// The subscription's owner verified (MitID, CPR match, age) when the shop requires it.
     Identity,
-    /// The subscriptions created in the legacy TCM system, after the capture.
+    /// The subscriptions created in the legacy TCM system, after the SIMs.
     Activation,
+    /// eSIM profiles from the SM-DP+, pSIMs shipped, after the capture.
+    SimDelivery,
 }
 
 impl StepName {
@@ -185,6 +199,7 @@ impl StepName {
             Self::Capture => "capture",
             Self::Identity => "identity",
             Self::Activation => "activation",
+            Self::SimDelivery => "sim_delivery",
         }
     }
 }
@@ -253,12 +268,22 @@ pub enum Action {
     ReleaseNumber {
         msisdn: String,
     },
+    /// Obtain the item's SIMs (through the outbox topic `sim.commands`): eSIM profiles, or a
+    /// shipment of pSIMs.
+    DeliverSims {
+        item_id: String,
+        psim: bool,
+        sims: u32,
+    },
     /// Create the item's subscription in TCM (through the outbox topic `tcm.commands`).
     ActivateSubscription {
         item_id: String,
         plan_code: String,
         msisdn: String,
         sim_type: String,
+        iccid: Option<String>,
+        shared_data_sims: Vec<String>,
+        binding_end_date: Option<String>,
     },
 }
 
@@ -283,6 +308,8 @@ pub enum Input<'a> {
     OwnerVerification(&'a VerifyOwner),
     /// TCM's answer about an item's subscription.
     Tcm(&'a TcmEventPayload),
+    /// The SM-DP+'s or the logistics house's report about an item's SIMs.
+    Sim(&'a SimEventPayload),
     /// Time passed: deadlines may be due.
     Tick,
 }
@@ -345,6 +372,7 @@ pub fn place(
             step(StepName::Payment, StepState::InProgress, Some(frozen_until)),
             step(StepName::NumberConfirmation, StepState::Waiting, None),
             step(StepName::Capture, StepState::Waiting, None),
+            step(StepName::SimDelivery, StepState::Waiting, None),
             step(StepName::Activation, StepState::Waiting, None),
         ],
         completion_date: None,
@@ -439,6 +467,8 @@ fn item_of(line: &Line) -> OrderItem {
         new_number,
         number_confirmed: false,
         subscription_id: None,
+        sims: Vec::new(),
+        shipment: None,
         price: line.price.clone(),
         add_ons: line
             .add_ons
@@ -455,6 +485,8 @@ fn item_of(line: &Line) -> OrderItem {
                 price: a.price.clone(),
                 add_ons: Vec::new(),
                 subscription_id: None,
+                sims: Vec::new(),
+                shipment: None,
             })
             .collect(),
     }
@@ -630,6 +662,7 @@ pub fn apply(order: &mut Order, input: &Input<'_>, now: i64) -> Vec<Action> {
             on_owner_verification(order, verification, now, &mut actions);
         }
         Input::Tcm(answer) => on_tcm(order, answer, now),
+        Input::Sim(report) => on_sim(order, report, now, &mut actions),
         Input::Tick => on_deadlines(order, now, &mut actions),
     }
     actions
@@ -830,7 +863,7 @@ fn on_payment(order: &mut Order, event: &PaymentEvent, now: i64, actions: &mut V
                 || order.state == OrderState::Held;
             if capturing {
                 order.payment.captured_minor = event.amount_minor;
-                activate_or_complete(order, now, actions);
+                deliver_sims_or_activate(order, now, actions);
             } else {
                 // Captured while the numbers are still being confirmed: completion waits
                 // for them (see `start_capture`).
@@ -1047,7 +1080,7 @@ fn start_capture(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
             });
             order.payment.captured_minor = amount_minor;
         }
-        activate_or_complete(order, now, actions);
+        deliver_sims_or_activate(order, now, actions);
         return;
     }
     order.payment.captured_minor = amount_minor;
@@ -1059,112 +1092,6 @@ fn start_capture(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
         reference,
         amount_minor,
     });
-}
-
-/// Paid and captured: the subscriptions are created in TCM, then the order is complete.
-/// (Orders placed before the activation step existed complete at once.)
-fn activate_or_complete(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
-    if !order.steps.iter().any(|s| s.name == StepName::Activation) {
-        complete(order, now);
-        return;
-    }
-    // The money is taken: the capture step is done, whoever captured.
-    order.set_step(StepName::Capture, StepState::Done, None);
-    let live: Vec<&OrderItem> = order
-        .items
-        .iter()
-        .filter(|i| !i.state.is_final() && i.subscription_id.is_none())
-        .collect();
-    if live.is_empty() {
-        complete(order, now);
-        return;
-    }
-    actions.extend(live.iter().map(|item| {
-        Action::ActivateSubscription {
-            item_id: item.id.clone(),
-            plan_code: item.offering_id.clone(),
-            msisdn: item
-                .characteristics
-                .iter()
-                .find(|(name, _)| name == "MSISDN")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
-            sim_type: item
-                .characteristics
-                .iter()
-                .find(|(name, _)| name == "simType")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
-        }
-    }));
-    // No deadline: while TCM is down the order waits (the connector says why); it is never
-    // failed for TCM's sake, the money being captured.
-    order.set_step(StepName::Activation, StepState::InProgress, None);
-}
-
-/// TCM answered about an item.
-fn on_tcm(order: &mut Order, answer: &TcmEventPayload, now: i64) {
-    let activating = order
-        .steps
-        .iter()
-        .any(|s| s.name == StepName::Activation && s.state == StepState::InProgress);
-    if !activating {
-        return;
-    }
-    match answer {
-        TcmEventPayload::SubscriptionActivated(activated) => {
-            let Some(item) = order.items.iter_mut().find(|i| i.id == activated.item_id) else {
-                return;
-            };
-            if item.subscription_id.is_some() {
-                return;
-            }
-            item.subscription_id = Some(activated.subscription_id.clone());
-            item.characteristics.push((
-                "tcmSubscriptionId".to_owned(),
-                activated.subscription_id.clone(),
-            ));
-            order.step_mut(StepName::Activation).detail = None;
-            let waiting = order
-                .items
-                .iter()
-                .any(|i| !i.state.is_final() && i.subscription_id.is_none());
-            if !waiting {
-                complete(order, now);
-            }
-        }
-        TcmEventPayload::ActivationDelayed(delayed) => {
-            order.step_mut(StepName::Activation).detail = Some(delayed.reason.clone());
-        }
-        TcmEventPayload::ActivationRefused(refused) => {
-            // Paid and captured, refused by TCM: an agent looks (nothing is undone).
-            order.state = OrderState::Held;
-            order.state_reason = Some(format!(
-                "TCM refused item {}: {} {}",
-                refused.item_id, refused.code, refused.reason
-            ));
-            order.set_step(StepName::Activation, StepState::Failed, None);
-            order.step_mut(StepName::Activation).detail =
-                Some(format!("{}: {}", refused.code, refused.reason));
-        }
-    }
-}
-
-fn complete(order: &mut Order, now: i64) {
-    for s in &mut order.steps {
-        if matches!(s.state, StepState::InProgress | StepState::Waiting) {
-            s.state = StepState::Done;
-            s.deadline = None;
-        }
-    }
-    let some_failed = order.items.iter().any(|i| i.state == OrderState::Failed);
-    order.set_items(OrderState::Completed);
-    order.state = if some_failed {
-        OrderState::Partial
-    } else {
-        OrderState::Completed
-    };
-    order.completion_date = Some(now);
 }
 
 fn on_deadlines(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
@@ -1416,8 +1343,33 @@ mod tests {
     }
 
     /// TCM creates the subscription of every item the order asked for.
-    fn activated_in_tcm(order: &mut Order, asked: &[Action]) {
+    /// The SM-DP+ answers every eSIM request among `asked`; returns what the order asks next.
+    fn sims_ready(order: &mut Order, asked: &[Action]) -> Vec<Action> {
+        let mut next = Vec::new();
         for action in asked {
+            if let Action::DeliverSims { item_id, sims, .. } = action {
+                let ready =
+                    SimEventPayload::EsimProfilesReady(tcom_schemas::sim::EsimProfilesReady {
+                        item_id: item_id.clone(),
+                        profiles: (0..*sims)
+                            .map(|n| tcom_schemas::sim::EsimProfile {
+                                iccid: format!("8945{item_id}{n}"),
+                                activation_code_sealed: format!("pd1.code-{item_id}-{n}"),
+                                confirmation_code_sealed: None,
+                            })
+                            .collect(),
+                    });
+                next.extend(apply(order, &Input::Sim(&ready), NOW + 20));
+            }
+        }
+        next
+    }
+
+    fn activated_in_tcm(order: &mut Order, asked: &[Action]) {
+        let mut asked = asked.to_vec();
+        let more = sims_ready(order, &asked);
+        asked.extend(more);
+        for action in &asked {
             if let Action::ActivateSubscription { item_id, .. } = action {
                 let answer = TcmEventPayload::SubscriptionActivated(
                     tcom_schemas::tcm::SubscriptionActivated {
@@ -1429,6 +1381,16 @@ mod tests {
                 apply(order, &Input::Tcm(&answer), NOW + 30);
             }
         }
+    }
+
+    fn deliveries(actions: &[Action]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::DeliverSims { item_id, .. } => Some(item_id.as_str()),
+                _ => None,
+            })
+            .collect()
     }
 
     fn activations(actions: &[Action]) -> Vec<&str> {
@@ -1499,9 +1461,44 @@ mod tests {
                 amount_minor: order.payment.amount_minor
             }]
         );
-        // Captured: the subscriptions are created in TCM, then the order is complete.
+        // Captured: the SIMs are obtained, then the subscriptions created in TCM with their
+        // ICCIDs, then the order is complete.
         let asked = pay(&mut order, PaymentState::Captured);
+        assert_eq!(deliveries(&asked), ["l1", "l2"]);
+        assert_eq!(
+            asked[0],
+            Action::DeliverSims {
+                item_id: "l1".into(),
+                psim: false,
+                sims: 3
+            },
+            "the line's eSIM and one per data-sharing card"
+        );
+        assert_eq!(
+            order.step(StepName::SimDelivery).state,
+            StepState::InProgress
+        );
+        assert_eq!(order.step(StepName::Activation).state, StepState::Waiting);
+        let asked = sims_ready(&mut order, &asked);
         assert_eq!(activations(&asked), ["l1", "l2"]);
+        assert_eq!(order.step(StepName::SimDelivery).state, StepState::Done);
+        let Action::ActivateSubscription {
+            iccid,
+            shared_data_sims,
+            binding_end_date,
+            ..
+        } = &asked[0]
+        else {
+            panic!("{asked:?}")
+        };
+        assert_eq!(iccid.as_deref(), Some("8945l10"));
+        assert_eq!(shared_data_sims, &["8945l11", "8945l12"]);
+        assert_eq!(binding_end_date.as_deref(), Some("2027-07-15"));
+        assert!(
+            order.items[0]
+                .characteristics
+                .contains(&("ICCID".into(), "8945l10".into()))
+        );
         assert_eq!(order.state, OrderState::InProgress);
         assert_eq!(
             order.step(StepName::Activation).state,
@@ -1621,7 +1618,7 @@ mod tests {
         );
         let asked = pay(&mut order, PaymentState::Captured);
         assert_eq!(
-            activations(&asked),
+            deliveries(&asked),
             ["l2"],
             "only the item that is delivered"
         );
@@ -1853,7 +1850,7 @@ mod tests {
                 amount_minor: 9900 + 14900 + 4000
             }
         );
-        assert_eq!(activations(&actions), ["l2"]);
+        assert_eq!(deliveries(&actions), ["l2"]);
         activated_in_tcm(&mut order, &actions);
         assert_eq!(order.state, OrderState::Partial);
     }
@@ -2009,7 +2006,7 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(created.len(), 1 + 2 + 4, "the order, two items, four steps");
+        assert_eq!(created.len(), 1 + 2 + 5, "the order, two items, five steps");
         let mut after = before.clone();
         pay(&mut after, PaymentState::Authorized);
         let kinds: Vec<String> = changes(Some(&before), &after)
@@ -2082,6 +2079,7 @@ mod tests {
                 "identity",
                 "number_confirmation",
                 "capture",
+                "sim_delivery",
                 "activation"
             ]
         );
@@ -2215,6 +2213,7 @@ mod tests {
             NOW,
         );
         let asked = pay(&mut order, PaymentState::Captured);
+        let asked = sims_ready(&mut order, &asked);
         (order, asked)
     }
 
@@ -2256,5 +2255,167 @@ mod tests {
         assert!(order.state_reason.as_deref().unwrap().contains("TCM-4091"));
         assert_eq!(order.step(StepName::Activation).state, StepState::Failed);
         assert_eq!(order.payment.captured_minor, captured, "nothing undone");
+    }
+
+    fn psim_order() -> Order {
+        let mut psim = line("l1", new_number("+4520000001"));
+        psim.sim_type = SimType::Psim;
+        psim.add_ons.clear();
+        order(vec![psim])
+    }
+
+    fn captured(order: &mut Order) -> Vec<Action> {
+        pay(order, PaymentState::Authorized);
+        apply(
+            order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000001",
+            },
+            NOW,
+        );
+        pay(order, PaymentState::Captured)
+    }
+
+    fn shipment_created() -> SimEventPayload {
+        SimEventPayload::ShipmentCreated(tcom_schemas::sim::ShipmentCreated {
+            item_id: "l1".into(),
+            shipment_id: "SHP1".into(),
+            tracking_number: "TRK1".into(),
+            iccids: vec!["8945000000000000011".into()],
+        })
+    }
+
+    fn tracked(order: &mut Order, status: &str, sequence: i64) -> Vec<Action> {
+        let report = SimEventPayload::ShipmentTracked(tcom_schemas::sim::ShipmentTracked {
+            item_id: "l1".into(),
+            shipment_id: "SHP1".into(),
+            status: status.into(),
+            sequence,
+        });
+        apply(order, &Input::Sim(&report), NOW + 100 + sequence)
+    }
+
+    #[test]
+    fn a_psim_is_shipped_once_activated_with_its_iccid_and_completed_when_delivered() {
+        let mut order = psim_order();
+        let asked = captured(&mut order);
+        assert_eq!(
+            asked,
+            [Action::DeliverSims {
+                item_id: "l1".into(),
+                psim: true,
+                sims: 1
+            }]
+        );
+        let asked = apply(&mut order, &Input::Sim(&shipment_created()), NOW + 10);
+        assert_eq!(activations(&asked), ["l1"], "the ICCID is known: activate");
+        assert!(matches!(
+            &asked[0],
+            Action::ActivateSubscription { iccid: Some(i), .. } if i == "8945000000000000011"
+        ));
+        let before = order.clone();
+        assert!(apply(&mut order, &Input::Sim(&shipment_created()), NOW + 11).is_empty());
+        assert_eq!(order, before, "a repeated report changes nothing");
+        activated_in_tcm(&mut order, &asked);
+        assert_eq!(order.state, OrderState::InProgress, "not delivered yet");
+        assert_eq!(order.items[0].state, OrderState::InProgress);
+        assert_eq!(order.step(StepName::Activation).state, StepState::Done);
+        assert_eq!(
+            order.step(StepName::SimDelivery).state,
+            StepState::InProgress
+        );
+        tracked(&mut order, "shipped", 1);
+        assert!(
+            order.items[0]
+                .characteristics
+                .contains(&("shipmentStatus".into(), "shipped".into()))
+        );
+        assert_eq!(order.state, OrderState::InProgress);
+        tracked(&mut order, "delivered", 3);
+        let done = order.clone();
+        tracked(&mut order, "shipped", 2);
+        assert_eq!(order, done, "an older tracking event is ignored");
+        assert_eq!(order.state, OrderState::Completed);
+        assert_eq!(order.items[0].state, OrderState::Completed);
+        assert!(order.steps.iter().all(|s| s.state == StepState::Done));
+    }
+
+    #[test]
+    fn a_returned_sim_holds_the_order_and_a_later_event_does_not_revive_it() {
+        let mut order = psim_order();
+        captured(&mut order);
+        let asked = apply(&mut order, &Input::Sim(&shipment_created()), NOW + 10);
+        activated_in_tcm(&mut order, &asked);
+        tracked(&mut order, "shipped", 1);
+        tracked(&mut order, "returned", 2);
+        assert_eq!(order.state, OrderState::Held);
+        assert_eq!(order.items[0].state, OrderState::Held);
+        assert!(order.state_reason.as_deref().unwrap().contains("came back"));
+        assert_eq!(order.step(StepName::SimDelivery).state, StepState::Failed);
+        tracked(&mut order, "delivered", 3);
+        assert_eq!(order.state, OrderState::Held);
+        assert_eq!(order.completion_date, None);
+    }
+
+    #[test]
+    fn a_sim_provider_outage_waits_and_its_refusal_holds_the_paid_order() {
+        let mut order = two_lines();
+        pay(&mut order, PaymentState::Authorized);
+        apply(
+            &mut order,
+            &Input::NumberConfirmed {
+                msisdn: "+4520000001",
+            },
+            NOW,
+        );
+        pay(&mut order, PaymentState::Captured);
+        let captured = order.payment.captured_minor;
+        let delayed = SimEventPayload::SimDeliveryDelayed(tcom_schemas::sim::SimDeliveryDelayed {
+            item_id: "l1".into(),
+            reason: "SM-DP+ unavailable: 503".into(),
+        });
+        apply(&mut order, &Input::Sim(&delayed), NOW + 10);
+        assert_eq!(
+            order.step(StepName::SimDelivery).detail.as_deref(),
+            Some("SM-DP+ unavailable: 503")
+        );
+        assert_eq!(
+            order.next_deadline(),
+            None,
+            "never failed for the provider's sake"
+        );
+        let refused = SimEventPayload::SimDeliveryRefused(tcom_schemas::sim::SimDeliveryRefused {
+            item_id: "l2".into(),
+            code: "8.2.1/3.9".into(),
+            reason: "Profile ICCID unknown".into(),
+        });
+        assert!(apply(&mut order, &Input::Sim(&refused), NOW + 20).is_empty());
+        assert_eq!(order.state, OrderState::Held);
+        assert!(order.state_reason.as_deref().unwrap().contains("8.2.1/3.9"));
+        assert_eq!(order.step(StepName::SimDelivery).state, StepState::Failed);
+        assert_eq!(order.payment.captured_minor, captured, "nothing undone");
+    }
+
+    #[test]
+    fn binding_end_dates_clamp_to_the_month_and_follow_the_danish_date() {
+        let mut item = two_lines().items.remove(0);
+        // 2027-01-31 23:30 UTC is 1 February in Denmark: 6 months later is 1 August.
+        let late_january = 1_801_438_200_000;
+        assert_eq!(
+            binding_end_date(late_january, &item).as_deref(),
+            Some("2027-08-01")
+        );
+        item.characteristics
+            .retain(|(name, _)| name != "bindingMonths");
+        item.characteristics
+            .push(("bindingMonths".into(), "1".into()));
+        // 2027-01-31 10:00 UTC: a month later is the last day of February.
+        assert_eq!(
+            binding_end_date(1_801_389_600_000, &item).as_deref(),
+            Some("2027-02-28")
+        );
+        item.characteristics
+            .retain(|(name, _)| name != "bindingMonths");
+        assert_eq!(binding_end_date(NOW, &item), None);
     }
 }

@@ -65,7 +65,42 @@ fn item_prices(currency: &str, price: &LinePrice) -> Value {
     ])
 }
 
-fn item(currency: &str, item: &OrderItem, parent: Option<&str>) -> Value {
+/// The item's SIMs: ICCID and role; for an eSIM where its activation code is (QR as PNG or
+/// SVG, the code as text) and whether a confirmation code is needed (fetched apart). The
+/// sealed codes ride along for those endpoints; the APIs strip them.
+fn sims(order_href: &str, item: &OrderItem) -> Vec<Value> {
+    item.sims
+        .iter()
+        .enumerate()
+        .map(|(n, sim)| {
+            let base = format!("{order_href}/items/{}/sims/{n}", item.id);
+            let activation = sim.activation_code_sealed.as_ref().map(|_| {
+                json!({
+                    "png": format!("{base}/activation-code.png"),
+                    "svg": format!("{base}/activation-code.svg"),
+                    "text": format!("{base}/activation-code"),
+                })
+            });
+            let confirmation = sim
+                .confirmation_code_sealed
+                .as_ref()
+                .map(|_| json!({"href": format!("{base}/confirmation-code")}));
+            json!({
+                "index": n,
+                "iccid": sim.iccid,
+                "role": if n == 0 { "line" } else { "dataSharing" },
+                "activationCode": activation,
+                "confirmationCode": confirmation,
+                "sealed": {
+                    "activationCode": sim.activation_code_sealed,
+                    "confirmationCode": sim.confirmation_code_sealed,
+                },
+            })
+        })
+        .collect()
+}
+
+fn item(currency: &str, order_href: &str, item: &OrderItem, parent: Option<&str>) -> Value {
     let characteristics: Vec<Value> = item
         .characteristics
         .iter()
@@ -86,8 +121,14 @@ fn item(currency: &str, item: &OrderItem, parent: Option<&str>) -> Value {
         "productOrderItem": item
             .add_ons
             .iter()
-            .map(|a| self::item(currency, a, Some(&item.id)))
+            .map(|a| self::item(currency, order_href, a, Some(&item.id)))
             .collect::<Vec<_>>(),
+        "sim": sims(order_href, item),
+        "shipment": item.shipment.as_ref().map(|s| json!({
+            "id": s.shipment_id,
+            "trackingNumber": s.tracking_number,
+            "status": s.status,
+        })),
     })
 }
 
@@ -106,14 +147,43 @@ pub fn render_public(order: &Order, href: &str) -> Value {
     document
 }
 
-/// Removes the sealed personal data of a rendered order (only the data export opens it):
-/// the owner's identity and the checkout's contact and delivery details.
+/// Removes the sealed personal data of a rendered order (only the data export and the eSIM
+/// endpoints open it): the owner's identity, the checkout's contact and delivery details, and
+/// the eSIM activation and confirmation codes.
 pub fn strip_sealed(document: &mut Value) {
     for part in ["owner", "contact"] {
         if let Some(part) = document.get_mut(part).and_then(Value::as_object_mut) {
             part.remove("sealed");
         }
     }
+    let items = document
+        .get_mut("productOrderItem")
+        .and_then(Value::as_array_mut);
+    for item in items.into_iter().flatten() {
+        let sims = item.get_mut("sim").and_then(Value::as_array_mut);
+        for sim in sims.into_iter().flatten().filter_map(Value::as_object_mut) {
+            sim.remove("sealed");
+        }
+    }
+}
+
+/// The sealed codes of an item's SIM in a rendered (unstripped) order: the activation code
+/// and the confirmation code, each `None` when the SIM has none.
+pub fn sealed_sim_codes(
+    document: &Value,
+    item_id: &str,
+    index: usize,
+) -> Option<(Option<String>, Option<String>)> {
+    let sim = document
+        .get("productOrderItem")?
+        .as_array()?
+        .iter()
+        .find(|i| i.get("id").and_then(Value::as_str) == Some(item_id))?
+        .get("sim")?
+        .get(index)?;
+    let sealed = sim.get("sealed")?;
+    let text = |name: &str| sealed.get(name).and_then(Value::as_str).map(str::to_owned);
+    Some((text("activationCode"), text("confirmationCode")))
 }
 
 /// The order as TMF622 JSON, as the `orders` topic and view keep it; `href` is where the
@@ -147,7 +217,7 @@ pub fn render(order: &Order, href: &str) -> Value {
         "version": order.version,
         "channel": [{"id": order.channel, "name": order.channel, "role": "sales channel"}],
         "relatedParty": [{"id": order.customer_id, "role": "customer", "@referredType": "Individual"}],
-        "productOrderItem": order.items.iter().map(|i| item(currency, i, None)).collect::<Vec<_>>(),
+        "productOrderItem": order.items.iter().map(|i| item(currency, href, i, None)).collect::<Vec<_>>(),
         "orderTotalPrice": [
             {"name": "due now", "priceType": "oneTime",
              "price": {"taxIncludedAmount": money(currency, payment.amount_minor)}},
@@ -274,5 +344,79 @@ mod tests {
         assert!(!document.to_string().contains("pd1."), "{document}");
         assert_eq!(document["owner"]["verified"], true);
         assert_eq!(document["contact"]["provided"], true);
+    }
+
+    #[test]
+    fn esim_codes_are_linked_kept_sealed_for_their_endpoints_and_stripped_from_the_api() {
+        let mut order = order(None);
+        order.items.push(crate::domain::order::OrderItem {
+            id: "l1".into(),
+            state: OrderState::InProgress,
+            offering_id: "plan".into(),
+            name: "Plan".into(),
+            quantity: 1,
+            characteristics: Vec::new(),
+            new_number: None,
+            number_confirmed: true,
+            price: LinePrice {
+                one_time_minor: 0,
+                monthly_minor: 100,
+                summary: String::new(),
+                phases: Vec::new(),
+                applied: Vec::new(),
+            },
+            add_ons: Vec::new(),
+            subscription_id: None,
+            sims: Vec::new(),
+            shipment: None,
+        });
+        let item = &mut order.items[0];
+        item.sims = vec![
+            crate::domain::order::SimCard {
+                iccid: "8945000000000000011".into(),
+                activation_code_sealed: Some("pd1.activation".into()),
+                confirmation_code_sealed: Some("pd1.confirmation".into()),
+            },
+            crate::domain::order::SimCard {
+                iccid: "8945000000000000029".into(),
+                activation_code_sealed: Some("pd1.card".into()),
+                confirmation_code_sealed: None,
+            },
+        ];
+        let item_id = item.id.clone();
+        let mut document = render(&order, "/o/b1");
+        let sim = &document["productOrderItem"][0]["sim"][0];
+        assert_eq!(sim["iccid"], "8945000000000000011");
+        assert_eq!(sim["role"], "line");
+        assert_eq!(
+            sim["activationCode"]["png"],
+            format!("/o/b1/items/{item_id}/sims/0/activation-code.png")
+        );
+        assert_eq!(
+            sim["confirmationCode"]["href"],
+            format!("/o/b1/items/{item_id}/sims/0/confirmation-code")
+        );
+        let card = &document["productOrderItem"][0]["sim"][1];
+        assert_eq!(card["role"], "dataSharing");
+        assert_eq!(card["confirmationCode"], Value::Null);
+        assert_eq!(
+            sealed_sim_codes(&document, &item_id, 0),
+            Some((
+                Some("pd1.activation".into()),
+                Some("pd1.confirmation".into())
+            ))
+        );
+        assert_eq!(
+            sealed_sim_codes(&document, &item_id, 1),
+            Some((Some("pd1.card".into()), None))
+        );
+        assert_eq!(sealed_sim_codes(&document, &item_id, 2), None);
+        assert_eq!(sealed_sim_codes(&document, "other", 0), None);
+        strip_sealed(&mut document);
+        assert!(!document.to_string().contains("pd1."), "{document}");
+        assert_eq!(
+            document["productOrderItem"][0]["sim"][0]["iccid"],
+            "8945000000000000011"
+        );
     }
 }
