@@ -94,6 +94,7 @@ pub(crate) async fn run(
             "tcom-connector-content",
             tcom_connectors::payments::connector::GROUP_ID,
             tcom_connectors::tcm::connector::GROUP_ID,
+            tcom_connectors::sim_connector::GROUP_ID,
         ]
         .map(|name| (name, Arc::default()))
         .to_vec(),
@@ -136,6 +137,8 @@ pub(crate) async fn run(
                 let payments_codec = codec.clone();
                 let tcm_codec = codec.clone();
                 let tcm_pool = pool.clone();
+                let sim_codec = codec.clone();
+                let sim_pool = pool.clone();
                 for (group, topics) in [
                     (
                         tcom_connectors::views::GROUP_ID,
@@ -242,6 +245,42 @@ pub(crate) async fn run(
                     )
                     .await
                     .context("TCM connector")
+                });
+                let sim = tcom_connectors::sim_connector::SimSetup {
+                    smdp: settings.smdp.client(),
+                    logistics: settings.logistics.client(),
+                    // Seals the eSIM codes, opens the delivery address.
+                    keys: tcom_connectors::personal_data::KeyStore::new(
+                        sim_pool,
+                        tcom_connectors::personal_data::SecretKey::derive_master(
+                            &settings.identity.master_key,
+                        ),
+                    ),
+                    master_key: settings.identity.master_key.clone(),
+                    confirmation_codes: settings.smdp.confirmation_code,
+                    options: tcom_connectors::outbox_relay::RelayOptions {
+                        breaker: tcom_connectors::circuit_breaker::BreakerSettings {
+                            failure_threshold: settings.tcm.breaker_failures,
+                            open_for: std::time::Duration::from_millis(
+                                settings.tcm.breaker_open_ms,
+                            ),
+                            close_after: 1,
+                        },
+                        ..tcom_connectors::sim_connector::default_options()
+                    },
+                    metrics: connector_options(tcom_connectors::sim_connector::GROUP_ID).metrics,
+                };
+                let (kafka, stop) = (settings.kafka_settings(), stopped());
+                tasks.spawn(async move {
+                    tcom_connectors::sim_connector::run(
+                        kafka,
+                        tcom_connectors::sim_connector::GROUP_ID.to_owned(),
+                        sim_codec,
+                        sim,
+                        stop,
+                    )
+                    .await
+                    .context("SIM connector")
                 });
                 if !roles.contains(&Role::Processors) {
                     let listener =

@@ -142,8 +142,47 @@ pub async fn upsert_order(pool: &PgPool, order: &OrderSnapshot) -> Result<(), sq
             .execute(&mut *tx)
             .await?;
         }
+        upsert_products(&mut tx, order, &document).await?;
     }
     tx.commit().await
+}
+
+/// The order's activated lines as TMF637 products, in the order's transaction; a product
+/// keeps what the TCM reconciliation found (`tcm_status`).
+async fn upsert_products(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    order: &OrderSnapshot,
+    document: &serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    for product in tcom_processors::domain::product_inventory::products_of(document) {
+        sqlx::query(
+            "INSERT INTO products (tenant_id, product_id, customer_id, order_id, item_id, status, msisdn, iccid,
+                                   start_date, binding_end_date, document, order_version, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date, $10::date, $11, $12, to_timestamp($13::double precision / 1000))
+             ON CONFLICT (tenant_id, product_id) DO UPDATE SET
+                status = EXCLUDED.status, msisdn = EXCLUDED.msisdn, iccid = EXCLUDED.iccid,
+                start_date = EXCLUDED.start_date, binding_end_date = EXCLUDED.binding_end_date,
+                document = EXCLUDED.document, order_version = EXCLUDED.order_version,
+                updated_at = EXCLUDED.updated_at
+             WHERE products.order_version < EXCLUDED.order_version",
+        )
+        .bind(&order.tenant_id)
+        .bind(&product.product_id)
+        .bind(&product.customer_id)
+        .bind(&product.order_id)
+        .bind(&product.item_id)
+        .bind(product.status)
+        .bind(&product.msisdn)
+        .bind(&product.iccid)
+        .bind(&product.start_date)
+        .bind(&product.binding_end_date)
+        .bind(&product.document)
+        .bind(order.version)
+        .bind(order.updated_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 fn text(value: &serde_json::Value, pointer: &str) -> String {

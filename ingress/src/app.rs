@@ -173,6 +173,14 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             "/v1/storefront/orders/{order_id}/cancel",
             post(order_api::cancel_order),
         )
+        .route(
+            "/v1/storefront/subscriptions",
+            get(crate::product_api::my_subscriptions),
+        )
+        .route(
+            "/v1/admin/subscriptions",
+            get(crate::product_api::brand_subscriptions),
+        )
         .route("/v1/admin/orders", get(order_api::brand_orders))
         .route("/v1/admin/orders/{order_id}", get(order_api::brand_order))
         .route(

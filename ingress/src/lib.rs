@@ -24,6 +24,7 @@ pub mod order_schema;
 pub mod payment_webhooks;
 pub mod platform;
 pub mod problem;
+pub mod product_api;
 pub mod replies;
 pub mod settings;
 pub mod shoppers;

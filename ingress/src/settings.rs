@@ -35,6 +35,12 @@ pub struct Settings {
     pub payments: PaymentSettings,
     pub identity: IdentitySection,
     pub tcm: TcmSection,
+    /// The SM-DP+ eSIM profiles come from (ES2+).
+    #[serde(default)]
+    pub smdp: tcom_connectors::esim::es2plus::SmdpSettings,
+    /// The fulfilment house that ships physical SIMs.
+    #[serde(default)]
+    pub logistics: tcom_connectors::logistics::client::LogisticsSettings,
 }
 
 /// The legacy TCM system (or its simulator) and how the TCM connector treats it.
@@ -297,6 +303,8 @@ impl Settings {
                 ("identity.master_key", &self.identity.master_key),
                 ("auth.guest_token_secret", &self.auth.guest_token_secret),
                 ("content.webhook_secret", &self.content.webhook_secret),
+                ("smdp.token", &self.smdp.token),
+                ("logistics.token", &self.logistics.token),
             ] {
                 if is_development_secret(value) {
                     problems.push(format!(

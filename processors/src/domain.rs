@@ -13,6 +13,7 @@ pub mod order;
 pub mod order_document;
 pub mod porting;
 pub mod pricing;
+pub mod product_inventory;
 pub mod tenant_id;
 pub mod tenant_rules;
 pub mod text;

@@ -195,6 +195,9 @@ pub struct Platform {
     pub broker_url: String,
     /// The TCM simulator the platform's TCM connector activates subscriptions in.
     pub tcm_url: String,
+    /// The SM-DP+ (ES2+) and SIM logistics simulators the SIM connector calls.
+    pub smdp_url: String,
+    pub logistics_url: String,
     /// Where tenants' `file://` secret references are read from (tests write their keys here).
     pub secrets_dir: PathBuf,
     /// The consumer group of the payments connector (a second instance may join it).
@@ -398,6 +401,69 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             connector_died("tcm", &why);
         });
     }
+    let smdp_url = start_simulator(|listen, stop, bound| {
+        tcom_connectors::esim::smdp_sim::serve(listen, stop, bound)
+    })
+    .await;
+    let logistics_url = start_simulator(|listen, stop, bound| {
+        tcom_connectors::logistics::logistics_sim::serve(listen, stop, bound)
+    })
+    .await;
+    {
+        let group_id = unique("test-sim");
+        // SIM commands of earlier runs name orders that are gone.
+        start_at_end(
+            &stack.kafka_settings(),
+            &group_id,
+            &[tcom_schemas::topics::SIM_COMMANDS],
+        );
+        let master = settings().identity.master_key;
+        let setup = tcom_connectors::sim_connector::SimSetup {
+            smdp: tcom_connectors::esim::es2plus::Es2PlusClient::new(
+                &smdp_url,
+                "test-smdp-token",
+                Duration::from_secs(5),
+            ),
+            logistics: tcom_connectors::logistics::client::LogisticsClient::new(
+                &logistics_url,
+                "test-logistics-token",
+                Duration::from_secs(5),
+            ),
+            keys: tcom_connectors::personal_data::KeyStore::new(
+                pool.clone(),
+                tcom_connectors::personal_data::SecretKey::derive_master(&master),
+            ),
+            master_key: master,
+            // The test SM-DP+ account's profiles need a confirmation code.
+            confirmation_codes: true,
+            options: tcom_connectors::outbox_relay::RelayOptions {
+                breaker: tcom_connectors::circuit_breaker::BreakerSettings {
+                    failure_threshold: 3,
+                    open_for: Duration::from_millis(500),
+                    close_after: 1,
+                },
+                max_backoff: Duration::from_millis(500),
+                ..tcom_connectors::sim_connector::default_options()
+            },
+            metrics: std::sync::Arc::default(),
+        };
+        let connector = tcom_connectors::sim_connector::run(
+            stack.kafka_settings(),
+            group_id,
+            codec.clone(),
+            setup,
+            std::future::pending(),
+        );
+        let running = tokio::spawn(connector);
+        tokio::spawn(async move {
+            let why = match running.await {
+                Ok(Ok(())) => "it returned, although it is never asked to stop".to_owned(),
+                Ok(Err(e)) => format!("it failed: {e}"),
+                Err(e) => format!("it panicked: {e}"),
+            };
+            connector_died("sim", &why);
+        });
+    }
     let secrets_dir = std::env::temp_dir().join(unique("tcom-test-secrets"));
     std::fs::create_dir_all(&secrets_dir).unwrap();
     let payments_group = unique("test-payments");
@@ -482,6 +548,8 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             adyen_url,
             broker_url,
             tcm_url,
+            smdp_url,
+            logistics_url,
             secrets_dir,
             payments_group,
         })

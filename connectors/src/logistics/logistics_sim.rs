@@ -35,11 +35,11 @@
 //! # Shipments
 //!
 //! - `POST /v1/shipments` `{reference (the platform's order item, at most 255 characters),
-//!   tenant (at most 64), recipient: {name,
-//!   street, postalCode, city, country (ISO 3166 alpha-2)}, items: [{sku: "PSIM", quantity
-//!   (1 to 10)}] (1 to 10 items)}` → 201 the shipment: `{shipmentId, reference, tenant,
-//!   recipient, items, status: "created", iccids, trackingNumber, createdAt, events: [{seq: 1,
-//!   status: "created", at}]}`. Unknown members are validation errors. `iccids` holds one
+//!   tenant (at most 64), recipient: {name, street, postalCode, city, country (ISO 3166
+//!   alpha-2)}, items: [{sku: "PSIM", quantity (1 to 10)}] (1 to 10 items)}` → 201 the
+//!   shipment: `{shipmentId, reference, tenant, recipient, items, status: "created", iccids,
+//!   trackingNumber, createdAt, events: [{seq: 1, status: "created", at}]}`. Unknown members
+//!   and blank strings are validation errors. `iccids` holds one
 //!   ICCID per card (the sum of the quantities), 19 digits: `89459902`, a 10-digit serial and
 //!   a Luhn check digit. `trackingNumber` is in the UPU S10 form, `RR` + 8 digits + check
 //!   digit + `DK`.

@@ -167,6 +167,11 @@ pub(super) fn activate_or_complete(order: &mut Order, now: i64, actions: &mut Ve
         finish_if_delivered(order, now);
         return;
     }
+    for item in order.items.iter_mut().filter(|i| !i.state.is_final()) {
+        if let Some(end) = binding_end_date(order_date, item) {
+            set_characteristic(item, "bindingEndDate", &end);
+        }
+    }
     actions.extend(live);
     // No deadline: while TCM is down the order waits (the connector says why); it is never
     // failed for TCM's sake, the money being captured.
@@ -370,6 +375,8 @@ pub(super) fn on_tcm(order: &mut Order, answer: &TcmEventPayload, now: i64) {
             }
             item.subscription_id = Some(activated.subscription_id.clone());
             set_characteristic(item, "tcmSubscriptionId", &activated.subscription_id);
+            let day = danish_date(now.div_euclid(1000)).to_string();
+            set_characteristic(item, "activationDate", &day);
             order.step_mut(StepName::Activation).detail = None;
             let waiting = order
                 .items
