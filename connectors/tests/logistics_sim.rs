@@ -167,7 +167,10 @@ async fn a_shipment_is_created_with_an_iccid_per_sim() {
         .await
         .unwrap();
     assert_eq!(second.shipment_id, "SHP0000002");
-    assert!(!shipment.iccids.contains(&second.iccids[0]), "never the same card twice");
+    assert!(
+        !shipment.iccids.contains(&second.iccids[0]),
+        "never the same card twice"
+    );
     assert_ne!(second.tracking_number, shipment.tracking_number);
 
     let (status, raw) = House::answer(
@@ -333,19 +336,29 @@ async fn a_parcel_is_tracked_until_it_comes_back() {
     assert_eq!(status, StatusCode::CONFLICT, "shipped twice");
     let events = client.events_after(&id, 1).await.unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!((events[0].seq, events[0].status), (2, ShipmentStatus::Shipped));
+    assert_eq!(
+        (events[0].seq, events[0].status),
+        (2, ShipmentStatus::Shipped)
+    );
 
     assert_eq!(house.advance(&id, "delivered").await.0, StatusCode::OK);
     assert_eq!(house.advance(&id, "returned").await.0, StatusCode::OK);
     for after_the_end in ["shipped", "delivered", "returned"] {
         let (status, refused) = house.advance(&id, after_the_end).await;
-        assert_eq!(status, StatusCode::CONFLICT, "{after_the_end} after returned");
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "{after_the_end} after returned"
+        );
         assert_eq!(refused["code"], "invalid_transition");
     }
     let (status, refused) = house.advance(&id, "created").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused["fields"][0]["field"], "status");
-    assert_eq!(house.advance("SHP0000404", "shipped").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        house.advance("SHP0000404", "shipped").await.0,
+        StatusCode::NOT_FOUND
+    );
 
     let all = client.events_after(&id, 0).await.unwrap();
     let seen: Vec<(u64, ShipmentStatus)> = all.iter().map(|e| (e.seq, e.status)).collect();
@@ -428,7 +441,11 @@ async fn faults_sort_into_unavailable_and_rate_limited() {
     let impatient = LogisticsClient::new(&house.base, "t", Duration::from_millis(400));
     let started = Instant::now();
     let hung = impatient.shipment("SHP0000001").await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
         hung,
         LogisticsError::Unavailable("no answer in time".to_owned())
@@ -492,5 +509,9 @@ fn the_default_config_names_the_simulator() {
     assert_eq!(settings.url, "http://127.0.0.1:38096");
     assert!(!settings.token.is_empty());
     assert_eq!(settings.timeout(), Duration::from_secs(10));
-    assert_eq!(settings, LogisticsSettings::default(), "the serde defaults agree");
+    assert_eq!(
+        settings,
+        LogisticsSettings::default(),
+        "the serde defaults agree"
+    );
 }

@@ -152,7 +152,10 @@ async fn an_order_is_reserved_confirmed_and_downloaded_by_the_device() {
     assert!(order.iccid.starts_with("8945"), "{}", order.iccid);
     assert!(order.iccid.bytes().all(|b| b.is_ascii_digit()));
     assert!(luhn_valid(&order.iccid), "{}", order.iccid);
-    assert_eq!(smdp.ledger().await["orders"][&order.iccid]["state"], "reserved");
+    assert_eq!(
+        smdp.ledger().await["orders"][&order.iccid]["state"],
+        "reserved"
+    );
 
     let confirmed = client
         .confirm_order("call-2", &order.iccid, None)
@@ -164,18 +167,21 @@ async fn an_order_is_reserved_confirmed_and_downloaded_by_the_device() {
     assert!(!code.confirmation_code_required());
     let groups: Vec<&str> = code.matching_id().split('-').collect();
     assert_eq!(groups.len(), 4, "{}", code.matching_id());
-    assert!(groups.iter().all(|g| g.len() == 4
-        && g.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())));
+    assert!(groups.iter().all(|g| {
+        g.len() == 4
+            && g.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    }));
     let text = code.to_lpa_string();
-    assert_eq!(
-        text,
-        format!("LPA:1$smdp.tcom.test${}", code.matching_id())
-    );
+    assert_eq!(text, format!("LPA:1$smdp.tcom.test${}", code.matching_id()));
     assert_eq!(&ActivationCode::parse(&text).unwrap(), code);
 
     let ledger = smdp.ledger().await;
     let entry = &ledger["orders"][&order.iccid];
-    assert_eq!(entry["state"], "released", "confirmed with the release flag");
+    assert_eq!(
+        entry["state"], "released",
+        "confirmed with the release flag"
+    );
     assert_eq!(entry["matchingId"], code.matching_id());
     assert_eq!(entry["confirmationCode"], false);
 
@@ -212,7 +218,10 @@ async fn a_confirmation_code_guards_the_download() {
         .unwrap();
     let text = confirmed.activation_code.to_lpa_string();
     assert!(text.ends_with("$$1"), "flagged for the device: {text}");
-    assert!(!text.contains("4711"), "the code is never in the activation code");
+    assert!(
+        !text.contains("4711"),
+        "the code is never in the activation code"
+    );
     assert!(
         ActivationCode::parse(&text)
             .unwrap()
@@ -296,7 +305,10 @@ async fn a_replayed_function_call_answers_the_first_answer_and_acts_once() {
     // retry of that call answers the same again.
     let client = smdp.client();
     let released = client.confirm_order("c-1", iccid, None).await.unwrap();
-    assert_eq!(released.activation_code.matching_id(), confirmed["matchingId"]);
+    assert_eq!(
+        released.activation_code.matching_id(),
+        confirmed["matchingId"]
+    );
     let again = client.confirm_order("c-1", iccid, None).await.unwrap();
     assert_eq!(again, released);
     let ledger = smdp.ledger().await;
@@ -314,7 +326,11 @@ async fn confirming_again_is_idempotent_and_another_matching_id_is_in_use() {
 
     let body = json!({"iccid": first, "matchingId": "ABCD-1234-EFGH-5678", "releaseFlag": false});
     let confirmed = smdp.es2plus("confirmOrder", "c-1", body.clone()).await;
-    assert_eq!(status(&confirmed)["status"], "Executed-Success", "{confirmed}");
+    assert_eq!(
+        status(&confirmed)["status"],
+        "Executed-Success",
+        "{confirmed}"
+    );
     assert_eq!(confirmed["matchingId"], "ABCD-1234-EFGH-5678");
     assert_eq!(confirmed["smdpAddress"], "smdp.tcom.test");
     assert!(confirmed.get("eid").is_none(), "no EID known: {confirmed}");
@@ -389,12 +405,26 @@ async fn unknown_taken_and_invalid_profiles_are_refused() {
     let ordered: Vec<&String> = ledger["orders"].as_object().unwrap().keys().collect();
     assert_eq!(ordered, [&order.iccid]);
     // Profiles are handed out in pool order: serials 1, 2, … before the check digit.
-    assert!(order.iccid.starts_with("894599010000000001"), "{}", order.iccid);
+    assert!(
+        order.iccid.starts_with("894599010000000001"),
+        "{}",
+        order.iccid
+    );
     let next = client.download_order("d-4", None).await.unwrap();
-    assert!(next.iccid.starts_with("894599010000000002"), "{}", next.iccid);
+    assert!(
+        next.iccid.starts_with("894599010000000002"),
+        "{}",
+        next.iccid
+    );
 
-    let missing = smdp.es2plus("confirmOrder", "c-3", json!({"iccid": order.iccid})).await;
-    assert_eq!(codes(&missing), pair("8.1", "2.2"), "releaseFlag is mandatory");
+    let missing = smdp
+        .es2plus("confirmOrder", "c-3", json!({"iccid": order.iccid}))
+        .await;
+    assert_eq!(
+        codes(&missing),
+        pair("8.1", "2.2"),
+        "releaseFlag is mandatory"
+    );
     let unknown_member = smdp
         .es2plus(
             "confirmOrder",
@@ -420,7 +450,10 @@ async fn unknown_taken_and_invalid_profiles_are_refused() {
         .await;
     assert_eq!(codes(&bad_type), pair("8.2.5", "3.9"));
     // The failed profile is untouched.
-    assert_eq!(smdp.ledger().await["orders"][&order.iccid]["state"], "reserved");
+    assert_eq!(
+        smdp.ledger().await["orders"][&order.iccid]["state"],
+        "reserved"
+    );
 
     // No readable header: Failed, and nothing recorded.
     let url = smdp.url(&format!("{ES2PLUS}/downloadOrder"));
@@ -474,7 +507,10 @@ async fn an_eid_given_at_the_order_binds_the_confirmation_and_the_device() {
         )
         .await;
     assert_eq!(confirmed["eid"], EID, "{confirmed}");
-    let code = format!("LPA:1$SMDP.TCOM.TEST${}", confirmed["matchingId"].as_str().unwrap());
+    let code = format!(
+        "LPA:1$SMDP.TCOM.TEST${}",
+        confirmed["matchingId"].as_str().unwrap()
+    );
     let (status_code, answer) = smdp
         .download(json!({"activationCode": code, "eid": other_eid}))
         .await;
@@ -483,16 +519,32 @@ async fn an_eid_given_at_the_order_binds_the_confirmation_and_the_device() {
     let (status_code, _) = smdp
         .download(json!({"activationCode": code, "eid": EID}))
         .await;
-    assert_eq!(status_code, StatusCode::OK, "the address compares without case");
+    assert_eq!(
+        status_code,
+        StatusCode::OK,
+        "the address compares without case"
+    );
 }
 
 #[tokio::test]
 async fn the_device_needs_this_smdp_and_a_known_matching_id() {
     let smdp = Smdp::start().await;
     for (code, status_code, error) in [
-        ("not a code", StatusCode::BAD_REQUEST, "activation_code_invalid"),
-        ("LPA:1$smdp.example.com$ABCD", StatusCode::NOT_FOUND, "smdp_address_mismatch"),
-        ("LPA:1$smdp.tcom.test$ABCD", StatusCode::NOT_FOUND, "matching_id_unknown"),
+        (
+            "not a code",
+            StatusCode::BAD_REQUEST,
+            "activation_code_invalid",
+        ),
+        (
+            "LPA:1$smdp.example.com$ABCD",
+            StatusCode::NOT_FOUND,
+            "smdp_address_mismatch",
+        ),
+        (
+            "LPA:1$smdp.tcom.test$ABCD",
+            StatusCode::NOT_FOUND,
+            "matching_id_unknown",
+        ),
     ] {
         let (status, answer) = smdp.download(json!({"activationCode": code})).await;
         assert_eq!(status, status_code, "{code}");
@@ -529,7 +581,9 @@ async fn cancelling_returns_a_profile_to_the_pool_or_withdraws_it() {
     let (status_code, answer) = smdp.download(json!({"activationCode": code})).await;
     assert_eq!(status_code, StatusCode::CONFLICT);
     assert_eq!(answer["error"], "order_cancelled");
-    let again = client.cancel_order("x-2", &first, FinalProfileStatus::Available).await;
+    let again = client
+        .cancel_order("x-2", &first, FinalProfileStatus::Available)
+        .await;
     assert_eq!(refused(again), pair("8.2.1", "3.5"));
     // Back in the pool: ordered again, by its ICCID.
     let reordered = client.download_order("d-4", Some(&first)).await.unwrap();
@@ -557,7 +611,8 @@ async fn cancelling_returns_a_profile_to_the_pool_or_withdraws_it() {
 async fn requests_need_a_token_and_the_admin_protocol() {
     let smdp = Smdp::start().await;
     let url = smdp.url(&format!("{ES2PLUS}/downloadOrder"));
-    let body = json!({"header": {"functionRequesterIdentifier": "t", "functionCallIdentifier": "1"}});
+    let body =
+        json!({"header": {"functionRequesterIdentifier": "t", "functionCallIdentifier": "1"}});
     let response = smdp
         .http
         .post(&url)
@@ -568,7 +623,13 @@ async fn requests_need_a_token_and_the_admin_protocol() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    let response = smdp.http.post(&url).bearer_auth("t").json(&body).send().await;
+    let response = smdp
+        .http
+        .post(&url)
+        .bearer_auth("t")
+        .json(&body)
+        .send()
+        .await;
     let (status_code, answer) = Smdp::answer(response.unwrap()).await;
     assert_eq!(status_code, StatusCode::BAD_REQUEST);
     assert_eq!(answer["error"], "admin_protocol");
@@ -582,7 +643,11 @@ async fn requests_need_a_token_and_the_admin_protocol() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(smdp.ledger().await["calls"], json!({}), "nothing reached the SM-DP+");
+    assert_eq!(
+        smdp.ledger().await["calls"],
+        json!({}),
+        "nothing reached the SM-DP+"
+    );
 
     let no_token = Es2PlusClient::new(&smdp.base, "", Duration::from_secs(5));
     let result = no_token.download_order("d-1", None).await;
@@ -633,10 +698,19 @@ async fn faults_are_unavailable_and_reach_nothing() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "30");
     let ledger = smdp.ledger().await;
-    assert_eq!(ledger["calls"], json!({}), "/_sim answers; nothing reached the SM-DP+");
+    assert_eq!(
+        ledger["calls"],
+        json!({}),
+        "/_sim answers; nothing reached the SM-DP+"
+    );
     assert_eq!(ledger["orders"], json!({}));
 
-    let response = smdp.http.delete(smdp.url("/_sim/faults")).send().await.unwrap();
+    let response = smdp
+        .http
+        .delete(smdp.url("/_sim/faults"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let order = client.download_order("d-1", None).await.unwrap();
 
@@ -644,18 +718,35 @@ async fn faults_are_unavailable_and_reach_nothing() {
     let impatient = Es2PlusClient::new(&smdp.base, "t", Duration::from_millis(400));
     let started = Instant::now();
     let hung = impatient.confirm_order("c-1", &order.iccid, None).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
         hung.unwrap_err(),
         Es2PlusError::Unavailable("no answer in time".to_owned())
     );
-    assert_eq!(smdp.ledger().await["orders"][&order.iccid]["state"], "reserved");
+    assert_eq!(
+        smdp.ledger().await["orders"][&order.iccid]["state"],
+        "reserved"
+    );
 
     smdp.faults(json!({"latency_ms": 300})).await;
     let started = Instant::now();
-    client.confirm_order("c-1", &order.iccid, None).await.unwrap();
+    client
+        .confirm_order("c-1", &order.iccid, None)
+        .await
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300));
-    let (_, faults) = Smdp::answer(smdp.http.get(smdp.url("/_sim/faults")).send().await.unwrap()).await;
+    let (_, faults) = Smdp::answer(
+        smdp.http
+            .get(smdp.url("/_sim/faults"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(faults["latency_ms"], 300);
     assert_eq!(faults["timeout_next"], 0, "spent");
 }
@@ -673,8 +764,14 @@ async fn a_lost_answer_was_executed_and_a_retry_with_the_same_call_gets_it() {
     let matching_id = ledger["orders"][&order.iccid]["matchingId"].clone();
     assert!(matching_id.is_string());
 
-    let retried = client.confirm_order("c-1", &order.iccid, None).await.unwrap();
-    assert_eq!(retried.activation_code.matching_id(), matching_id.as_str().unwrap());
+    let retried = client
+        .confirm_order("c-1", &order.iccid, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.activation_code.matching_id(),
+        matching_id.as_str().unwrap()
+    );
     let ledger = smdp.ledger().await;
     assert_eq!(ledger["calls"]["c-1"]["seen"], 2);
     assert_eq!(ledger["orders"].as_object().unwrap().len(), 1);
@@ -689,8 +786,14 @@ async fn the_smdp_address_is_configurable_and_must_be_a_host_name() {
     .await;
     let client = smdp.client();
     let order = client.download_order("d-1", None).await.unwrap();
-    let confirmed = client.confirm_order("c-1", &order.iccid, None).await.unwrap();
-    assert_eq!(confirmed.activation_code.smdp_address(), "rsp.operator.example");
+    let confirmed = client
+        .confirm_order("c-1", &order.iccid, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        confirmed.activation_code.smdp_address(),
+        "rsp.operator.example"
+    );
     assert_eq!(smdp.ledger().await["smdpAddress"], "rsp.operator.example");
 
     for bad in ["127.0.0.1", "localhost", "https://smdp.example.com"] {
@@ -725,5 +828,9 @@ fn the_default_config_names_the_simulator() {
     assert!(!settings.token.is_empty());
     assert_eq!(settings.timeout(), Duration::from_secs(10));
     assert!(!settings.confirmation_code);
-    assert_eq!(settings, SmdpSettings::default(), "the serde defaults agree");
+    assert_eq!(
+        settings,
+        SmdpSettings::default(),
+        "the serde defaults agree"
+    );
 }

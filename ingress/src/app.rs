@@ -43,6 +43,8 @@ pub struct AppState {
     pub rate_limits: Arc<RateLimits>,
     pub payments: Arc<crate::settings::PaymentSettings>,
     pub identity: Arc<crate::identity::Identity>,
+    /// Verifies the SIM fulfilment house's tracking webhooks.
+    pub logistics_webhook_secret: Arc<str>,
 }
 
 impl AppState {
@@ -172,6 +174,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .route(
             "/v1/storefront/orders/{order_id}/cancel",
             post(order_api::cancel_order),
+        )
+        .route(
+            "/v1/webhooks/logistics",
+            post(crate::logistics_webhook::receive),
         )
         .route(
             "/v1/storefront/subscriptions",
@@ -360,6 +366,7 @@ impl Application {
             )),
             payments: Arc::new(settings.payments.clone()),
             identity,
+            logistics_webhook_secret: settings.logistics.webhook_secret.as_str().into(),
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await

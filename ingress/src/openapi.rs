@@ -53,6 +53,7 @@ use utoipa::OpenApi;
         crate::order_api::brand_order,
         crate::payment_webhooks::stripe_webhook,
         crate::payment_webhooks::adyen_webhook,
+        crate::logistics_webhook::receive,
         crate::identity::sign_in_api::jwks,
         crate::identity::sign_in_api::start_sign_in,
         crate::identity::sign_in_api::finish_sign_in,

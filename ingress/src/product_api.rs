@@ -219,10 +219,9 @@ pub async fn my_subscriptions(
     shopper: Shopper,
     Query(query): Query<ProductQuery>,
 ) -> Result<Response, Problem> {
-    let customer = shopper
-        .customer_id
-        .as_deref()
-        .ok_or_else(|| Problem::unauthenticated("subscriptions need the customer's bearer token"))?;
+    let customer = shopper.customer_id.as_deref().ok_or_else(|| {
+        Problem::unauthenticated("subscriptions need the customer's bearer token")
+    })?;
     list(&state, &shopper.tenant.tenant_id, Some(customer), &query).await
 }
 

@@ -305,6 +305,7 @@ impl Settings {
                 ("content.webhook_secret", &self.content.webhook_secret),
                 ("smdp.token", &self.smdp.token),
                 ("logistics.token", &self.logistics.token),
+                ("logistics.webhook_secret", &self.logistics.webhook_secret),
             ] {
                 if is_development_secret(value) {
                     problems.push(format!(

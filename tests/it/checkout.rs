@@ -552,7 +552,7 @@ async fn forged_stale_and_cross_tenant_webhooks_change_nothing() {
     let completed = shop
         .order_in(&alice, &basket, "completed", Duration::from_secs(20))
         .await;
-    assert_eq!(completed["version"], 6, "{completed}");
+    assert_eq!(completed["version"], 7, "{completed}");
 }
 
 #[tokio::test]
@@ -584,8 +584,9 @@ async fn webhooks_delivered_three_times_and_out_of_order_make_one_transition() {
         assert!(faults(0, false).await.unwrap().status().is_success());
         // Every state was reached once: the version counts the changes. Acknowledged (1),
         // pending (2), inProgress (3), numbers confirmed + capture asked (4), captured +
-        // activation in TCM asked (5), activated and completed (6).
-        assert_eq!(completed["version"], 6, "{provider:?}: {completed}");
+        // eSIM profile asked (5), profile ready + activation in TCM asked (6), activated and
+        // completed (7).
+        assert_eq!(completed["version"], 7, "{provider:?}: {completed}");
         let ledger = shop.ledger(&basket).await;
         assert_eq!(ledger.len(), 1, "{ledger:?}");
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -597,7 +598,7 @@ async fn webhooks_delivered_three_times_and_out_of_order_make_one_transition() {
                 None,
             )
             .await;
-        assert_eq!(later.body["version"], 6, "late duplicates changed nothing");
+        assert_eq!(later.body["version"], 7, "late duplicates changed nothing");
     }
 }
 

@@ -8,6 +8,7 @@ mod checkout;
 mod checkout_shop;
 mod content_sync;
 mod fail_loudly;
+mod fulfilment;
 mod identity;
 mod ingress;
 mod jose_oracle;

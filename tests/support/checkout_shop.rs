@@ -292,6 +292,16 @@ impl Shop {
 
     /// A customer's basket with one line holding `msisdn`, ready for checkout.
     pub(crate) async fn ready_basket(&self, customer: &str, msisdn: &str) -> String {
+        self.ready_basket_with(customer, msisdn, "ESIM").await
+    }
+
+    /// [`Self::ready_basket`] with a line of `sim_type` (`ESIM` or `PSIM`).
+    pub(crate) async fn ready_basket_with(
+        &self,
+        customer: &str,
+        msisdn: &str,
+        sim_type: &str,
+    ) -> String {
         // The basket processor learns a new shop's catalog from its global tables: retry the
         // first line until it sells the plan.
         let created = self
@@ -310,7 +320,7 @@ impl Shop {
                     Method::POST,
                     &format!("/v1/storefront/baskets/{basket}/lines"),
                     Some(customer),
-                    Some(json!({"offering_id": "plan", "sim_type": "ESIM",
+                    Some(json!({"offering_id": "plan", "sim_type": sim_type,
                                 "number": {"type": "new_number", "msisdn": msisdn}})),
                 )
                 .await;
@@ -330,6 +340,19 @@ impl Shop {
             Some(customer),
             None,
             key,
+        )
+        .await
+    }
+
+    /// Checks out with a body (contact and delivery details).
+    pub(crate) async fn checkout_with(&self, customer: &str, basket: &str, body: Value) -> Reply {
+        self.send(
+            Method::POST,
+            &format!("/v1/storefront/baskets/{basket}/checkout"),
+            &self.host,
+            Some(customer),
+            Some(body),
+            None,
         )
         .await
     }

@@ -301,6 +301,13 @@ pub struct LogisticsSettings {
     /// Longest wait for one answer.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// The secret the house signs its tracking webhooks with (the platform's subscription's).
+    #[serde(default = "default_webhook_secret")]
+    pub webhook_secret: String,
+}
+
+fn default_webhook_secret() -> String {
+    "local-development-logistics-webhook-secret".to_owned()
 }
 
 fn default_url() -> String {
@@ -321,6 +328,7 @@ impl Default for LogisticsSettings {
             url: default_url(),
             token: default_token(),
             timeout_ms: default_timeout_ms(),
+            webhook_secret: default_webhook_secret(),
         }
     }
 }

@@ -51,6 +51,16 @@
 //!   (undeliverable) or delivered (sent back). Nothing follows `returned`.
 //! - `GET /healthz` → 200 `{"status": "UP"}`.
 //!
+//! # Tracking webhooks
+//!
+//! - `POST /v1/webhook-subscriptions` `{url (http or https), secret, tenant?}` → 201 `{id,
+//!   url, tenant}`: from then on every new tracking event of a shipment (of `tenant` only,
+//!   when given) is POSTed to `url` as `{id, type: "shipment.tracking", shipmentId,
+//!   reference, tenant, seq, status, at}`, signed as [`super::webhook`] says with `secret`.
+//!   A delivery that fails (no connection, a non-2xx answer) is tried again, 5 times in all,
+//!   backing off from 200 ms; the ledger's `webhookDeliveries` records each notification's
+//!   attempts and last status.
+//!
 //! # Simulator-only controls (`/_sim`: no authentication, never affected by faults)
 //!
 //! - `POST /_sim/shipments/{shipmentId}/advance` `{"status": "shipped"|"delivered"|
@@ -92,6 +102,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, TrackingNotification, sign};
 use crate::sim_line::{self, RateWindow};
 
 const MAX_KEY: usize = 255;
@@ -647,7 +658,24 @@ struct SimState {
     books: Books,
     faults: Faults,
     window: RateWindow,
+    subscriptions: Vec<WebhookSubscription>,
+    /// Every webhook delivery: notification id, URL, attempts, the last HTTP status.
+    deliveries: Vec<Value>,
+    notifications: u64,
 }
+
+/// Where tracking notifications go.
+#[derive(Debug, Clone)]
+struct WebhookSubscription {
+    id: String,
+    url: String,
+    secret: String,
+    /// Only this tenant's shipments; `None`: every shipment.
+    tenant: Option<String>,
+}
+
+/// How often a notification is delivered before the house gives up on it.
+const WEBHOOK_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone, Default)]
 struct Sim(Arc<Mutex<SimState>>);
@@ -756,7 +784,10 @@ async fn clear_faults(State(sim): State<Sim>) -> Answer {
 }
 
 async fn ledger(State(sim): State<Sim>) -> Answer {
-    Ok((StatusCode::OK, axum::Json(sim.lock().books.ledger())))
+    let state = sim.lock();
+    let mut ledger = state.books.ledger();
+    ledger["webhookDeliveries"] = Value::Array(state.deliveries.clone());
+    Ok((StatusCode::OK, axum::Json(ledger)))
 }
 
 fn advance_in(books: &mut Books, id: &str, body: &[u8], now: &str) -> Answer {
@@ -799,7 +830,135 @@ fn advance_in(books: &mut Books, id: &str, body: &[u8], now: &str) -> Answer {
 
 async fn advance(State(sim): State<Sim>, Path(id): Path<String>, body: Bytes) -> Answer {
     let now = sim_line::utc_now();
-    advance_in(&mut sim.lock().books, &id, &body, &now)
+    let mut state = sim.lock();
+    let answer = advance_in(&mut state.books, &id, &body, &now)?;
+    let outgoing = notifications_for(&mut state, &id);
+    drop(state);
+    for (subscription, notification) in outgoing {
+        tokio::spawn(deliver(sim.clone(), subscription, notification));
+    }
+    Ok(answer)
+}
+
+/// The notification of shipment `id`'s newest event, for each subscription it concerns.
+fn notifications_for(state: &mut SimState, id: &str) -> Vec<(WebhookSubscription, Vec<u8>)> {
+    let Ok(shipment) = state.books.shipment_mut(id) else {
+        return Vec::new();
+    };
+    let Some(event) = shipment.events.last().cloned() else {
+        return Vec::new();
+    };
+    let (reference, tenant) = (
+        shipment.request.reference.clone(),
+        shipment.request.tenant.clone(),
+    );
+    let subscribed: Vec<WebhookSubscription> = state
+        .subscriptions
+        .iter()
+        .filter(|s| s.tenant.as_ref().is_none_or(|t| *t == tenant))
+        .cloned()
+        .collect();
+    if subscribed.is_empty() {
+        return Vec::new();
+    }
+    state.notifications += 1;
+    let notification = TrackingNotification {
+        id: format!("whe_{:07}", state.notifications),
+        kind: "shipment.tracking".to_owned(),
+        shipment_id: id.to_owned(),
+        reference,
+        tenant,
+        seq: event.seq,
+        status: event.status.name().to_owned(),
+        at: event.at,
+    };
+    let body = serde_json::to_vec(&notification).expect("a notification serialises");
+    subscribed.into_iter().map(|s| (s, body.clone())).collect()
+}
+
+/// Delivers one notification with retries (the house retries non-2xx answers and failed
+/// connections a few times, backing off), and records what happened in the ledger.
+async fn deliver(sim: Sim, subscription: WebhookSubscription, body: Vec<u8>) {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client builds");
+    let notification: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut last_status = None;
+    let mut attempts = 0;
+    for attempt in 0..WEBHOOK_ATTEMPTS {
+        attempts = attempt + 1;
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let sent = http
+            .post(&subscription.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(
+                SIGNATURE_HEADER,
+                sign(&subscription.secret, timestamp, &body),
+            )
+            .body(body.clone())
+            .send()
+            .await;
+        last_status = sent.as_ref().ok().map(|r| r.status().as_u16());
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+    }
+    sim.lock().deliveries.push(json!({
+        "notification": notification["id"],
+        "subscription": subscription.id,
+        "url": subscription.url,
+        "attempts": attempts,
+        "status": last_status,
+    }));
+}
+
+/// `POST /v1/webhook-subscriptions` `{url, secret, tenant?}`.
+async fn subscribe(State(sim): State<Sim>, body: Bytes) -> Answer {
+    let body = json_body(&body)?;
+    let mut check = Check::default();
+    let object = check.object(Some(&body), "", &["url", "secret", "tenant"]);
+    let (url, secret, tenant) = match object {
+        Some(object) => {
+            let url = check.text(object, "url", "url", 2048).map(str::to_owned);
+            let secret = check
+                .text(object, "secret", "secret", 255)
+                .map(str::to_owned);
+            let tenant = match object.get("tenant") {
+                None | Some(Value::Null) => None,
+                Some(_) => check
+                    .text(object, "tenant", "tenant", 64)
+                    .map(str::to_owned),
+            };
+            (url, secret, tenant)
+        }
+        None => (None, None, None),
+    };
+    if let Some(url) = &url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        check.fail("url", "must be an http(s) URL");
+    }
+    let (Some(url), Some(secret), true) = (url, secret, check.problems.is_empty()) else {
+        return Err(Problem::invalid(check.problems));
+    };
+    let mut state = sim.lock();
+    let id = format!("whs_{:04}", state.subscriptions.len() + 1);
+    state.subscriptions.push(WebhookSubscription {
+        id: id.clone(),
+        url: url.clone(),
+        secret,
+        tenant: tenant.clone(),
+    });
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"id": id, "url": url, "tenant": tenant})),
+    ))
 }
 
 fn router(sim: Sim) -> Router {
@@ -808,6 +967,7 @@ fn router(sim: Sim) -> Router {
         .route("/v1/shipments", post(create_shipment).layer(lose))
         .route("/v1/shipments/{id}", get(get_shipment))
         .route("/v1/shipments/{id}/events", get(get_events))
+        .route("/v1/webhook-subscriptions", post(subscribe))
         .route_layer(middleware::from_fn(authenticate))
         .route_layer(middleware::from_fn_with_state(sim.clone(), api_faults));
     let served = api

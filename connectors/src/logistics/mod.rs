@@ -10,7 +10,9 @@
 //!   reads, every failure sorted into unavailable, rate-limited or refused;
 //! - [`logistics_sim`]: the simulator (`tcom logistics-sim`): the REST API with in-memory
 //!   state, and simulator-only controls to move a parcel along, inject faults and read a
-//!   ledger.
+//!   ledger;
+//! - [`webhook`]: the signed tracking notifications the house POSTs when a parcel moves.
 
 pub mod client;
 pub mod logistics_sim;
+pub mod webhook;

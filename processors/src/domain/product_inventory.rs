@@ -54,7 +54,10 @@ pub fn products_of(order: &Value) -> Vec<Product> {
         .and_then(|parties| parties.iter().find(|p| p["role"] == "customer"))
         .and_then(|p| p["id"].as_str())
         .unwrap_or_default();
-    let items = order["productOrderItem"].as_array().cloned().unwrap_or_default();
+    let items = order["productOrderItem"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     items
         .iter()
         .filter_map(|item| {
@@ -184,7 +187,10 @@ mod tests {
         assert_eq!(product.start_date.as_deref(), Some("2027-01-15"));
         let document = &product.document;
         assert_eq!(document["productSerialNumber"], "+4520000001");
-        assert_eq!(document["productTerm"][0]["validFor"]["endDateTime"], "2027-07-15");
+        assert_eq!(
+            document["productTerm"][0]["validFor"]["endDateTime"],
+            "2027-07-15"
+        );
         assert_eq!(document["productTerm"][0]["duration"]["amount"], 6);
         assert_eq!(document["productOrderItem"][0]["orderItemId"], "l1");
         let resources: Vec<&str> = document["realizingResource"]
@@ -202,9 +208,15 @@ mod tests {
     #[test]
     fn lines_without_a_subscription_are_no_product_and_states_map_to_tmf637() {
         assert!(products_of(&order("inProgress", false)).is_empty());
-        assert_eq!(products_of(&order("inProgress", true))[0].status, "pendingActive");
+        assert_eq!(
+            products_of(&order("inProgress", true))[0].status,
+            "pendingActive"
+        );
         assert_eq!(products_of(&order("held", true))[0].status, "pendingActive");
         assert_eq!(products_of(&order("failed", true))[0].status, "aborted");
-        assert_eq!(products_of(&order("cancelled", true))[0].status, "cancelled");
+        assert_eq!(
+            products_of(&order("cancelled", true))[0].status,
+            "cancelled"
+        );
     }
 }
