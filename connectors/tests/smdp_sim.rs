@@ -140,7 +140,7 @@ fn luhn_valid(number: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[tokio::test]
