@@ -201,9 +201,8 @@ impl RateWindow {
 /// `YYYY-MM-DDThh:mm:ssZ` (UTC) of `time`; times before 1970 are written as 1970.
 pub(crate) fn utc(time: SystemTime) -> String {
     let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(i64::try_from(seconds).unwrap_or(i64::MAX))
         .ok()
         .and_then(|t| t.format(&format).ok())

@@ -355,7 +355,7 @@ mod tests {
     fn the_shipped_secrets_are_refused_outside_local_mode() {
         let mut settings = defaults();
         let problems = settings.check_safe_to_run().unwrap_err();
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 7, "{problems:?}");
         assert!(
             problems[0].contains("auth.admin_jwt_secret"),
             "{problems:?}"
@@ -371,6 +371,9 @@ mod tests {
         settings.identity.master_key = "another".to_owned();
         settings.auth.guest_token_secret = "a third".to_owned();
         settings.content.webhook_secret = "a fourth".to_owned();
+        settings.smdp.token = "a fifth".to_owned();
+        settings.logistics.token = "a sixth".to_owned();
+        settings.logistics.webhook_secret = "a seventh".to_owned();
         assert_eq!(settings.check_safe_to_run(), Ok(()));
     }
 

@@ -143,7 +143,10 @@ async fn an_esim_order_shows_a_qr_code_of_exactly_its_activation_code_and_the_co
     .await;
     assert_eq!(status, StatusCode::OK);
     let svg = String::from_utf8(svg).unwrap();
-    assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    assert!(
+        svg.contains("<svg") && svg.trim_end().ends_with("</svg>"),
+        "{svg}"
+    );
 
     // The confirmation code comes apart and is not in the QR code.
     let confirmation = shop
