@@ -247,6 +247,9 @@ async fn shared_secret_admin_tokens_are_refused_outside_local_runs() {
         settings.auth.guest_token_secret = "production-guest-secret".to_owned();
         settings.content.webhook_secret = "production-webhook-secret".to_owned();
         settings.identity.master_key = "production-master-key".to_owned();
+        settings.smdp.token = "production-smdp-token".to_owned();
+        settings.logistics.token = "production-logistics-token".to_owned();
+        settings.logistics.webhook_secret = "production-logistics-webhook".to_owned();
     })
     .await;
     // Signed with the very secret this ingress holds, and still refused.
