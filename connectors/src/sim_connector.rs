@@ -289,8 +289,22 @@ impl SimRelay {
         }))
     }
 
+    /// The shipment's tracking events. A read the house refuses (an unknown shipment, say)
+    /// reports nothing rather than holding the order: the parcel is still on its way, and
+    /// the next webhook reads again. An outage is retried like any other.
     async fn track(&self, track: &TrackShipment) -> Result<Vec<SimEventPayload>, SendError> {
-        let events = self.logistics.events_after(&track.shipment_id, 0).await?;
+        let events = match self.logistics.events_after(&track.shipment_id, 0).await {
+            Ok(events) => events,
+            Err(refused @ LogisticsError::Refused { .. }) => {
+                tracing::warn!(
+                    shipment = %track.shipment_id,
+                    error = %refused,
+                    "A shipment's tracking could not be read; nothing reported."
+                );
+                return Ok(Vec::new());
+            }
+            Err(other) => return Err(other.into()),
+        };
         Ok(events
             .into_iter()
             .filter_map(|event| {

@@ -90,25 +90,16 @@ async fn open_code(
         .map_err(|e| Problem::database(&e))?;
     tx.commit().await.map_err(|e| Problem::database(&e))?;
     let document: serde_json::Value = row.ok_or_else(|| sim_not_found(path))?.get(0);
-    let (activation, confirmation) = sealed_sim_codes(&document, &path.item_id, path.index)
+    let sim = sealed_sim_codes(&document, &path.item_id, path.index)
         .ok_or_else(|| sim_not_found(path))?;
-    let iccid = document["productOrderItem"]
-        .as_array()
-        .and_then(|items| {
-            items
-                .iter()
-                .find(|i| i["id"].as_str() == Some(path.item_id.as_str()))
-        })
-        .and_then(|item| item["sim"][path.index]["iccid"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let iccid = sim.iccid;
     let (sealed, field) = match which {
         Code::Activation => (
-            activation.ok_or_else(|| sim_not_found(path))?,
+            sim.activation_code.ok_or_else(|| sim_not_found(path))?,
             activation_code_field(&iccid),
         ),
         Code::Confirmation => (
-            confirmation.ok_or_else(|| {
+            sim.confirmation_code.ok_or_else(|| {
                 Problem::new(
                     StatusCode::NOT_FOUND,
                     "no_confirmation_code",

@@ -138,11 +138,31 @@ impl Processor for OrderProcessor {
             }
             topics::TCM_EVENTS => {
                 let event: TcmEvent = self.codec.decode(bytes)?;
-                self.on_tcm(ctx, &event)
+                let input = Input::Tcm(&event.payload);
+                let (tenant, order) = (&event.tenant_id, &event.order_id);
+                self.on_report(
+                    ctx,
+                    "TCM",
+                    tenant,
+                    order,
+                    &event.event_id,
+                    event.occurred_at,
+                    &input,
+                )
             }
             topics::SIM_EVENTS => {
                 let event: SimEvent = self.codec.decode(bytes)?;
-                self.on_sim(ctx, &event)
+                let input = Input::Sim(&event.payload);
+                let (tenant, order) = (&event.tenant_id, &event.order_id);
+                self.on_report(
+                    ctx,
+                    "SIM",
+                    tenant,
+                    order,
+                    &event.event_id,
+                    event.occurred_at,
+                    &input,
+                )
             }
             _ => {
                 let command: OrderCommand = self.codec.decode(bytes)?;
@@ -321,45 +341,34 @@ impl OrderProcessor {
         Ok(None)
     }
 
-    /// TCM's answer about one of the order's subscriptions.
-    fn on_tcm(&self, ctx: &mut Context<'_>, event: &TcmEvent) -> Result<(), ProcessError> {
-        let key = entity_key(&event.tenant_id, &event.order_id);
+    /// A provider's report about one of the order's items (TCM's answer, the SM-DP+'s or the
+    /// logistics house's), applied as `input`.
+    #[allow(clippy::too_many_arguments)]
+    fn on_report(
+        &self,
+        ctx: &mut Context<'_>,
+        provider: &str,
+        tenant_id: &str,
+        order_id: &str,
+        event_id: &str,
+        occurred_at: i64,
+        input: &Input<'_>,
+    ) -> Result<(), ProcessError> {
+        let key = entity_key(tenant_id, order_id);
         let Some(mut order) = load::<Order>(ctx, ORDERS_STORE, &key)? else {
-            tracing::warn!(order = %key, "A TCM event for an unknown order; ignored.");
+            tracing::warn!(order = %key, provider, "A provider's report for an unknown order; ignored.");
             return Ok(());
         };
         let before = order.clone();
-        let actions = apply(&mut order, &Input::Tcm(&event.payload), event.occurred_at);
+        let actions = apply(&mut order, input, occurred_at);
         if order != before || !actions.is_empty() {
             self.commit(
                 ctx,
                 Some(&before),
                 &mut order,
                 &actions,
-                &event.event_id,
-                event.occurred_at,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// The SM-DP+'s or the logistics house's report about one of the order's SIMs.
-    fn on_sim(&self, ctx: &mut Context<'_>, event: &SimEvent) -> Result<(), ProcessError> {
-        let key = entity_key(&event.tenant_id, &event.order_id);
-        let Some(mut order) = load::<Order>(ctx, ORDERS_STORE, &key)? else {
-            tracing::warn!(order = %key, "A SIM event for an unknown order; ignored.");
-            return Ok(());
-        };
-        let before = order.clone();
-        let actions = apply(&mut order, &Input::Sim(&event.payload), event.occurred_at);
-        if order != before || !actions.is_empty() {
-            self.commit(
-                ctx,
-                Some(&before),
-                &mut order,
-                &actions,
-                &event.event_id,
-                event.occurred_at,
+                event_id,
+                occurred_at,
             )?;
         }
         Ok(())

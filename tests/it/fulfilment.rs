@@ -126,6 +126,10 @@ async fn an_esim_order_shows_a_qr_code_of_exactly_its_activation_code_and_the_co
     assert!(activation_code.starts_with("LPA:1$"), "{activation_code}");
     assert_eq!(text.body["iccid"], iccid.as_str());
     assert_eq!(text.body["confirmationCodeRequired"], true);
+    assert!(
+        activation_code.ends_with("$$1"),
+        "the code says a confirmation code is needed: {activation_code}"
+    );
     let (status, cache, png) = raw_get(
         &shop,
         &alice,

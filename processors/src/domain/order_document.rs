@@ -167,13 +167,18 @@ pub fn strip_sealed(document: &mut Value) {
     }
 }
 
-/// The sealed codes of an item's SIM in a rendered (unstripped) order: the activation code
-/// and the confirmation code, each `None` when the SIM has none.
-pub fn sealed_sim_codes(
-    document: &Value,
-    item_id: &str,
-    index: usize,
-) -> Option<(Option<String>, Option<String>)> {
+/// An item's SIM as a rendered (unstripped) order keeps it, with its sealed codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSim {
+    pub iccid: String,
+    /// `None`: a pSIM, or no activation code yet.
+    pub activation_code: Option<String>,
+    /// `None`: the profile needs no confirmation code.
+    pub confirmation_code: Option<String>,
+}
+
+/// SIM `index` of item `item_id` in a rendered (unstripped) order.
+pub fn sealed_sim_codes(document: &Value, item_id: &str, index: usize) -> Option<SealedSim> {
     let sim = document
         .get("productOrderItem")?
         .as_array()?
@@ -183,7 +188,11 @@ pub fn sealed_sim_codes(
         .get(index)?;
     let sealed = sim.get("sealed")?;
     let text = |name: &str| sealed.get(name).and_then(Value::as_str).map(str::to_owned);
-    Some((text("activationCode"), text("confirmationCode")))
+    Some(SealedSim {
+        iccid: sim.get("iccid")?.as_str()?.to_owned(),
+        activation_code: text("activationCode"),
+        confirmation_code: text("confirmationCode"),
+    })
 }
 
 /// The order as TMF622 JSON, as the `orders` topic and view keep it; `href` is where the
@@ -401,14 +410,19 @@ mod tests {
         assert_eq!(card["confirmationCode"], Value::Null);
         assert_eq!(
             sealed_sim_codes(&document, &item_id, 0),
-            Some((
-                Some("pd1.activation".into()),
-                Some("pd1.confirmation".into())
-            ))
+            Some(SealedSim {
+                iccid: "8945000000000000011".into(),
+                activation_code: Some("pd1.activation".into()),
+                confirmation_code: Some("pd1.confirmation".into()),
+            })
         );
         assert_eq!(
             sealed_sim_codes(&document, &item_id, 1),
-            Some((Some("pd1.card".into()), None))
+            Some(SealedSim {
+                iccid: "8945000000000000029".into(),
+                activation_code: Some("pd1.card".into()),
+                confirmation_code: None,
+            })
         );
         assert_eq!(sealed_sim_codes(&document, &item_id, 2), None);
         assert_eq!(sealed_sim_codes(&document, "other", 0), None);

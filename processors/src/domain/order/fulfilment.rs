@@ -117,14 +117,26 @@ pub(super) fn deliver_sims_or_activate(order: &mut Order, now: i64, actions: &mu
     order.set_step(StepName::SimDelivery, StepState::InProgress, None);
 }
 
+/// Whether a live item still waits for its SIMs.
+fn sims_missing(order: &Order) -> bool {
+    order
+        .items
+        .iter()
+        .any(|i| !i.state.is_final() && i.sims.is_empty())
+}
+
+/// Whether a live item's parcel has not arrived yet.
+fn parcels_on_the_way(order: &Order) -> bool {
+    order.items.iter().any(|i| {
+        !i.state.is_final() && i.shipment.as_ref().is_some_and(|s| s.status != "delivered")
+    })
+}
+
 /// Every live item has its SIMs: the step is done unless pSIMs are still on their way (then it
 /// stays in progress until they are delivered), and the subscriptions are created.
 fn sims_obtained(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
     if order.step(StepName::SimDelivery).state != StepState::Failed {
-        let on_the_way = order.items.iter().any(|i| {
-            !i.state.is_final() && i.shipment.as_ref().is_some_and(|s| s.status != "delivered")
-        });
-        let state = if on_the_way {
+        let state = if parcels_on_the_way(order) {
             StepState::InProgress
         } else {
             StepState::Done
@@ -288,18 +300,9 @@ pub(super) fn on_sim(
                     sim.detail = Some(format!("shipment {} returned", tracked.shipment_id));
                 }
                 "delivered" => {
-                    let on_the_way = order.items.iter().any(|i| {
-                        !i.state.is_final()
-                            && i.shipment.as_ref().is_some_and(|s| s.status != "delivered")
-                    });
-                    if !on_the_way && step == StepState::InProgress {
-                        let waiting = order
-                            .items
-                            .iter()
-                            .any(|i| !i.state.is_final() && i.sims.is_empty());
-                        if !waiting {
-                            order.set_step(StepName::SimDelivery, StepState::Done, None);
-                        }
+                    let all_arrived = !parcels_on_the_way(order) && !sims_missing(order);
+                    if all_arrived && step == StepState::InProgress {
+                        order.set_step(StepName::SimDelivery, StepState::Done, None);
                     }
                     finish_if_delivered(order, now);
                 }
@@ -347,11 +350,7 @@ fn bind_iccid(item: &mut OrderItem) {
 
 fn after_sims(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
     order.step_mut(StepName::SimDelivery).detail = None;
-    let waiting = order
-        .items
-        .iter()
-        .any(|i| !i.state.is_final() && i.sims.is_empty());
-    if !waiting {
+    if !sims_missing(order) {
         sims_obtained(order, now, actions);
     }
 }
