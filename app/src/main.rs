@@ -88,6 +88,14 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:38094")]
         listen: SocketAddr,
     },
+    /// Compare the platform's subscriptions with TCM's (every tenant of the `tenants` topic,
+    /// or those named), record TCM's status on the products and print the JSON report; exits
+    /// non-zero when a tenant could not be reconciled (TCM or the database unreadable).
+    TcmReconcile {
+        /// Only this tenant (repeatable).
+        #[arg(long)]
+        tenant: Vec<String>,
+    },
     /// Run the SM-DP+ simulator (GSMA SGP.22 ES2+: downloadOrder, confirmOrder, cancelOrder,
     /// releaseProfile, idempotent by functionCallIdentifier; a simulated device download;
     /// faults on demand) for local runs.
@@ -103,6 +111,13 @@ enum Command {
     /// demand) for local runs.
     LogisticsSim {
         #[arg(long, default_value = "127.0.0.1:38096")]
+        listen: SocketAddr,
+    },
+    /// Run the number-porting clearing house simulator (OCH-style requests with the current
+    /// SIM's ICC and owner, UK PAC requests, the losing operator's answers, ports completing on
+    /// their date, signed webhooks; a settable clock and faults on demand) for local runs.
+    CarrierSim {
+        #[arg(long, default_value = "127.0.0.1:38097")]
         listen: SocketAddr,
     },
     /// Issue an admin token, or with `--customer` a storefront customer token, for local use
@@ -256,6 +271,35 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("TCM simulator")
         }
+        Command::TcmReconcile { tenant } => {
+            use tcom_connectors::tcm::reconcile;
+            let settings = settings()?;
+            let pool = tcom_connectors::postgres::connect(&settings.database.url, 2)
+                .await
+                .context("connecting to PostgreSQL")?;
+            let tcm = tcom_connectors::tcm::client::TcmClient::new(
+                settings.tcm.url.clone(),
+                std::time::Duration::from_millis(settings.tcm.timeout_ms),
+            );
+            let tenants = if tenant.is_empty() {
+                reconcile::platform_tenants(&settings.kafka_settings())
+                    .await
+                    .context("listing the platform's tenants")?
+            } else {
+                tenant
+            };
+            let report = reconcile::Reconciler::new(pool, tcm)
+                .tenants(&tenants)
+                .await;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            anyhow::ensure!(
+                report.is_complete(),
+                "{} of {} tenants could not be reconciled",
+                report.failed,
+                report.tenants.len()
+            );
+            Ok(())
+        }
         Command::SmdpSim {
             listen,
             smdp_address,
@@ -272,6 +316,11 @@ async fn main() -> anyhow::Result<()> {
             tcom_connectors::logistics::logistics_sim::serve(listen, shutdown_signal(), |_| {})
                 .await
                 .context("SIM logistics simulator")
+        }
+        Command::CarrierSim { listen } => {
+            tcom_connectors::porting::carrier_sim::serve(listen, shutdown_signal(), |_| {})
+                .await
+                .context("clearing house simulator")
         }
         Command::Token {
             tenant,

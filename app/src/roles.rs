@@ -95,6 +95,7 @@ pub(crate) async fn run(
             tcom_connectors::payments::connector::GROUP_ID,
             tcom_connectors::tcm::connector::GROUP_ID,
             tcom_connectors::sim_connector::GROUP_ID,
+            tcom_connectors::porting::connector::GROUP_ID,
         ]
         .map(|name| (name, Arc::default()))
         .to_vec(),
@@ -108,13 +109,20 @@ pub(crate) async fn run(
             .unwrap_or_default(),
     };
     let connectors_running = roles.contains(&Role::Connectors);
+    // The periodic TCM reconciliation's counters and gauges, served beside the connectors'.
+    let reconcile_metrics: Arc<tcom_connectors::tcm::reconcile::ReconcileMetrics> =
+        Arc::default();
     let served = connector_metrics.clone();
+    let reconciled = reconcile_metrics.clone();
     let connector_route = axum::routing::get(move || {
-        let text = served
+        let mut text = served
             .iter()
             .filter(|_| connectors_running)
             .map(|(name, metrics)| metrics.render_prometheus(name))
             .collect::<String>();
+        if connectors_running {
+            text.push_str(&reconciled.render_prometheus());
+        }
         std::future::ready(text)
     });
     for role in roles {
@@ -138,6 +146,7 @@ pub(crate) async fn run(
                 let tcm_codec = codec.clone();
                 let tcm_pool = pool.clone();
                 let sim_codec = codec.clone();
+                let porting_codec = codec.clone();
                 let sim_pool = pool.clone();
                 for (group, topics) in [
                     (
@@ -282,6 +291,64 @@ pub(crate) async fn run(
                     .await
                     .context("SIM connector")
                 });
+                let porting = tcom_connectors::porting::connector::PortingSetup {
+                    carrier: tcom_connectors::porting::client::CarrierClient::new(
+                        settings.carrier.url.clone(),
+                        settings.carrier.token.clone(),
+                        settings.carrier.timeout(),
+                    ),
+                    // Opens the owner's CPR number for the clearing house.
+                    keys: tcom_connectors::personal_data::KeyStore::new(
+                        pool.clone(),
+                        tcom_connectors::personal_data::SecretKey::derive_master(
+                            &settings.identity.master_key,
+                        ),
+                    ),
+                    options: tcom_connectors::outbox_relay::RelayOptions {
+                        breaker: tcom_connectors::circuit_breaker::BreakerSettings {
+                            failure_threshold: settings.tcm.breaker_failures,
+                            open_for: std::time::Duration::from_millis(
+                                settings.tcm.breaker_open_ms,
+                            ),
+                            close_after: 1,
+                        },
+                        ..tcom_connectors::porting::connector::default_options()
+                    },
+                    metrics: connector_options(tcom_connectors::porting::connector::GROUP_ID)
+                        .metrics,
+                };
+                let (kafka, stop) = (settings.kafka_settings(), stopped());
+                tasks.spawn(async move {
+                    tcom_connectors::porting::connector::run(
+                        kafka,
+                        tcom_connectors::porting::connector::GROUP_ID.to_owned(),
+                        porting_codec,
+                        porting,
+                        stop,
+                    )
+                    .await
+                    .context("porting connector")
+                });
+                if settings.tcm.reconcile_interval_ms > 0 {
+                    let reconciler = tcom_connectors::tcm::reconcile::Reconciler::new(
+                        pool.clone(),
+                        tcom_connectors::tcm::client::TcmClient::new(
+                            settings.tcm.url.clone(),
+                            std::time::Duration::from_millis(settings.tcm.timeout_ms),
+                        ),
+                    )
+                    .with_metrics(reconcile_metrics.clone());
+                    let interval =
+                        std::time::Duration::from_millis(settings.tcm.reconcile_interval_ms);
+                    let (kafka, stop) = (settings.kafka_settings(), stopped());
+                    tasks.spawn(async move {
+                        tcom_connectors::tcm::reconcile::run_periodically(
+                            reconciler, kafka, interval, stop,
+                        )
+                        .await;
+                        Ok(())
+                    });
+                }
                 if !roles.contains(&Role::Processors) {
                     let listener =
                         tokio::net::TcpListener::bind(settings.processors.metrics_listen)

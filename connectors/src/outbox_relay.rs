@@ -49,6 +49,14 @@ pub enum SendError {
     Refused { code: String, message: String },
 }
 
+/// Milliseconds since the epoch, for the events a relay writes.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
 /// What a relay does with its provider.
 pub trait Relay: Send + Sync {
     type Command: Contract;

@@ -33,7 +33,7 @@ use crate::esim::es2plus::{Es2PlusClient, Es2PlusError};
 use crate::logistics::client::{
     LogisticsClient, LogisticsError, NewShipment, Recipient, ShipmentItem, ShipmentStatus,
 };
-use crate::outbox_relay::{Relay, RelayError, RelayOptions, SendError};
+use crate::outbox_relay::{now_ms, Relay, RelayError, RelayOptions, SendError};
 use crate::personal_data::{KeyStore, KeyStoreError, SecretKey, field_context};
 
 /// The connector's consumer group.
@@ -80,12 +80,6 @@ struct SimRelay {
     confirmation_codes: bool,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
 
 impl From<Es2PlusError> for SendError {
     fn from(e: Es2PlusError) -> Self {

@@ -20,6 +20,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::serve::IncomingStream;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -161,6 +162,94 @@ pub(crate) async fn serve(
     axum::serve(Listener(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// What a simulator's `/_sim/faults` sets (each simulator's docs say what every fault does).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Faults {
+    pub(crate) latency_ms: u64,
+    pub(crate) fail_next: u32,
+    pub(crate) timeout_next: u32,
+    pub(crate) outage: bool,
+    pub(crate) rate_limit_per_second: u32,
+    pub(crate) lose_response_next: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FaultsPatch {
+    pub(crate) latency_ms: Option<u64>,
+    pub(crate) fail_next: Option<u32>,
+    pub(crate) timeout_next: Option<u32>,
+    pub(crate) outage: Option<bool>,
+    pub(crate) rate_limit_per_second: Option<u32>,
+    pub(crate) lose_response_next: Option<u32>,
+}
+
+impl Faults {
+    pub(crate) fn patch(&mut self, patch: FaultsPatch) {
+        if let Some(v) = patch.latency_ms {
+            self.latency_ms = v;
+        }
+        if let Some(v) = patch.fail_next {
+            self.fail_next = v;
+        }
+        if let Some(v) = patch.timeout_next {
+            self.timeout_next = v;
+        }
+        if let Some(v) = patch.outage {
+            self.outage = v;
+        }
+        if let Some(v) = patch.rate_limit_per_second {
+            self.rate_limit_per_second = v;
+        }
+        if let Some(v) = patch.lose_response_next {
+            self.lose_response_next = v;
+        }
+    }
+}
+
+/// POSTs a signed webhook `body` (see [`crate::signed_webhook`]) to `url`, as an outside
+/// system does: a failed connection or a non-2xx answer is tried again, `attempts` times in
+/// all, backing off from 200 ms. Returns how many attempts were made and the last HTTP status
+/// (`None`: no answer).
+pub(crate) async fn deliver_webhook(
+    url: &str,
+    secret: &str,
+    (timestamp_header, signature_header): (&str, &str),
+    body: &[u8],
+    attempts: u32,
+) -> (u32, Option<u16>) {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("an HTTP client builds");
+    let mut last_status = None;
+    let mut made = 0;
+    for attempt in 0..attempts {
+        made = attempt + 1;
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let sent = http
+            .post(url)
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .header(timestamp_header, timestamp.to_string())
+            .header(
+                signature_header,
+                crate::signed_webhook::sign(secret, timestamp, body),
+            )
+            .body(body.to_vec())
+            .send()
+            .await;
+        last_status = sent.as_ref().ok().map(|r| r.status().as_u16());
+        if sent.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+    }
+    (made, last_status)
 }
 
 /// Counts a fault's countdown down by one; whether it had one left.

@@ -45,6 +45,8 @@ pub struct AppState {
     pub identity: Arc<crate::identity::Identity>,
     /// Verifies the SIM fulfilment house's tracking webhooks.
     pub logistics_webhook_secret: Arc<str>,
+    /// Verifies the clearing house's porting webhooks.
+    pub carrier_webhook_secret: Arc<str>,
 }
 
 impl AppState {
@@ -176,8 +178,16 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             post(order_api::cancel_order),
         )
         .route(
+            "/v1/storefront/orders/{order_id}/items/{item_id}/port-in",
+            post(order_api::correct_port_in),
+        )
+        .route(
             "/v1/webhooks/logistics",
-            post(crate::logistics_webhook::receive),
+            post(crate::provider_webhooks::receive),
+        )
+        .route(
+            "/v1/webhooks/carrier",
+            post(crate::provider_webhooks::receive_carrier),
         )
         .route(
             "/v1/storefront/subscriptions",
@@ -367,6 +377,7 @@ impl Application {
             payments: Arc::new(settings.payments.clone()),
             identity,
             logistics_webhook_secret: settings.logistics.webhook_secret.as_str().into(),
+            carrier_webhook_secret: settings.carrier.webhook_secret.as_str().into(),
         };
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await

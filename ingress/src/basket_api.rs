@@ -101,6 +101,10 @@ pub enum NumberRequest {
         /// `YYYY-MM-DD`; left out: as soon as possible.
         #[serde(default)]
         desired_port_date: Option<String>,
+        /// UK shops: the Porting Authorisation Code the current provider gave (3 letters and
+        /// 6 digits, valid 30 days); required there, refused elsewhere.
+        #[serde(default)]
+        pac: Option<String>,
     },
 }
 
@@ -192,7 +196,7 @@ fn to_add_ons(add_ons: Vec<AddOnRequest>) -> Vec<AddOnSelection> {
 }
 
 /// Days since the Unix epoch of a `YYYY-MM-DD` date.
-fn epoch_day(text: &str) -> Result<i32, Problem> {
+pub(crate) fn epoch_day(text: &str) -> Result<i32, Problem> {
     let invalid = || {
         Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -225,11 +229,13 @@ impl AddLineRequest {
                 current_operator,
                 sim_icc,
                 desired_port_date,
+                pac,
             } => NumberChoice::PortIn(PortIn {
                 msisdn,
                 current_operator,
                 sim_icc,
                 desired_port_date: desired_port_date.as_deref().map(epoch_day).transpose()?,
+                pac,
             }),
         };
         Ok(AddPlanLine {

@@ -17,7 +17,7 @@ pub mod database_role;
 pub mod esim_api;
 pub mod health;
 pub mod identity;
-pub mod logistics_webhook;
+pub mod provider_webhooks;
 pub mod number_api;
 pub mod openapi;
 pub mod order_api;

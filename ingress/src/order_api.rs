@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tcom_processors::domain::contact;
 use tcom_schemas::basket::{BasketCommandPayload, CheckoutBasket};
-use tcom_schemas::order::{CancelOrder, OrderCommand, OrderCommandPayload};
+use tcom_schemas::order::{CancelOrder, CorrectPortIn, OrderCommand, OrderCommandPayload};
 
 use crate::app::AppState;
 use crate::auth::{AdminPrincipal, BRAND_ADMIN, CATALOG_MANAGER, CATALOG_VIEWER};
@@ -130,6 +130,24 @@ impl From<contact::DeliveryAddress> for DeliveryAddress {
 pub struct CancelRequest {
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// Correcting a rejected port-in: only the fields given change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortInCorrection {
+    /// The operator the number is with today.
+    #[serde(default)]
+    pub current_operator: Option<String>,
+    /// The ICCID of the SIM at the current operator (Denmark).
+    #[serde(default)]
+    pub sim_icc: Option<String>,
+    /// A new PAC from the current provider (United Kingdom).
+    #[serde(default)]
+    pub pac: Option<String>,
+    /// `YYYY-MM-DD`; left out: the earliest date the rules allow.
+    #[serde(default)]
+    pub desired_port_date: Option<String>,
 }
 
 /// `?min_version=` on reads.
@@ -521,6 +539,70 @@ pub async fn cancel_order(
         customer_id: Some(customer),
         payload: OrderCommandPayload::CancelOrder(CancelOrder {
             reason: request.reason,
+        }),
+    };
+    let key = format!("{tenant_id}:{order_id}");
+    let sent = state.commands.send(&key, &tenant_id, &id, &command).await?;
+    Ok(respond(
+        sent,
+        &format!("/v1/storefront/orders/{order_id}"),
+        false,
+    ))
+}
+
+/// Corrects a port-in the clearing house rejected (the order item's `portRejection` and
+/// `portCorrectable` characteristics say why and what), and submits the port again. The
+/// order goes on from `held` once no item is held.
+#[utoipa::path(post, path = "/v1/storefront/orders/{order_id}/items/{item_id}/port-in", tag = "orders",
+    request_body(content = PortInCorrection, content_type = "application/json"),
+    responses((status = 200, description = "The order, the port submitted again", body = crate::order_schema::ProductOrder),
+        (status = 202, description = "Accepted; the order is at `Location`"),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No customer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`order_not_found`, `order_item_not_found`: not this customer's order or no such port-in item", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`port_not_correctable`: the item's port is not rejected", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_body`, `nothing_to_correct`, `invalid_sim_icc`, `invalid_current_operator`, `pac_format`, `pac_not_used`, `invalid_port_date`, with `violations`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Could not be recorded", body = Problem, content_type = "application/problem+json")))]
+pub async fn correct_port_in(
+    State(state): State<AppState>,
+    shopper: Shopper,
+    Path((order_id, item_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    crate::basket_api::JsonBody(request): crate::basket_api::JsonBody<PortInCorrection>,
+) -> Result<Response, Problem> {
+    let customer = require_customer(&shopper)?.to_owned();
+    check_order_id(&order_id)?;
+    if !tcom_processors::domain::violation::is_valid_entity_id(&item_id) {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "order_item_not_found",
+            "The order has no such item",
+        ));
+    }
+    let tenant_id = shopper.tenant.tenant_id.clone();
+    let desired_port_date = request
+        .desired_port_date
+        .as_deref()
+        .map(crate::basket_api::epoch_day)
+        .transpose()?;
+    let id = command_id(
+        &headers,
+        &format!("{tenant_id}:order:{order_id}"),
+        Some(&format!("customer:{customer}")),
+    )?;
+    let command = OrderCommand {
+        command_id: id.id.clone(),
+        tenant_id: tenant_id.clone(),
+        order_id: order_id.clone(),
+        issued_at: now_ms(),
+        customer_id: Some(customer),
+        payload: OrderCommandPayload::CorrectPortIn(CorrectPortIn {
+            item_id,
+            current_operator: request.current_operator,
+            sim_icc: request.sim_icc,
+            pac: request.pac,
+            desired_port_date,
         }),
     };
     let key = format!("{tenant_id}:{order_id}");

@@ -41,6 +41,9 @@ pub struct Settings {
     /// The fulfilment house that ships physical SIMs.
     #[serde(default)]
     pub logistics: tcom_connectors::logistics::client::LogisticsSettings,
+    /// The number-porting clearing house.
+    #[serde(default)]
+    pub carrier: tcom_connectors::porting::client::CarrierSettings,
 }
 
 /// The legacy TCM system (or its simulator) and how the TCM connector treats it.
@@ -54,6 +57,10 @@ pub struct TcmSection {
     pub breaker_failures: u32,
     /// How long an open breaker refuses calls before one probe.
     pub breaker_open_ms: u64,
+    /// How often the connectors role reconciles the platform's subscriptions with TCM's
+    /// (`tcom_connectors::tcm::reconcile`); 0: never (`tcom tcm-reconcile` still runs it once).
+    #[serde(default)]
+    pub reconcile_interval_ms: u64,
 }
 
 /// Customer sign-in through the tenants' OpenID Connect brokers, the platform's session
@@ -306,6 +313,8 @@ impl Settings {
                 ("smdp.token", &self.smdp.token),
                 ("logistics.token", &self.logistics.token),
                 ("logistics.webhook_secret", &self.logistics.webhook_secret),
+                ("carrier.token", &self.carrier.token),
+                ("carrier.webhook_secret", &self.carrier.webhook_secret),
             ] {
                 if is_development_secret(value) {
                     problems.push(format!(
@@ -355,7 +364,7 @@ mod tests {
     fn the_shipped_secrets_are_refused_outside_local_mode() {
         let mut settings = defaults();
         let problems = settings.check_safe_to_run().unwrap_err();
-        assert_eq!(problems.len(), 7, "{problems:?}");
+        assert_eq!(problems.len(), 9, "{problems:?}");
         assert!(
             problems[0].contains("auth.admin_jwt_secret"),
             "{problems:?}"
@@ -374,6 +383,8 @@ mod tests {
         settings.smdp.token = "a fifth".to_owned();
         settings.logistics.token = "a sixth".to_owned();
         settings.logistics.webhook_secret = "a seventh".to_owned();
+        settings.carrier.token = "an eighth".to_owned();
+        settings.carrier.webhook_secret = "a ninth".to_owned();
         assert_eq!(settings.check_safe_to_run(), Ok(()));
     }
 

@@ -108,6 +108,7 @@ impl Deployment {
                 topics::MSISDN_EVENTS,
                 topics::TCM_EVENTS,
                 topics::SIM_EVENTS,
+                topics::PORTING_EVENTS,
             ],
             &[orders::ORDERS_STORE, orders::DEADLINES_STORE],
         );

@@ -29,6 +29,9 @@ use tcom_state::reply::REPLY_TO_HEADER;
 use tcom_state::runtime::COMMAND_ID_HEADER;
 use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Record};
 
+use tcom_schemas::porting::{
+    PortingCommand, PortingCommandPayload, PortingEvent, SubmitPort,
+};
 use tcom_schemas::sim::{PrepareEsimProfiles, ShipSims, SimCommand, SimCommandPayload, SimEvent};
 use tcom_schemas::tcm::{ActivateSubscription, TcmCommand, TcmCommandPayload, TcmEvent};
 
@@ -38,8 +41,8 @@ use crate::deadlines;
 use crate::domain::basket::Basket;
 use crate::domain::identity::Assurance;
 use crate::domain::order::{
-    Action, CancelAnswer, Input, Order, OwnerPolicy, PaymentSetup, apply, cancel, changes, place,
-    require_owner, start,
+    Action, CancelAnswer, CorrectionRefusal, Input, Order, OwnerPolicy, PaymentSetup, apply, cancel,
+    changes, correct_port_in, place, require_owner, start,
 };
 use crate::domain::order_document::{render, render_public};
 use crate::headers::{TENANT_HEADER, origin_of, with_origin};
@@ -109,6 +112,26 @@ fn not_found(order_id: &str) -> Outcome {
     )
 }
 
+/// Why a port-in correction was not taken, as the customer's answer.
+fn correction_refused(refusal: CorrectionRefusal, item_id: &str) -> Outcome {
+    match refusal {
+        CorrectionRefusal::UnknownItem => Outcome::rejected(
+            Refusal::NotFound,
+            "order_item_not_found",
+            format!("the order has no port-in item {item_id}"),
+        ),
+        CorrectionRefusal::NotRejected { status } => Outcome::rejected(
+            Refusal::Conflict,
+            "port_not_correctable",
+            format!("the port of item {item_id} is {status}: only a rejected port is corrected"),
+        ),
+        CorrectionRefusal::Invalid(violations) => Outcome::violated(Refusal::Invalid, violations)
+            .unwrap_or_else(|| {
+                Outcome::rejected(Refusal::Invalid, "invalid_correction", "invalid correction")
+            }),
+    }
+}
+
 /// The caller waiting for an answer: a command's own reply address, or a saga's origin.
 fn waiting_of(record: &Record<'_>) -> Option<(String, Vec<u8>)> {
     match (
@@ -157,6 +180,20 @@ impl Processor for OrderProcessor {
                 self.on_report(
                     ctx,
                     "SIM",
+                    tenant,
+                    order,
+                    &event.event_id,
+                    event.occurred_at,
+                    &input,
+                )
+            }
+            topics::PORTING_EVENTS => {
+                let event: PortingEvent = self.codec.decode(bytes)?;
+                let input = Input::Porting(&event.payload);
+                let (tenant, order) = (&event.tenant_id, &event.order_id);
+                self.on_report(
+                    ctx,
+                    "porting",
                     tenant,
                     order,
                     &event.event_id,
@@ -230,6 +267,36 @@ impl OrderProcessor {
                             )?;
                         }
                         Some(accepted(&order))
+                    }
+                }
+            }
+            OrderCommandPayload::CorrectPortIn(correction) => {
+                let owned =
+                    stored.filter(|o| command.customer_id.as_deref() == Some(&o.customer_id));
+                match owned {
+                    None => Some(not_found(&command.order_id)),
+                    Some(mut order) => {
+                        let before = order.clone();
+                        let mut actions = Vec::new();
+                        match correct_port_in(
+                            &mut order,
+                            correction,
+                            command.issued_at,
+                            &mut actions,
+                        ) {
+                            Ok(()) => {
+                                self.commit(
+                                    ctx,
+                                    Some(&before),
+                                    &mut order,
+                                    &actions,
+                                    &command.command_id,
+                                    command.issued_at,
+                                )?;
+                                Some(accepted(&order))
+                            }
+                            Err(refusal) => Some(correction_refused(refusal, &correction.item_id)),
+                        }
                     }
                 }
             }
@@ -310,6 +377,7 @@ impl OrderProcessor {
             command.issued_at,
         );
         order.contact_sealed.clone_from(&placed.contact_sealed);
+        order.country = tenant.as_ref().map(|t| t.settings.country.clone());
         if let Some(policy) = tenant
             .as_ref()
             .and_then(|t| t.settings.identity.as_ref())
@@ -698,6 +766,44 @@ impl OrderProcessor {
                 };
                 (
                     topics::SIM_COMMANDS,
+                    entity_key(&order.tenant_id, &order.order_id),
+                    command_id,
+                    self.codec.encode(&command)?,
+                    false,
+                )
+            }
+            Action::SubmitPort {
+                item_id,
+                attempt,
+                msisdn,
+                current_operator,
+                sim_icc,
+                pac,
+                requested_date,
+            } => {
+                // The outbox, as for TCM; a correction submits a new attempt with a new id,
+                // so the clearing house sees a new request rather than a repeated one.
+                let command_id = format!("{}:{item_id}:port:{attempt}", order.order_id);
+                let command = PortingCommand {
+                    command_id: command_id.clone(),
+                    tenant_id: order.tenant_id.clone(),
+                    order_id: order.order_id.clone(),
+                    issued_at: now,
+                    payload: PortingCommandPayload::SubmitPort(SubmitPort {
+                        item_id: item_id.clone(),
+                        customer_id: order.customer_id.clone(),
+                        attempt: i32::try_from(*attempt).unwrap_or(i32::MAX),
+                        country: order.country.clone().unwrap_or_else(|| "DK".to_owned()),
+                        msisdn: msisdn.clone(),
+                        current_operator: current_operator.clone(),
+                        sim_icc: sim_icc.clone(),
+                        pac: pac.clone(),
+                        owner_cpr_sealed: order.owner.as_ref().and_then(|o| o.cpr_sealed.clone()),
+                        requested_date: requested_date.clone(),
+                    }),
+                };
+                (
+                    topics::PORTING_COMMANDS,
                     entity_key(&order.tenant_id, &order.order_id),
                     command_id,
                     self.codec.encode(&command)?,

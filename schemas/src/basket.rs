@@ -21,6 +21,9 @@ pub struct PortIn {
     /// Days since the Unix epoch.
     #[serde(default)]
     pub desired_port_date: Option<i32>,
+    /// UK: the Porting Authorisation Code the losing provider gave.
+    #[serde(default)]
+    pub pac: Option<String>,
 }
 
 /// How the line gets its number; the variant order is the Avro union's branch order.

@@ -104,7 +104,9 @@ impl ContractInfo {
 
 /// Every contract of the platform.
 pub fn all() -> Vec<ContractInfo> {
-    use crate::{basket, campaign, catalog, content, msisdn, order, payment, sim, tcm, tenant};
+    use crate::{
+        basket, campaign, catalog, content, msisdn, order, payment, porting, sim, tcm, tenant,
+    };
     vec![
         ContractInfo::of::<tenant::Tenant>(),
         ContractInfo::of::<tenant::TenantCommand>(),
@@ -124,6 +126,8 @@ pub fn all() -> Vec<ContractInfo> {
         ContractInfo::of::<order::OrderSnapshot>(),
         ContractInfo::of::<payment::PaymentCommand>(),
         ContractInfo::of::<payment::PaymentEvent>(),
+        ContractInfo::of::<porting::PortingCommand>(),
+        ContractInfo::of::<porting::PortingEvent>(),
         ContractInfo::of::<sim::SimCommand>(),
         ContractInfo::of::<sim::SimEvent>(),
         ContractInfo::of::<tcm::TcmCommand>(),

@@ -68,6 +68,7 @@ pub enum OrderCommandPayload {
     PlaceOrder(PlaceOrder),
     CancelOrder(CancelOrder),
     VerifyOwner(VerifyOwner),
+    CorrectPortIn(CorrectPortIn),
 }
 
 /// Sent by the basket processor when a basket is checked out: the frozen basket.
@@ -113,6 +114,22 @@ pub struct VerifyOwner {
     /// Why the owner does not meet the shop's requirements (`owner_under_age`, …).
     #[serde(default)]
     pub refusal: Option<String>,
+}
+
+/// The customer corrects a port-in the clearing house rejected; `None` fields stay as they
+/// were. The order submits the port again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorrectPortIn {
+    pub item_id: String,
+    #[serde(default)]
+    pub current_operator: Option<String>,
+    #[serde(default)]
+    pub sim_icc: Option<String>,
+    #[serde(default)]
+    pub pac: Option<String>,
+    /// Days since the Unix epoch.
+    #[serde(default)]
+    pub desired_port_date: Option<i32>,
 }
 
 /// What happened to one order (`order.events`, for analytics and other services).

@@ -49,6 +49,11 @@ pub const PAYMENT_EVENTS: &str = "payment.events";
 pub const SIM_COMMANDS: &str = "sim.commands";
 /// What came of them, and shipments' tracking, keyed `tenant:order`.
 pub const SIM_EVENTS: &str = "sim.events";
+/// Number porting requests to the clearing house, keyed `tenant:order` (the order
+/// processor's outbox).
+pub const PORTING_COMMANDS: &str = "porting.commands";
+/// What came of them: submitted, accepted, rejected, completed; keyed `tenant:order`.
+pub const PORTING_EVENTS: &str = "porting.events";
 /// Requests to the legacy TCM system, keyed `tenant:order` (the order processor's outbox).
 pub const TCM_COMMANDS: &str = "tcm.commands";
 /// TCM's answers, keyed `tenant:order`.
@@ -182,6 +187,16 @@ pub const ALL: &[TopicDecl] = &[
     },
     TopicDecl {
         name: SIM_EVENTS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: PORTING_COMMANDS,
+        partitions: 6,
+        retention: Retention::Stream,
+    },
+    TopicDecl {
+        name: PORTING_EVENTS,
         partitions: 6,
         retention: Retention::Stream,
     },

@@ -208,6 +208,7 @@ fn basket_contracts_round_trip() {
         current_operator: "TDC".into(),
         sim_icc: Some("8945000000000000001".into()),
         desired_port_date: Some(20_500),
+        pac: None,
     });
     let new_number = NumberChoice::NewNumber(NewNumber {
         msisdn: "+4520999999".into(),
@@ -879,6 +880,76 @@ fn sim_contracts_round_trip() {
             order_id: "o1".into(),
             occurred_at: 1_700_000_000_000,
             cause: "o1:l1:sim".into(),
+            payload,
+        });
+    }
+}
+
+#[test]
+fn porting_contracts_round_trip() {
+    use tcom_schemas::porting::*;
+    for payload in [
+        PortingCommandPayload::SubmitPort(SubmitPort {
+            item_id: "l1".into(),
+            customer_id: "cus_1".into(),
+            attempt: 2,
+            country: "DK".into(),
+            msisdn: "+4520123456".into(),
+            current_operator: "Telia".into(),
+            sim_icc: Some("8945000000000000001".into()),
+            pac: None,
+            owner_cpr_sealed: Some("pd1.x".into()),
+            requested_date: "2026-12-07".into(),
+        }),
+        PortingCommandPayload::CheckPort(CheckPort {
+            item_id: "l1".into(),
+            porting_id: "P1".into(),
+        }),
+    ] {
+        round_trip(PortingCommand {
+            command_id: "o1:l1:port:2".into(),
+            tenant_id: "t1".into(),
+            order_id: "o1".into(),
+            issued_at: 1_700_000_000_000,
+            payload,
+        });
+    }
+    for payload in [
+        PortingEventPayload::PortSubmitted(PortSubmitted {
+            item_id: "l1".into(),
+            attempt: 1,
+            porting_id: "P1".into(),
+            answer_due_at: 1_700_172_800_000,
+        }),
+        PortingEventPayload::PortAccepted(PortAccepted {
+            item_id: "l1".into(),
+            porting_id: "P1".into(),
+            port_date: "2026-12-07".into(),
+            executes_at: 1_765_069_200_000,
+        }),
+        PortingEventPayload::PortRejected(PortRejected {
+            item_id: "l1".into(),
+            porting_id: "P1".into(),
+            code: "wrong_icc".into(),
+            reason: "ICC does not match".into(),
+        }),
+        PortingEventPayload::PortCompleted(PortCompleted {
+            item_id: "l1".into(),
+            porting_id: "P1".into(),
+            msisdn: "+4520123456".into(),
+            completed_at: 1_765_069_200_000,
+        }),
+        PortingEventPayload::PortingDelayed(PortingDelayed {
+            item_id: "l1".into(),
+            reason: "clearing house unavailable".into(),
+        }),
+    ] {
+        round_trip(PortingEvent {
+            event_id: "e1".into(),
+            tenant_id: "t1".into(),
+            order_id: "o1".into(),
+            occurred_at: 1_700_000_000_000,
+            cause: "o1:l1:port:1".into(),
             payload,
         });
     }

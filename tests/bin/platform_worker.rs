@@ -6,7 +6,11 @@
 //! simulators at `STRIPE_URL` / `ADYEN_URL`, secrets under `SECRETS_DIR`.
 //! `ROLE=orders`: the order processor (instance `INSTANCE_ID`, state in `STATE_DIR`), replies
 //! through Redis at `REDIS_URL`; prints `assigned` once it owns a partition.
-//! Both need `KAFKA_BOOTSTRAP_SERVERS` and `SCHEMA_REGISTRY_URL`, log to stderr
+//! `ROLE=tcm`: the TCM connector alone, in consumer group `GROUP_ID` as static member
+//! `INSTANCE_ID` (a restart after a kill takes the dead one's partitions at once, without
+//! waiting out its session), relaying `COMMANDS_TOPIC` to the TCM (simulator) at `TCM_URL`
+//! and answering on `EVENTS_TOPIC`; for tests that kill it in the middle of a call.
+//! All need `KAFKA_BOOTSTRAP_SERVERS` and `SCHEMA_REGISTRY_URL`, log to stderr
 //! (`RUST_LOG`), honour `TCOM_FAILPOINT` and stop on SIGTERM.
 
 use std::sync::Arc;
@@ -93,6 +97,33 @@ async fn main() {
                 () = terminated() => {}
             }
             drop(handle);
+        }
+        "tcm" => {
+            let mut kafka = kafka;
+            kafka
+                .extra
+                .push(("group.instance.id".into(), env("INSTANCE_ID")));
+            // The broker's minimum: a member that died without a restart is dropped soon.
+            kafka
+                .extra
+                .push(("session.timeout.ms".into(), "6000".into()));
+            let setup = tcom_connectors::tcm::connector::TcmSetup {
+                client: tcom_connectors::tcm::client::TcmClient::new(
+                    env("TCM_URL"),
+                    Duration::from_secs(5),
+                ),
+                keys: None,
+                options: tcom_connectors::tcm::connector::TcmOptions {
+                    commands_topic: env("COMMANDS_TOPIC"),
+                    events_topic: env("EVENTS_TOPIC"),
+                    max_backoff: Duration::from_millis(200),
+                    ..tcom_connectors::tcm::connector::default_options()
+                },
+                metrics: Arc::default(),
+            };
+            tcom_connectors::tcm::connector::run(kafka, env("GROUP_ID"), codec, setup, terminated())
+                .await
+                .expect("the TCM connector runs");
         }
         other => panic!("unknown ROLE {other}"),
     }

@@ -2,14 +2,19 @@
 //! `tcm.commands` become customers and subscriptions in TCM exactly once — through refusals,
 //! lost answers and an outage behind the circuit breaker — their answers arrive on
 //! `tcm.events`, and a record that cannot be decoded goes to the dead-letter topic while the
-//! rest keeps flowing. (Wiring the order's activation step to it is the next step of the
-//! fulfilment issue.)
+//! rest keeps flowing; fifty commands wait out a minute of TCM outage behind the breaker and
+//! each becomes one subscription afterwards; and the connector, run as a child process and
+//! SIGKILLed again and again in the middle of its calls, creates nothing twice and drops no
+//! command. (The order's side of activation is covered in `fulfilment`.)
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
 use tcom_connectors::circuit_breaker::BreakerSettings;
@@ -20,7 +25,7 @@ use tcom_schemas::Codec;
 use tcom_schemas::tcm::{
     ActivateSubscription, TcmCommand, TcmCommandPayload, TcmEvent, TcmEventPayload,
 };
-use tcom_tests::{stack, unique};
+use tcom_tests::{eventually, stack, unique};
 
 /// A TCM simulator and a connector of this test's own (its own consumer group, from the
 /// topic's end).
@@ -34,12 +39,24 @@ struct Harness {
     http: reqwest::Client,
     codec: Arc<Codec>,
     producer: FutureProducer,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    connector: tokio::task::JoinHandle<()>,
+    /// The in-process connector: how to stop it, and its task.
+    connector: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl Harness {
     async fn start() -> Self {
+        Self::open(true).await
+    }
+
+    /// The simulator and the topics, for a connector run elsewhere (a child process).
+    async fn without_connector() -> Self {
+        Self::open(false).await
+    }
+
+    async fn open(in_process: bool) -> Self {
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(tcm_sim::serve(
             "127.0.0.1:0".parse().unwrap(),
@@ -75,21 +92,36 @@ impl Harness {
             },
             metrics: metrics.clone(),
         };
-        let running = tcom_connectors::tcm::connector::run(
-            kafka.clone(),
-            group,
-            codec.clone(),
-            setup,
-            async move {
-                let _ = stop_rx.await;
-            },
-        );
-        let connector = tokio::spawn(async move {
-            running.await.expect("the TCM connector runs");
-        });
-        // The connector creates its topics; commands sent before it subscribed are read from
-        // the start (a new group).
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let connector = if in_process {
+            let running = tcom_connectors::tcm::connector::run(
+                kafka.clone(),
+                group,
+                codec.clone(),
+                setup,
+                async move {
+                    let _ = stop_rx.await;
+                },
+            );
+            let connector = tokio::spawn(async move {
+                running.await.expect("the TCM connector runs");
+            });
+            // The connector creates its topics; commands sent before it subscribed are read
+            // from the start (a new group).
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Some((stop_tx, connector))
+        } else {
+            // The connector will be started later: the topics must take commands now.
+            tcom_state::admin::ensure_topics(
+                &kafka,
+                &[
+                    tcom_state::admin::TopicSpec::new(&commands, 6),
+                    tcom_state::admin::TopicSpec::new(&events, 6),
+                ],
+            )
+            .await
+            .unwrap();
+            None
+        };
         Self {
             tcm,
             metrics,
@@ -98,7 +130,6 @@ impl Harness {
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             codec,
             producer: kafka.idempotent_producer().create().unwrap(),
-            stop: Some(stop_tx),
             connector,
         }
     }
@@ -160,8 +191,9 @@ impl Harness {
     }
 
     async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), &mut self.connector)
+        let (stop, connector) = self.connector.take().expect("an in-process connector");
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), connector)
             .await
             .expect("the connector stops")
             .unwrap();
@@ -338,4 +370,319 @@ async fn commands_become_subscriptions_once_through_refusals_lost_answers_and_an
     .unwrap();
     assert!(found.contains(&"dlq.error".to_owned()), "{found:?}");
     h.stop().await;
+}
+
+/// Every answer on `topic` to `orders`, by order, read until each order has a
+/// `SubscriptionActivated` (or `within` passed).
+async fn answers_until_activated(
+    topic: &str,
+    orders: &[String],
+    within: Duration,
+) -> BTreeMap<String, Vec<TcmEventPayload>> {
+    let consumer: StreamConsumer = stack()
+        .kafka_settings()
+        .read_committed_consumer(&unique("tcm-answers-reader"))
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let codec = Codec::new(&stack().registry_url).unwrap();
+    let wanted: BTreeMap<String, &String> = orders
+        .iter()
+        .map(|order| (format!("nordlys:{order}"), order))
+        .collect();
+    let mut found: BTreeMap<String, Vec<TcmEventPayload>> = BTreeMap::new();
+    let all_activated = |found: &BTreeMap<String, Vec<TcmEventPayload>>| {
+        orders.iter().all(|order| {
+            found
+                .get(order)
+                .is_some_and(|events| events.iter().any(|e| activated(e).is_some()))
+        })
+    };
+    let deadline = Instant::now() + within;
+    while !all_activated(&found) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let Ok(Ok(message)) =
+            tokio::time::timeout(left.min(Duration::from_millis(500)), consumer.recv()).await
+        else {
+            continue;
+        };
+        let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
+        if let Some(order) = wanted.get(&key) {
+            let event: TcmEvent = codec
+                .decode(message.payload().unwrap_or_default())
+                .await
+                .unwrap();
+            found.entry((*order).clone()).or_default().push(event.payload);
+        }
+    }
+    found
+}
+
+/// The `tcom_connector_breaker_state` the harness' connector shows.
+fn breaker_state(h: &Harness) -> String {
+    let rendered = h.metrics.render_prometheus("tcm");
+    rendered
+        .lines()
+        .find_map(|l| l.strip_prefix("tcom_connector_breaker_state{connector=\"tcm\"} "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn count(ledger: &Value, records: &str) -> usize {
+    ledger[records].as_array().map_or(0, Vec::len)
+}
+
+/// What TCM saw of one request id: how many times, and what it created.
+fn request(ledger: &Value, id: &str) -> (u64, Option<String>) {
+    let log = &ledger["requests"][id];
+    (
+        log["seen"].as_u64().unwrap_or(0),
+        log["created"].as_str().map(str::to_owned),
+    )
+}
+
+/// Asserts that each order's command became exactly one subscription in TCM, the one every
+/// `SubscriptionActivated` of the order names, and that none was refused.
+fn assert_each_created_once(
+    ledger: &Value,
+    orders: &[String],
+    answers: &BTreeMap<String, Vec<TcmEventPayload>>,
+) {
+    let subscriptions = ledger["subscriptions"].as_array().unwrap();
+    assert_eq!(subscriptions.len(), orders.len(), "{ledger}");
+    for order in orders {
+        let made: Vec<&str> = subscriptions
+            .iter()
+            .filter(|s| s["externalRef"] == format!("{order}/l1").as_str())
+            .map(|s| s["subscriptionId"].as_str().unwrap())
+            .collect();
+        assert_eq!(made.len(), 1, "{order}: {made:?}");
+        let (_, created) = request(ledger, &format!("{order}:l1:activate:subscription"));
+        assert_eq!(created.as_deref(), Some(made[0]), "{order}");
+        let events = answers.get(order).cloned().unwrap_or_default();
+        let named: BTreeSet<&str> = events.iter().filter_map(activated).collect();
+        assert_eq!(
+            named,
+            BTreeSet::from([made[0]]),
+            "{order} answered with its one subscription: {events:?}"
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, TcmEventPayload::ActivationRefused(_))),
+            "{order}: {events:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_commands_wait_out_a_minute_of_tcm_outage_and_each_becomes_one_subscription() {
+    const COMMANDS: usize = 50;
+    const OUTAGE: Duration = Duration::from_secs(60);
+    let h = Harness::start().await;
+    let batch = unique("tcm-outage");
+    let orders: Vec<String> = (0..COMMANDS).map(|i| format!("{batch}-{i:02}")).collect();
+    let number = |i: usize| format!("+4531{i:06}");
+    // A few go through while TCM is up.
+    for (i, order) in orders.iter().enumerate().take(5) {
+        h.send(order, "l1", &number(i)).await;
+    }
+    let up = eventually(Duration::from_secs(30), || async {
+        (count(&h.ledger().await, "subscriptions") == 5).then_some(())
+    })
+    .await;
+    assert!(up.is_some(), "{}", h.ledger().await);
+
+    // TCM goes down (the load balancer's maintenance page) while the rest arrive.
+    h.faults(json!({"outage": true})).await;
+    let down_at = Instant::now();
+    for (i, order) in orders.iter().enumerate().skip(5) {
+        h.send(order, "l1", &number(i)).await;
+    }
+    let opened = eventually(Duration::from_secs(20), || async {
+        matches!(breaker_state(&h).as_str(), "1" | "2").then_some(())
+    })
+    .await;
+    let rendered = h.metrics.render_prometheus("tcm");
+    assert!(opened.is_some(), "the breaker opens: {rendered}");
+    assert!(
+        rendered.contains("tcom_connector_stalled{connector=\"tcm\"} 1"),
+        "{rendered}"
+    );
+    // The outage lasts its minute (the scenario, not a wait for a condition).
+    tokio::time::sleep(OUTAGE.saturating_sub(down_at.elapsed())).await;
+    assert_eq!(
+        count(&h.ledger().await, "subscriptions"),
+        5,
+        "nothing created while TCM was down"
+    );
+    assert!(
+        matches!(breaker_state(&h).as_str(), "1" | "2"),
+        "still open or probing after a minute: {}",
+        h.metrics.render_prometheus("tcm")
+    );
+
+    h.faults(json!({"outage": false})).await;
+    let answers = answers_until_activated(&h.events, &orders, Duration::from_secs(90)).await;
+    let ledger = h.ledger().await;
+    assert_each_created_once(&ledger, &orders, &answers);
+    // The command that met the outage told its order once; no order heard it twice.
+    let delayed: Vec<usize> = orders
+        .iter()
+        .map(|order| {
+            answers[order]
+                .iter()
+                .filter(|e| matches!(e, TcmEventPayload::ActivationDelayed(_)))
+                .count()
+        })
+        .collect();
+    assert!(delayed.iter().any(|&n| n == 1), "{answers:?}");
+    assert!(delayed.iter().all(|&n| n <= 1), "{delayed:?}");
+    let rendered = h.metrics.render_prometheus("tcm");
+    assert_eq!(breaker_state(&h), "0", "closed again: {rendered}");
+    assert!(
+        rendered.contains("tcom_connector_stalled{connector=\"tcm\"} 0"),
+        "{rendered}"
+    );
+    h.stop().await;
+}
+
+/// The TCM connector alone in a `platform_worker` child process, logging to a file.
+struct Worker {
+    child: Child,
+}
+
+impl Worker {
+    fn start(h: &Harness, group: &str, instance: &str, log: &Path) -> Self {
+        let stack = stack();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_platform_worker"))
+            .env("ROLE", "tcm")
+            .env("KAFKA_BOOTSTRAP_SERVERS", &stack.kafka)
+            .env("SCHEMA_REGISTRY_URL", &stack.registry_url)
+            .env("TCM_URL", &h.tcm)
+            .env("GROUP_ID", group)
+            .env("INSTANCE_ID", instance)
+            .env("COMMANDS_TOPIC", &h.commands)
+            .env("EVENTS_TOPIC", &h.events)
+            .env("RUST_LOG", "info,rdkafka=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("platform_worker starts");
+        Self { child }
+    }
+
+    /// SIGKILL: no shutdown, no last commit, a call to TCM cut off wherever it is.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn tail(log: &PathBuf) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Polls the ledger (every 2 ms: a kill must follow what it waits for closely) until `done`.
+async fn ledger_until(h: &Harness, within: Duration, done: impl Fn(&Value) -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if done(&h.ledger().await) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkills_of_the_connector_mid_call_create_no_subscription_twice_and_lose_no_command() {
+    const COMMANDS: usize = 20;
+    const KILLS: usize = 8;
+    let h = Harness::without_connector().await;
+    // Every TCM call takes 150 ms, so a call is in flight most of the time.
+    h.faults(json!({"latency_ms": 150})).await;
+    let batch = unique("tcm-kill");
+    let orders: Vec<String> = (0..COMMANDS).map(|i| format!("{batch}-{i:02}")).collect();
+    for (i, order) in orders.iter().enumerate() {
+        h.send(order, "l1", &format!("+4532{i:06}")).await;
+    }
+    let group = unique("test-tcm-child");
+    // A static member: each restart takes the dead one's partitions at once.
+    let instance = unique("tcm-child");
+    let log = std::env::temp_dir().join(format!("{group}.log"));
+    for round in 0..KILLS {
+        let ledger = h.ledger().await;
+        let (customers, subscriptions) = (
+            count(&ledger, "customers"),
+            count(&ledger, "subscriptions"),
+        );
+        let mut worker = Worker::start(&h, &group, &instance, &log);
+        // Even rounds: TCM has just created a command's customer, so its subscription create
+        // is in flight (in its 150 ms). Odd rounds: TCM has just created a subscription, so
+        // its answer is on the way back or being recorded on tcm.events.
+        let reached = ledger_until(&h, Duration::from_secs(60), |l| {
+            if round % 2 == 0 {
+                count(l, "customers") > customers
+            } else {
+                count(l, "subscriptions") > subscriptions
+            }
+        })
+        .await;
+        worker.kill();
+        assert!(
+            reached,
+            "round {round}: no progress in 60 s; the connector's log:\n{}",
+            tail(&log)
+        );
+    }
+    // A last run, left alone: every command must be answered.
+    let worker = Worker::start(&h, &group, &instance, &log);
+    let answers = answers_until_activated(&h.events, &orders, Duration::from_secs(90)).await;
+    drop(worker);
+    let ledger = h.ledger().await;
+    assert!(
+        orders.iter().all(|o| answers.contains_key(o)),
+        "every command answered; the connector's log:\n{}",
+        tail(&log)
+    );
+    assert_each_created_once(&ledger, &orders, &answers);
+    assert_eq!(
+        count(&ledger, "customers"),
+        COMMANDS,
+        "one customer each: {ledger}"
+    );
+    // The kills landed where they were meant to. Between sending and recording: a create
+    // TCM carried out was sent again after the restart (and found the first).
+    let resent = orders
+        .iter()
+        .filter(|o| request(&ledger, &format!("{o}:l1:activate:subscription")).0 >= 2)
+        .count();
+    assert!(resent >= 1, "no create was sent again: {ledger}");
+    // In flight: the customer was created before the kill, the subscription's create never
+    // reached TCM and was made once after the restart.
+    let cut_off = orders
+        .iter()
+        .filter(|o| {
+            request(&ledger, &format!("customer:nordlys:cus-{o}")).0 >= 2
+                && request(&ledger, &format!("{o}:l1:activate:subscription")).0 == 1
+        })
+        .count();
+    assert!(cut_off >= 1, "no kill cut a call off in flight: {ledger}");
 }

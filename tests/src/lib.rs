@@ -198,6 +198,8 @@ pub struct Platform {
     /// The SM-DP+ (ES2+) and SIM logistics simulators the SIM connector calls.
     pub smdp_url: String,
     pub logistics_url: String,
+    /// The clearing house simulator the porting connector submits port-ins to.
+    pub carrier_url: String,
     /// Where tenants' `file://` secret references are read from (tests write their keys here).
     pub secrets_dir: PathBuf,
     /// The consumer group of the payments connector (a second instance may join it).
@@ -447,22 +449,57 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             },
             metrics: std::sync::Arc::default(),
         };
-        let connector = tcom_connectors::sim_connector::run(
-            stack.kafka_settings(),
-            group_id,
-            codec.clone(),
-            setup,
-            std::future::pending(),
+        watch_connector(
+            "sim",
+            tcom_connectors::sim_connector::run(
+                stack.kafka_settings(),
+                group_id,
+                codec.clone(),
+                setup,
+                std::future::pending(),
+            ),
         );
-        let running = tokio::spawn(connector);
-        tokio::spawn(async move {
-            let why = match running.await {
-                Ok(Ok(())) => "it returned, although it is never asked to stop".to_owned(),
-                Ok(Err(e)) => format!("it failed: {e}"),
-                Err(e) => format!("it panicked: {e}"),
-            };
-            connector_died("sim", &why);
-        });
+    }
+    let carrier_url = start_simulator(|listen, stop, bound| {
+        tcom_connectors::porting::carrier_sim::serve(listen, stop, bound)
+    })
+    .await;
+    {
+        let group_id = unique("test-porting");
+        // Porting commands of earlier runs name orders that are gone.
+        start_at_end(
+            &stack.kafka_settings(),
+            &group_id,
+            &[tcom_schemas::topics::PORTING_COMMANDS],
+        );
+        let setup = tcom_connectors::porting::connector::PortingSetup {
+            carrier: tcom_connectors::porting::client::CarrierClient::new(
+                &carrier_url,
+                "test-carrier-token",
+                Duration::from_secs(5),
+            ),
+            keys: tcom_connectors::personal_data::KeyStore::new(
+                pool.clone(),
+                tcom_connectors::personal_data::SecretKey::derive_master(
+                    &settings().identity.master_key,
+                ),
+            ),
+            options: tcom_connectors::outbox_relay::RelayOptions {
+                max_backoff: Duration::from_millis(500),
+                ..tcom_connectors::porting::connector::default_options()
+            },
+            metrics: std::sync::Arc::default(),
+        };
+        watch_connector(
+            "porting",
+            tcom_connectors::porting::connector::run(
+                stack.kafka_settings(),
+                group_id,
+                codec.clone(),
+                setup,
+                std::future::pending(),
+            ),
+        );
     }
     let secrets_dir = std::env::temp_dir().join(unique("tcom-test-secrets"));
     std::fs::create_dir_all(&secrets_dir).unwrap();
@@ -550,6 +587,7 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
             tcm_url,
             smdp_url,
             logistics_url,
+            carrier_url,
             secrets_dir,
             payments_group,
         })
@@ -557,6 +595,23 @@ async fn run_platform(ready: std::sync::mpsc::Sender<Platform>) {
     // Keep the processors (dropping a handle stops it) for as long as the tests run.
     std::future::pending::<()>().await;
     drop(handles);
+}
+
+/// Runs a connector of the shared platform; if it ever stops, the test binary ends (see
+/// [`connector_died`]).
+fn watch_connector<E: std::fmt::Display + Send + 'static>(
+    group: &'static str,
+    connector: impl Future<Output = Result<(), E>> + Send + 'static,
+) {
+    let running = tokio::spawn(connector);
+    tokio::spawn(async move {
+        let why = match running.await {
+            Ok(Ok(())) => "it returned, although it is never asked to stop".to_owned(),
+            Ok(Err(e)) => format!("it failed: {e}"),
+            Err(e) => format!("it panicked: {e}"),
+        };
+        connector_died(group, &why);
+    });
 }
 
 /// A view connector of the shared platform stopped: every check of a view from now on would

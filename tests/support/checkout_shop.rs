@@ -31,6 +31,8 @@ pub(crate) struct Shop {
     /// Stripe secret key, or Adyen API key.
     pub(crate) api_key: String,
     pub(crate) http: reqwest::Client,
+    /// The shop's currency (its prices are in it).
+    pub(crate) currency: String,
 }
 
 pub(crate) struct Reply {
@@ -53,6 +55,22 @@ impl Shop {
         freeze_seconds: i32,
         pool_size: usize,
         identity: impl FnOnce(&str) -> Option<Value>,
+    ) -> Self {
+        Self::open_customised(provider, freeze_seconds, pool_size, |tenant, settings| {
+            if let Some(identity) = identity(tenant) {
+                settings["identity"] = identity;
+            }
+        })
+        .await
+    }
+
+    /// [`Self::open`] with the tenant's settings changed by `customise` (given the tenant's
+    /// id) before it is onboarded: a UK shop sets its country, currency and locales.
+    pub(crate) async fn open_customised(
+        provider: Provider,
+        freeze_seconds: i32,
+        pool_size: usize,
+        customise: impl FnOnce(&str, &mut Value),
     ) -> Self {
         let platform = platform();
         let app = spawn_platform_ingress().await;
@@ -124,7 +142,7 @@ impl Shop {
         };
         let secret_ref = platform.put_secret(&format!("{name}/{tenant}/key"), &api_key);
         let webhook_ref = platform.put_secret(&format!("{name}/{tenant}/webhook"), &webhook_secret);
-        let shop = Self {
+        let mut shop = Self {
             app,
             tenant: tenant.clone(),
             host: host.clone(),
@@ -132,6 +150,7 @@ impl Shop {
             provider,
             api_key,
             http,
+            currency: "DKK".to_owned(),
         };
         let mut settings = json!({
             "name": "Checkout test brand",
@@ -147,9 +166,11 @@ impl Shop {
             "storefront": {"basket_ttl_seconds": 600, "reservation_ttl_seconds": 300,
                            "requests_per_second": 2000, "checkout_freeze_seconds": freeze_seconds},
         });
-        if let Some(identity) = identity(&tenant) {
-            settings["identity"] = identity;
-        }
+        customise(&tenant, &mut settings);
+        settings["currency"]
+            .as_str()
+            .unwrap_or("DKK")
+            .clone_into(&mut shop.currency);
         let onboarded = shop
             .admin(
                 Method::POST,
@@ -177,7 +198,6 @@ impl Shop {
             )
             .await;
         assert_eq!(activated.status, StatusCode::OK, "{}", activated.body);
-        let mut shop = shop;
         let base = 10_000_000 + (uuid::Uuid::new_v4().as_u128() % 80_000_000) as u64;
         shop.numbers = (0..pool_size as u64)
             .map(|i| format!("+45{}", base + i))
@@ -206,6 +226,7 @@ impl Shop {
             provider: self.provider,
             api_key: self.api_key.clone(),
             http: self.http.clone(),
+            currency: self.currency.clone(),
         }
     }
 
@@ -224,8 +245,8 @@ impl Shop {
                     "specification_id": "mobile",
                     "kind": "PLAN",
                     "prices": [
-                        {"name": "activation", "price_type": "ONE_TIME", "amount_minor": ACTIVATION, "currency": "DKK"},
-                        {"name": "monthly", "price_type": "RECURRING", "amount_minor": monthly, "currency": "DKK", "recurring_period_months": 1}
+                        {"name": "activation", "price_type": "ONE_TIME", "amount_minor": ACTIVATION, "currency": self.currency},
+                        {"name": "monthly", "price_type": "RECURRING", "amount_minor": monthly, "currency": self.currency, "recurring_period_months": 1}
                     ],
                     "binding_months": [0],
                     "sim_types": ["PSIM", "ESIM"],
@@ -302,6 +323,18 @@ impl Shop {
         msisdn: &str,
         sim_type: &str,
     ) -> String {
+        let number = json!({"type": "new_number", "msisdn": msisdn});
+        self.ready_basket_for(customer, number, sim_type).await
+    }
+
+    /// A basket with one plan line of `sim_type` getting its number as `number` says (the
+    /// API's `number` object: a new number or a port-in).
+    pub(crate) async fn ready_basket_for(
+        &self,
+        customer: &str,
+        number: Value,
+        sim_type: &str,
+    ) -> String {
         // The basket processor learns a new shop's catalog from its global tables: retry the
         // first line until it sells the plan.
         let created = self
@@ -321,7 +354,7 @@ impl Shop {
                     &format!("/v1/storefront/baskets/{basket}/lines"),
                     Some(customer),
                     Some(json!({"offering_id": "plan", "sim_type": sim_type,
-                                "number": {"type": "new_number", "msisdn": msisdn}})),
+                                "number": number.clone()})),
                 )
                 .await;
             (r.status == StatusCode::OK).then_some(r)

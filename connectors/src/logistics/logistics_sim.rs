@@ -102,8 +102,8 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use super::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, TrackingNotification, sign};
-use crate::sim_line::{self, RateWindow};
+use super::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, TrackingNotification};
+use crate::sim_line::{self, Faults, FaultsPatch, RateWindow};
 
 const MAX_KEY: usize = 255;
 const MAX_ITEMS: usize = 10;
@@ -606,51 +606,6 @@ async fn authenticate(request: Request, next: Next) -> Response {
 
 // ---- faults ----
 
-/// What `/_sim/faults` sets (see the module docs).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-struct Faults {
-    latency_ms: u64,
-    fail_next: u32,
-    timeout_next: u32,
-    outage: bool,
-    rate_limit_per_second: u32,
-    lose_response_next: u32,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultsPatch {
-    latency_ms: Option<u64>,
-    fail_next: Option<u32>,
-    timeout_next: Option<u32>,
-    outage: Option<bool>,
-    rate_limit_per_second: Option<u32>,
-    lose_response_next: Option<u32>,
-}
-
-impl Faults {
-    fn patch(&mut self, patch: FaultsPatch) {
-        if let Some(v) = patch.latency_ms {
-            self.latency_ms = v;
-        }
-        if let Some(v) = patch.fail_next {
-            self.fail_next = v;
-        }
-        if let Some(v) = patch.timeout_next {
-            self.timeout_next = v;
-        }
-        if let Some(v) = patch.outage {
-            self.outage = v;
-        }
-        if let Some(v) = patch.rate_limit_per_second {
-            self.rate_limit_per_second = v;
-        }
-        if let Some(v) = patch.lose_response_next {
-            self.lose_response_next = v;
-        }
-    }
-}
-
 // ---- the simulator ----
 
 #[derive(Debug, Default)]
@@ -876,39 +831,18 @@ fn notifications_for(state: &mut SimState, id: &str) -> Vec<(WebhookSubscription
     subscribed.into_iter().map(|s| (s, body.clone())).collect()
 }
 
-/// Delivers one notification with retries (the house retries non-2xx answers and failed
-/// connections a few times, backing off), and records what happened in the ledger.
+/// Delivers one notification (see [`sim_line::deliver_webhook`]) and records what happened
+/// in the ledger.
 async fn deliver(sim: Sim, subscription: WebhookSubscription, body: Vec<u8>) {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("an HTTP client builds");
     let notification: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let mut last_status = None;
-    let mut attempts = 0;
-    for attempt in 0..WEBHOOK_ATTEMPTS {
-        attempts = attempt + 1;
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let sent = http
-            .post(&subscription.url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(TIMESTAMP_HEADER, timestamp.to_string())
-            .header(
-                SIGNATURE_HEADER,
-                sign(&subscription.secret, timestamp, &body),
-            )
-            .body(body.clone())
-            .send()
-            .await;
-        last_status = sent.as_ref().ok().map(|r| r.status().as_u16());
-        if sent.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-    }
+    let (attempts, last_status) = sim_line::deliver_webhook(
+        &subscription.url,
+        &subscription.secret,
+        (TIMESTAMP_HEADER, SIGNATURE_HEADER),
+        &body,
+        WEBHOOK_ATTEMPTS,
+    )
+    .await;
     sim.lock().deliveries.push(json!({
         "notification": notification["id"],
         "subscription": subscription.id,

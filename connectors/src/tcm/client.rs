@@ -1,7 +1,7 @@
 //! The platform's client of the legacy TCM system: creates customers and subscriptions with an
 //! idempotency key (`X-Request-Id`) on every create, so a request whose answer was lost can be
 //! sent again and never creates twice, and sorts every failure into what the caller must do
-//! with it:
+//! with it (the same sorting applies to the subscription listing the reconciliation walks):
 //!
 //! - [`TcmError::Unavailable`]: the system is unwell (connection refused or lost, a timeout,
 //!   5xx, the load balancer's maintenance page). Retry later with the same request id; counts
@@ -100,6 +100,50 @@ pub struct CreatedSubscription {
     pub status: String,
 }
 
+/// A data-sharing SIM as TCM lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedSharedSim {
+    pub iccid: String,
+}
+
+/// A subscription as TCM keeps it (`GET /tcm/v1/subscriptions`). Members this platform does
+/// not compare are left out; unknown members are ignored, so a TCM release that adds some
+/// does not break the reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcmSubscription {
+    pub subscription_id: String,
+    pub customer_id: String,
+    /// The platform's `{order}/{item}`.
+    pub external_ref: String,
+    pub tenant: String,
+    pub plan_code: String,
+    pub msisdn: String,
+    #[serde(default)]
+    pub iccid: Option<String>,
+    pub sim_type: String,
+    #[serde(default)]
+    pub binding_end_date: Option<String>,
+    #[serde(default)]
+    pub shared_data_sims: Vec<ListedSharedSim>,
+    /// `ACTIVE`, `SUSPENDED` or `TERMINATED`.
+    pub status: String,
+    /// `YYYY-MM-DDThh:mm:ssZ`.
+    #[serde(default)]
+    pub activated_at: Option<String>,
+}
+
+/// One page of TCM's subscription listing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionPage {
+    pub items: Vec<TcmSubscription>,
+    pub page: u32,
+    pub page_size: u32,
+    pub total_items: u64,
+    pub total_pages: u32,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TcmProblem {
@@ -154,17 +198,49 @@ impl TcmClient {
             .await
     }
 
+    /// One page of `tenant`'s subscriptions, in TCM's stable order (by subscription id);
+    /// `page` counts from 1, `page_size` is 1 to 100.
+    ///
+    /// # Errors
+    /// See [`TcmError`].
+    pub async fn list_subscriptions(
+        &self,
+        tenant: &str,
+        page: u32,
+        page_size: u32,
+    ) -> Result<SubscriptionPage, TcmError> {
+        // `query` form-encodes the values: a `+` in a tenant id would otherwise read as a
+        // space on TCM's side.
+        let request = self
+            .http
+            .get(format!("{}/tcm/v1/subscriptions", self.base_url))
+            .query(&[
+                ("tenant", tenant.to_owned()),
+                ("page", page.to_string()),
+                ("pageSize", page_size.to_string()),
+            ]);
+        Self::answer(request).await
+    }
+
     async fn create<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         request_id: &str,
         body: &impl Serialize,
     ) -> Result<T, TcmError> {
-        let answer = self
+        let request = self
             .http
             .post(format!("{}{path}", self.base_url))
             .header("x-request-id", request_id)
-            .json(body)
+            .json(body);
+        Self::answer(request).await
+    }
+
+    /// Sends `request` and reads a JSON answer, sorting failures as the module docs say.
+    async fn answer<T: serde::de::DeserializeOwned>(
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, TcmError> {
+        let answer = request
             .send()
             .await
             .map_err(|e| TcmError::Unavailable(describe(&e)))?;

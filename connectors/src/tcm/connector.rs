@@ -20,7 +20,7 @@ use tcom_state::client::KafkaSettings;
 
 use super::client::{NewCustomer, NewSubscription, SharedSim, TcmClient, TcmError};
 use crate::dead_letter::ConnectorMetrics;
-use crate::outbox_relay::{Relay, RelayError, RelayOptions, SendError};
+use crate::outbox_relay::{now_ms, Relay, RelayError, RelayOptions, SendError};
 use crate::personal_data::{KeyStore, field_context};
 
 /// The connector's consumer group.
@@ -52,12 +52,6 @@ struct TcmRelay {
     keys: Option<KeyStore>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
-}
 
 impl From<TcmError> for SendError {
     fn from(e: TcmError) -> Self {

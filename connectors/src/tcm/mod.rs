@@ -11,9 +11,13 @@
 //!   unavailable (retry, counts against the circuit breaker), rate-limited or refused;
 //! - [`connector`]: sends `tcm.commands` to TCM behind a circuit breaker and reports the
 //!   answers on `tcm.events`;
+//! - [`reconcile`]: compares the platform's subscriptions with TCM's, reports the
+//!   differences and records TCM's status on the products (`tcom tcm-reconcile`, and
+//!   periodically in the connectors role);
 //! - [`tcm_sim`]: the simulator (`tcom tcm-sim`), TCM's REST API with its legacy shapes,
 //!   in-memory state and simulator-only controls for faults, a ledger and drift.
 
 pub mod client;
 pub mod connector;
+pub mod reconcile;
 pub mod tcm_sim;

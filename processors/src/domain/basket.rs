@@ -9,6 +9,7 @@ use tcom_schemas::tenant::TenantSettings;
 
 use super::catalog_rules::{campaign_concerns, list_price};
 use super::msisdn::Msisdn;
+use super::porting::Pac;
 use super::pricing::{self, Minor, PricingContext, quote, standard_vat_basis_points, vat_share};
 use super::text::TextKind;
 use super::violation::{Violation, Violations, is_valid_entity_id};
@@ -83,6 +84,9 @@ pub enum LineNumber {
         sim_icc: Option<String>,
         /// Days since the Unix epoch; `None`: as soon as possible.
         desired_port_date: Option<i32>,
+        /// UK: the Porting Authorisation Code (3 letters, 6 digits), upper case.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pac: Option<String>,
     },
 }
 
@@ -461,17 +465,52 @@ fn check_number(
                     },
                 );
             }
+            let pac = check_pac(v, &shop.tenant.country, p.pac.as_deref());
             msisdn.map(|m| LineNumber::PortIn {
                 msisdn: m.as_str().to_owned(),
                 current_operator: p.current_operator.trim().to_owned(),
                 sim_icc: p.sim_icc.clone(),
                 desired_port_date: p.desired_port_date,
+                pac,
             })
         }
     }
 }
 
 /// ICCID (ITU-T E.118): 19 or 20 digits, issuer prefix 89 (telecom), Luhn check digit.
+/// The PAC of a UK port-in: required there (the losing provider gives it by text message),
+/// three letters and six digits; elsewhere ports go without one and a PAC is refused rather
+/// than silently dropped. Returns the PAC normalised, when it is valid.
+fn check_pac(v: &mut Violations, country: &str, pac: Option<&str>) -> Option<String> {
+    const FIELD: &str = "number/port_in/pac";
+    match (country, pac) {
+        ("GB", None) => {
+            v.push(
+                "pac_required",
+                FIELD,
+                "a UK number moves with the PAC its current provider gives (text PAC to 65075)",
+            );
+            None
+        }
+        ("GB", Some(text)) => match Pac::parse(text) {
+            Ok(pac) => Some(pac.as_str().to_owned()),
+            Err(e) => {
+                v.push(e.code(), FIELD, e.to_string());
+                None
+            }
+        },
+        (_, Some(_)) => {
+            v.push(
+                "pac_not_used",
+                FIELD,
+                format!("ports in {country} do not use a PAC; leave it out"),
+            );
+            None
+        }
+        (_, None) => None,
+    }
+}
+
 pub fn is_valid_iccid(text: &str) -> bool {
     let digits: Vec<u32> = text.chars().filter_map(|c| c.to_digit(10)).collect();
     if digits.len() != text.len() || !(19..=20).contains(&digits.len()) || !text.starts_with("89") {
@@ -1001,6 +1040,7 @@ mod tests {
                 current_operator: "Telia".into(),
                 sim_icc: Some(icc.into()),
                 desired_port_date: Some(day),
+                pac: None,
             }))
         };
         assert!(
@@ -1032,6 +1072,7 @@ mod tests {
             current_operator: "Tel\u{0}ia".into(),
             sim_icc: None,
             desired_port_date: None,
+            pac: None,
         }));
         let violations = configure_line(&line, &[], shop, &catalog()).unwrap_err();
         assert_eq!(

@@ -110,11 +110,13 @@ fn added(line: &Line) -> BasketEventPayload {
             current_operator,
             sim_icc,
             desired_port_date,
+            pac,
         } => NumberChoice::PortIn(PortIn {
             msisdn: msisdn.clone(),
             current_operator: current_operator.clone(),
             sim_icc: sim_icc.clone(),
             desired_port_date: *desired_port_date,
+            pac: pac.clone(),
         }),
     };
     BasketEventPayload::PlanLineAdded(PlanLineAdded {

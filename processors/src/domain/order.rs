@@ -22,6 +22,7 @@ use tcom_schemas::order::{
     OrderEventPayload, OrderItemStateChanged, OrderState, OrderStateChanged, OrderStepChanged,
 };
 use tcom_schemas::payment::{PaymentEvent, PaymentState};
+use tcom_schemas::porting::PortingEventPayload;
 use tcom_schemas::sim::SimEventPayload;
 use tcom_schemas::tcm::TcmEventPayload;
 
@@ -30,8 +31,14 @@ use super::identity::Assurance;
 use super::pricing::Minor;
 
 mod fulfilment;
+mod port_in;
 
 pub use fulfilment::{Shipment, SimCard, binding_end_date, sims_needed};
+pub use port_in::{
+    CorrectionRefusal, PORT_COMPLETION_GRACE_MS, PortRequest, PortStatus, correct_port_in, correctable,
+    requested_port_date,
+};
+use port_in::{needs_porting, on_porting};
 use fulfilment::{deliver_sims_or_activate, on_sim, on_tcm};
 
 /// How long the numbers of a paid order may take to be confirmed before the items fail.
@@ -89,6 +96,10 @@ pub struct Order {
     /// the customer's data key (see [`super::contact::ContactDetails`]); `None`: none given.
     #[serde(default)]
     pub contact_sealed: Option<String>,
+    /// The shop's country (ISO 3166-1 alpha-2) when the order was placed: the porting rules
+    /// follow it. `None` (orders placed before it was kept): Denmark.
+    #[serde(default)]
+    pub country: Option<String>,
 }
 
 /// The shop's owner-verification policy, as it was when the order was placed.
@@ -140,6 +151,9 @@ pub struct OrderItem {
     /// A pSIM item's shipment.
     #[serde(default)]
     pub shipment: Option<Shipment>,
+    /// A port-in item's port, once submitted.
+    #[serde(default)]
+    pub port: Option<PortRequest>,
 }
 
 impl OrderItem {
@@ -189,6 +203,8 @@ pub enum StepName {
     Activation,
     /// eSIM profiles from the SM-DP+, pSIMs shipped, after the capture.
     SimDelivery,
+    /// Port-in numbers moved from the current operator, after the SIMs.
+    Porting,
 }
 
 impl StepName {
@@ -200,6 +216,7 @@ impl StepName {
             Self::Identity => "identity",
             Self::Activation => "activation",
             Self::SimDelivery => "sim_delivery",
+            Self::Porting => "porting",
         }
     }
 }
@@ -275,6 +292,18 @@ pub enum Action {
         psim: bool,
         sims: u32,
     },
+    /// Submit the item's port-in to the clearing house (through the outbox topic
+    /// `porting.commands`), again with the next attempt after a correction.
+    SubmitPort {
+        item_id: String,
+        attempt: u32,
+        msisdn: String,
+        current_operator: String,
+        sim_icc: Option<String>,
+        pac: Option<String>,
+        /// `YYYY-MM-DD`.
+        requested_date: String,
+    },
     /// Create the item's subscription in TCM (through the outbox topic `tcm.commands`).
     ActivateSubscription {
         item_id: String,
@@ -310,6 +339,8 @@ pub enum Input<'a> {
     Tcm(&'a TcmEventPayload),
     /// The SM-DP+'s or the logistics house's report about an item's SIMs.
     Sim(&'a SimEventPayload),
+    /// The clearing house's report about an item's port-in.
+    Porting(&'a PortingEventPayload),
     /// Time passed: deadlines may be due.
     Tick,
 }
@@ -335,7 +366,7 @@ pub fn place(
 ) -> Order {
     let items: Vec<OrderItem> = basket.lines.iter().map(item_of).collect();
     let amount_minor = basket.totals.one_time_minor + basket.totals.monthly_minor;
-    Order {
+    let mut order = Order {
         order_id: basket
             .checkout
             .as_ref()
@@ -385,7 +416,17 @@ pub fn place(
         owner_requirement: None,
         owner: None,
         contact_sealed: None,
+        country: None,
+    };
+    if needs_porting(&order) {
+        // The numbers are ours before TCM creates the subscriptions with them.
+        let activation = order.steps.len() - 1;
+        order.steps.insert(
+            activation,
+            step(StepName::Porting, StepState::Waiting, None),
+        );
     }
+    order
 }
 
 /// Makes a new order wait for its owner's verification before numbers are confirmed and the
@@ -441,6 +482,7 @@ fn item_of(line: &Line) -> OrderItem {
             current_operator,
             sim_icc,
             desired_port_date,
+            pac,
             ..
         } => {
             characteristics.push(("numberType".to_owned(), "portIn".to_owned()));
@@ -450,6 +492,9 @@ fn item_of(line: &Line) -> OrderItem {
             }
             if let Some(day) = desired_port_date {
                 characteristics.push(("desiredPortDate".to_owned(), day.to_string()));
+            }
+            if let Some(pac) = pac {
+                characteristics.push(("pac".to_owned(), pac.clone()));
             }
             None
         }
@@ -469,6 +514,7 @@ fn item_of(line: &Line) -> OrderItem {
         subscription_id: None,
         sims: Vec::new(),
         shipment: None,
+        port: None,
         price: line.price.clone(),
         add_ons: line
             .add_ons
@@ -487,6 +533,7 @@ fn item_of(line: &Line) -> OrderItem {
                 subscription_id: None,
                 sims: Vec::new(),
                 shipment: None,
+                port: None,
             })
             .collect(),
     }
@@ -663,6 +710,7 @@ pub fn apply(order: &mut Order, input: &Input<'_>, now: i64) -> Vec<Action> {
         }
         Input::Tcm(answer) => on_tcm(order, answer, now),
         Input::Sim(report) => on_sim(order, report, now, &mut actions),
+        Input::Porting(report) => on_porting(order, report, now, &mut actions),
         Input::Tick => on_deadlines(order, now, &mut actions),
     }
     actions
@@ -1128,6 +1176,11 @@ fn on_deadlines(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
         }
         return;
     }
+    let porting = order.steps.iter().find(|s| s.name == StepName::Porting);
+    if porting.is_some_and(due) {
+        port_in::on_deadline(order, now);
+        return;
+    }
     if due(order.step(StepName::NumberConfirmation)) {
         for item in &mut order.items {
             if item.new_number.is_some() && !item.number_confirmed {
@@ -1218,6 +1271,7 @@ mod tests {
     use super::*;
     use crate::domain::basket::{AddOnLine, Checkout, Reservation};
     use tcom_schemas::basket::{BasketStatus, SimType};
+    use tcom_schemas::order::CorrectPortIn;
 
     const NOW: i64 = 1_800_000_000_000;
     const FREEZE: i64 = NOW + 1_800_000;
@@ -1313,6 +1367,7 @@ mod tests {
                     current_operator: "TDC".into(),
                     sim_icc: None,
                     desired_port_date: None,
+                    pac: None,
                 },
             ),
         ])
@@ -1365,9 +1420,71 @@ mod tests {
         next
     }
 
+    /// The clearing house submits, accepts and completes the port of every item asked for
+    /// among `asked`; returns what the order asks next.
+    fn ported(order: &mut Order, asked: &[Action]) -> Vec<Action> {
+        let mut next = Vec::new();
+        for action in asked {
+            if let Action::SubmitPort {
+                item_id, attempt, ..
+            } = action
+            {
+                next.extend(port_answers(order, item_id, *attempt, "P1", true));
+            }
+        }
+        next
+    }
+
+    /// The clearing house takes attempt `attempt` of `item` as `porting_id`, then (when
+    /// `accept`) accepts and completes it.
+    fn port_answers(
+        order: &mut Order,
+        item: &str,
+        attempt: u32,
+        porting_id: &str,
+        accept: bool,
+    ) -> Vec<Action> {
+        use tcom_schemas::porting::*;
+        let mut next = apply(
+            order,
+            &Input::Porting(&PortingEventPayload::PortSubmitted(PortSubmitted {
+                item_id: item.into(),
+                attempt: i32::try_from(attempt).unwrap(),
+                porting_id: porting_id.into(),
+                answer_due_at: NOW + 48 * 3_600_000,
+            })),
+            NOW + 25,
+        );
+        if accept {
+            next.extend(apply(
+                order,
+                &Input::Porting(&PortingEventPayload::PortAccepted(PortAccepted {
+                    item_id: item.into(),
+                    porting_id: porting_id.into(),
+                    port_date: "2027-01-18".into(),
+                    executes_at: NOW + 3 * 86_400_000,
+                })),
+                NOW + 26,
+            ));
+            next.extend(apply(
+                order,
+                &Input::Porting(&PortingEventPayload::PortCompleted(PortCompleted {
+                    item_id: item.into(),
+                    porting_id: porting_id.into(),
+                    msisdn: "+4520000002".into(),
+                    completed_at: NOW + 3 * 86_400_000,
+                })),
+                NOW + 27,
+            ));
+        }
+        next
+    }
+
     fn activated_in_tcm(order: &mut Order, asked: &[Action]) {
         let mut asked = asked.to_vec();
         let more = sims_ready(order, &asked);
+        asked.extend(more);
+        let more = ported(order, &asked);
         asked.extend(more);
         for action in &asked {
             if let Action::ActivateSubscription { item_id, .. } = action {
@@ -1480,8 +1597,14 @@ mod tests {
         );
         assert_eq!(order.step(StepName::Activation).state, StepState::Waiting);
         let asked = sims_ready(&mut order, &asked);
-        assert_eq!(activations(&asked), ["l1", "l2"]);
         assert_eq!(order.step(StepName::SimDelivery).state, StepState::Done);
+        // The port-in's number is brought over before TCM creates the subscriptions.
+        assert!(activations(&asked).is_empty(), "{asked:?}");
+        assert!(matches!(&asked[..], [Action::SubmitPort { item_id, .. }] if item_id == "l2"));
+        assert_eq!(order.step(StepName::Porting).state, StepState::InProgress);
+        let asked = ported(&mut order, &asked);
+        assert_eq!(order.step(StepName::Porting).state, StepState::Done);
+        assert_eq!(activations(&asked), ["l1", "l2"]);
         let Action::ActivateSubscription {
             iccid,
             shared_data_sims,
@@ -1722,6 +1845,7 @@ mod tests {
                 current_operator: "TDC".into(),
                 sim_icc: None,
                 desired_port_date: None,
+                pac: None,
             },
         )]);
         let actions = pay(&mut order, PaymentState::Authorized);
@@ -2006,7 +2130,11 @@ mod tests {
                 ..
             })
         ));
-        assert_eq!(created.len(), 1 + 2 + 5, "the order, two items, five steps");
+        assert_eq!(
+            created.len(),
+            1 + 2 + 6,
+            "the order, two items, six steps (porting for the port-in)"
+        );
         let mut after = before.clone();
         pay(&mut after, PaymentState::Authorized);
         let kinds: Vec<String> = changes(Some(&before), &after)
@@ -2214,6 +2342,7 @@ mod tests {
         );
         let asked = pay(&mut order, PaymentState::Captured);
         let asked = sims_ready(&mut order, &asked);
+        let asked = ported(&mut order, &asked);
         (order, asked)
     }
 
@@ -2394,6 +2523,198 @@ mod tests {
         assert!(order.state_reason.as_deref().unwrap().contains("8.2.1/3.9"));
         assert_eq!(order.step(StepName::SimDelivery).state, StepState::Failed);
         assert_eq!(order.payment.captured_minor, captured, "nothing undone");
+    }
+
+    fn submitted_port() -> (Order, Vec<Action>) {
+        let mut order = order(vec![line(
+            "l2",
+            LineNumber::PortIn {
+                msisdn: "+4520000002".into(),
+                current_operator: "TDC".into(),
+                sim_icc: Some("8945020000000000004".into()),
+                desired_port_date: None,
+                pac: None,
+            },
+        )]);
+        order.country = Some("DK".into());
+        pay(&mut order, PaymentState::Authorized);
+        let asked = pay(&mut order, PaymentState::Captured);
+        let asked = sims_ready(&mut order, &asked);
+        (order, asked)
+    }
+
+    fn correction(item: &str) -> CorrectPortIn {
+        CorrectPortIn {
+            item_id: item.into(),
+            current_operator: None,
+            sim_icc: None,
+            pac: None,
+            desired_port_date: None,
+        }
+    }
+
+    fn rejected(order: &mut Order, porting_id: &str, code: &str) {
+        use tcom_schemas::porting::*;
+        let report = PortingEventPayload::PortRejected(PortRejected {
+            item_id: "l2".into(),
+            porting_id: porting_id.into(),
+            code: code.into(),
+            reason: "the losing operator says no".into(),
+        });
+        apply(order, &Input::Porting(&report), NOW + 30);
+    }
+
+    #[test]
+    fn a_port_in_is_submitted_after_the_sims_for_the_earliest_danish_working_day() {
+        let (order, asked) = submitted_port();
+        let [
+            Action::SubmitPort {
+                item_id,
+                attempt,
+                sim_icc,
+                requested_date,
+                current_operator,
+                ..
+            },
+        ] = &asked[..]
+        else {
+            panic!("{asked:?}")
+        };
+        assert_eq!((item_id.as_str(), *attempt), ("l2", 1));
+        // NOW is Friday 15 January 2027 in Denmark: the next working day is Monday the 18th.
+        assert_eq!(requested_date, "2027-01-18");
+        assert_eq!(sim_icc.as_deref(), Some("8945020000000000004"));
+        assert_eq!(current_operator, "TDC");
+        assert_eq!(order.step(StepName::Porting).state, StepState::InProgress);
+        assert_eq!(order.step(StepName::Activation).state, StepState::Waiting);
+        assert_eq!(
+            order.next_deadline(),
+            None,
+            "no deadline while the clearing house does not have it"
+        );
+    }
+
+    #[test]
+    fn a_rejected_port_holds_the_order_until_the_customer_corrects_it() {
+        use tcom_schemas::porting::*;
+        let (mut order, _) = submitted_port();
+        port_answers(&mut order, "l2", 1, "P1", false);
+        assert_eq!(order.next_deadline(), Some(NOW + 48 * 3_600_000));
+        rejected(&mut order, "P1", "wrong_icc");
+        assert_eq!(order.state, OrderState::Held);
+        assert_eq!(order.items[0].state, OrderState::Held);
+        let reason = order.state_reason.clone().unwrap();
+        assert!(reason.contains("may correct sim_icc"), "{reason}");
+        assert_eq!(order.next_deadline(), None, "the customer takes their time");
+
+        // Corrections that break the rules, or of another item, change nothing.
+        let before = order.clone();
+        let mut actions = Vec::new();
+        let bad = CorrectPortIn {
+            sim_icc: Some("8945".into()),
+            pac: Some("ABC123456".into()),
+            ..correction("l2")
+        };
+        let Err(CorrectionRefusal::Invalid(violations)) =
+            correct_port_in(&mut order, &bad, NOW + 40, &mut actions)
+        else {
+            panic!("refused")
+        };
+        let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
+        assert_eq!(codes, ["invalid_sim_icc", "pac_not_used"]);
+        assert_eq!(
+            correct_port_in(&mut order, &correction("l1"), NOW + 40, &mut actions),
+            Err(CorrectionRefusal::UnknownItem)
+        );
+        assert_eq!(order, before);
+        assert!(actions.is_empty());
+
+        // The right ICC: submitted again as attempt 2, and the order goes on.
+        let fix = CorrectPortIn {
+            sim_icc: Some("8945020000000000012".into()),
+            ..correction("l2")
+        };
+        correct_port_in(&mut order, &fix, NOW + 50, &mut actions).unwrap();
+        assert!(
+            matches!(&actions[..], [Action::SubmitPort { attempt: 2, sim_icc: Some(icc), .. }]
+                if icc == "8945020000000000012"),
+            "{actions:?}"
+        );
+        assert_eq!(order.state, OrderState::InProgress);
+        assert_eq!(order.items[0].state, OrderState::InProgress);
+        // The first attempt's late answers are not this attempt's.
+        let stale = PortingEventPayload::PortCompleted(PortCompleted {
+            item_id: "l2".into(),
+            porting_id: "P1".into(),
+            msisdn: "+4520000002".into(),
+            completed_at: NOW + 60,
+        });
+        let unchanged = order.clone();
+        assert!(apply(&mut order, &Input::Porting(&stale), NOW + 60).is_empty());
+        assert_eq!(order, unchanged);
+        // Nothing to correct while the new attempt is on its way.
+        assert!(matches!(
+            correct_port_in(&mut order, &fix, NOW + 70, &mut Vec::new()),
+            Err(CorrectionRefusal::NotRejected { .. })
+        ));
+        let next = port_answers(&mut order, "l2", 2, "P2", true);
+        assert_eq!(order.step(StepName::Porting).state, StepState::Done);
+        assert_eq!(activations(&next), ["l2"]);
+    }
+
+    #[test]
+    fn a_rejection_only_an_agent_can_help_with_says_so() {
+        let (mut order, _) = submitted_port();
+        port_answers(&mut order, "l2", 1, "P1", false);
+        rejected(&mut order, "P1", "number_blocked");
+        assert_eq!(order.state, OrderState::Held);
+        assert!(order.state_reason.clone().unwrap().contains("an agent looks"));
+        assert_eq!(correctable("pac_expired", ""), ["pac"]);
+        assert_eq!(correctable("owner_mismatch", ""), ["owner"]);
+    }
+
+    #[test]
+    fn a_port_that_is_never_answered_or_never_executed_holds_the_order_for_an_agent() {
+        let (mut order, _) = submitted_port();
+        port_answers(&mut order, "l2", 1, "P1", false);
+        apply(&mut order, &Input::Tick, NOW + 48 * 3_600_000);
+        assert_eq!(order.state, OrderState::Held);
+        assert!(order.state_reason.clone().unwrap().contains("did not answer"));
+        assert_eq!(order.next_deadline(), None);
+
+        let (mut order, _) = submitted_port();
+        use tcom_schemas::porting::*;
+        port_answers(&mut order, "l2", 1, "P1", false);
+        let accepted = PortingEventPayload::PortAccepted(PortAccepted {
+            item_id: "l2".into(),
+            porting_id: "P1".into(),
+            port_date: "2027-01-18".into(),
+            executes_at: NOW + 3 * 86_400_000,
+        });
+        apply(&mut order, &Input::Porting(&accepted), NOW + 40);
+        let due = NOW + 3 * 86_400_000 + PORT_COMPLETION_GRACE_MS;
+        assert_eq!(order.next_deadline(), Some(due));
+        apply(&mut order, &Input::Tick, due);
+        assert_eq!(order.state, OrderState::Held);
+        assert!(
+            order
+                .state_reason
+                .clone()
+                .unwrap()
+                .contains("not completed on its date 2027-01-18")
+        );
+    }
+
+    #[test]
+    fn the_requested_port_date_follows_the_country_rules() {
+        // NOW: Friday 15 January 2027 (day 20833 since the epoch).
+        let date = |country, day| requested_port_date(country, day, NOW).to_string();
+        assert_eq!(date("DK", None), "2027-01-18");
+        assert_eq!(date("DK", Some(20_838)), "2027-01-20", "a working day is kept");
+        assert_eq!(date("DK", Some(20_834)), "2027-01-18", "a Saturday is not");
+        assert_eq!(date("DK", Some(20_833)), "2027-01-18", "nor today");
+        assert_eq!(date("GB", None), "2027-01-18");
+        assert_eq!(date("GB", Some(20_837)), "2027-01-19");
     }
 
     #[test]

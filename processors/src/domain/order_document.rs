@@ -378,6 +378,7 @@ mod tests {
             subscription_id: None,
             sims: Vec::new(),
             shipment: None,
+            port: None,
         });
         let item = &mut order.items[0];
         item.sims = vec![

@@ -1,6 +1,7 @@
 //! Fulfilment, once the money is taken: the SIMs first (eSIM profiles from the SM-DP+, pSIM
 //! shipments from the logistics house, one SIM for the line and one per data-sharing card),
-//! then the subscriptions in TCM with those ICCIDs, then completion.
+//! then the port-ins (see [`super::port_in`]), then the subscriptions in TCM with those
+//! ICCIDs, then completion.
 //!
 //! An item is delivered when TCM has its subscription and, for a pSIM, the shipment is
 //! delivered; the order is `completed` when every live item is (`partial` when some failed
@@ -16,6 +17,7 @@ use tcom_schemas::order::OrderState;
 use tcom_schemas::sim::SimEventPayload;
 use tcom_schemas::tcm::TcmEventPayload;
 
+use super::port_in::port_or_activate;
 use super::{Action, Order, OrderItem, StepName, StepState};
 use crate::domain::identity::danish_date;
 
@@ -48,14 +50,14 @@ pub fn sims_needed(item: &OrderItem) -> u32 {
     1 + item.add_ons.iter().map(|a| a.quantity).sum::<u32>()
 }
 
-fn characteristic<'a>(item: &'a OrderItem, name: &str) -> Option<&'a str> {
+pub(super) fn characteristic<'a>(item: &'a OrderItem, name: &str) -> Option<&'a str> {
     item.characteristics
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn set_characteristic(item: &mut OrderItem, name: &str, value: &str) {
+pub(super) fn set_characteristic(item: &mut OrderItem, name: &str, value: &str) {
     match item.characteristics.iter_mut().find(|(n, _)| n == name) {
         Some((_, v)) => value.clone_into(v),
         None => item
@@ -95,7 +97,7 @@ pub(super) fn deliver_sims_or_activate(order: &mut Order, now: i64, actions: &mu
         order.state_reason = None;
     }
     if !order.steps.iter().any(|s| s.name == StepName::SimDelivery) {
-        activate_or_complete(order, now, actions);
+        port_or_activate(order, now, actions);
         return;
     }
     let waiting: Vec<Action> = order
@@ -143,7 +145,7 @@ fn sims_obtained(order: &mut Order, now: i64, actions: &mut Vec<Action>) {
         };
         order.set_step(StepName::SimDelivery, state, None);
     }
-    activate_or_complete(order, now, actions);
+    port_or_activate(order, now, actions);
 }
 
 /// The subscriptions are created in TCM, then the order is complete. (Orders placed before
