@@ -208,7 +208,7 @@ fn basket_contracts_round_trip() {
         current_operator: "TDC".into(),
         sim_icc: Some("8945000000000000001".into()),
         desired_port_date: Some(20_500),
-        pac: None,
+        pac: Some("ABC123456".into()),
     });
     let new_number = NumberChoice::NewNumber(NewNumber {
         msisdn: "+4520999999".into(),

@@ -347,6 +347,7 @@ impl Shop {
             .await;
         assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
         let basket = created.body["basket_id"].as_str().unwrap().to_owned();
+        let last = std::sync::Mutex::new(Value::Null);
         let added = eventually(Duration::from_secs(10), || async {
             let r = self
                 .call(
@@ -357,10 +358,16 @@ impl Shop {
                                 "number": number.clone()})),
                 )
                 .await;
+            *last.lock().unwrap() = r.body.clone();
             (r.status == StatusCode::OK).then_some(r)
         })
         .await
-        .expect("the plan is sold with the number");
+        .unwrap_or_else(|| {
+            panic!(
+                "the plan is not sold with the number; last answer: {}",
+                last.lock().unwrap()
+            )
+        });
         assert_eq!(added.body["lines"].as_array().unwrap().len(), 1);
         basket
     }
