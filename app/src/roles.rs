@@ -110,8 +110,7 @@ pub(crate) async fn run(
     };
     let connectors_running = roles.contains(&Role::Connectors);
     // The periodic TCM reconciliation's counters and gauges, served beside the connectors'.
-    let reconcile_metrics: Arc<tcom_connectors::tcm::reconcile::ReconcileMetrics> =
-        Arc::default();
+    let reconcile_metrics: Arc<tcom_connectors::tcm::reconcile::ReconcileMetrics> = Arc::default();
     let served = connector_metrics.clone();
     let reconciled = reconcile_metrics.clone();
     let connector_route = axum::routing::get(move || {

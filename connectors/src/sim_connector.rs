@@ -33,7 +33,7 @@ use crate::esim::es2plus::{Es2PlusClient, Es2PlusError};
 use crate::logistics::client::{
     LogisticsClient, LogisticsError, NewShipment, Recipient, ShipmentItem, ShipmentStatus,
 };
-use crate::outbox_relay::{now_ms, Relay, RelayError, RelayOptions, SendError};
+use crate::outbox_relay::{Relay, RelayError, RelayOptions, SendError, now_ms};
 use crate::personal_data::{KeyStore, KeyStoreError, SecretKey, field_context};
 
 /// The connector's consumer group.
@@ -79,7 +79,6 @@ struct SimRelay {
     confirmation_key: SecretKey,
     confirmation_codes: bool,
 }
-
 
 impl From<Es2PlusError> for SendError {
     fn from(e: Es2PlusError) -> Self {

@@ -76,7 +76,10 @@ fn verified<T: DeserializeOwned>(
 
 /// The order item a notification's `reference` names, `(tenant, order, item)`, when it is of
 /// the tenant the notification says.
-fn order_item<'r>(reference: &'r str, tenant: &str) -> Result<(&'r str, &'r str, &'r str), Problem> {
+fn order_item<'r>(
+    reference: &'r str,
+    tenant: &str,
+) -> Result<(&'r str, &'r str, &'r str), Problem> {
     let (t, order, item) = parse_shipment_reference(reference)
         .ok_or_else(|| bad("the reference names no order item".to_owned()))?;
     if t != tenant {

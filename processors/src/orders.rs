@@ -29,9 +29,7 @@ use tcom_state::reply::REPLY_TO_HEADER;
 use tcom_state::runtime::COMMAND_ID_HEADER;
 use tcom_state::{Context, Output, ProcessError, Processor, ProcessorFactory, Record};
 
-use tcom_schemas::porting::{
-    PortingCommand, PortingCommandPayload, PortingEvent, SubmitPort,
-};
+use tcom_schemas::porting::{PortingCommand, PortingCommandPayload, PortingEvent, SubmitPort};
 use tcom_schemas::sim::{PrepareEsimProfiles, ShipSims, SimCommand, SimCommandPayload, SimEvent};
 use tcom_schemas::tcm::{ActivateSubscription, TcmCommand, TcmCommandPayload, TcmEvent};
 
@@ -41,8 +39,8 @@ use crate::deadlines;
 use crate::domain::basket::Basket;
 use crate::domain::identity::Assurance;
 use crate::domain::order::{
-    Action, CancelAnswer, CorrectionRefusal, Input, Order, OwnerPolicy, PaymentSetup, apply, cancel,
-    changes, correct_port_in, place, require_owner, start,
+    Action, CancelAnswer, CorrectionRefusal, Input, Order, OwnerPolicy, PaymentSetup, apply,
+    cancel, changes, correct_port_in, place, require_owner, start,
 };
 use crate::domain::order_document::{render, render_public};
 use crate::headers::{TENANT_HEADER, origin_of, with_origin};

@@ -121,9 +121,15 @@ async fn main() {
                 },
                 metrics: Arc::default(),
             };
-            tcom_connectors::tcm::connector::run(kafka, env("GROUP_ID"), codec, setup, terminated())
-                .await
-                .expect("the TCM connector runs");
+            tcom_connectors::tcm::connector::run(
+                kafka,
+                env("GROUP_ID"),
+                codec,
+                setup,
+                terminated(),
+            )
+            .await
+            .expect("the TCM connector runs");
         }
         other => panic!("unknown ROLE {other}"),
     }

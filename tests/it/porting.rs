@@ -54,8 +54,10 @@ async fn subscribe_porting(shop: &Shop) {
             platform().carrier_url
         ))
         .bearer_auth("test-carrier-token")
-        .json(&json!({"url": shop.app.url("/v1/webhooks/carrier"), "secret": secret,
-                      "tenant": shop.tenant}))
+        .json(
+            &json!({"url": shop.app.url("/v1/webhooks/carrier"), "secret": secret,
+                      "tenant": shop.tenant}),
+        )
         .send()
         .await
         .unwrap();
@@ -188,7 +190,10 @@ async fn a_rejected_danish_port_is_held_corrected_by_the_customer_and_completes_
         characteristic(&held, "tcmSubscriptionId").is_none(),
         "no subscription before the number is ours: {held}"
     );
-    let item = held["productOrderItem"][0]["id"].as_str().unwrap().to_owned();
+    let item = held["productOrderItem"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Corrections that break the rules change nothing.
     let pac = correct(&shop, &alice, &order, &item, json!({"pac": "ABC123456"})).await;
@@ -199,20 +204,38 @@ async fn a_rejected_danish_port_is_held_corrected_by_the_customer_and_completes_
     assert_eq!(bad_icc["body"]["code"], "invalid_sim_icc");
     let nothing = correct(&shop, &alice, &order, &item, json!({})).await;
     assert_eq!(nothing["body"]["code"], "nothing_to_correct", "{nothing}");
-    let other_item = correct(&shop, &alice, &order, "l-none", json!({"sim_icc": right_icc})).await;
+    let other_item = correct(
+        &shop,
+        &alice,
+        &order,
+        "l-none",
+        json!({"sim_icc": right_icc}),
+    )
+    .await;
     assert_eq!(other_item["status"], 404, "{other_item}");
     // Another customer cannot correct Alice's order.
     let mallory = customer_token(&shop.tenant, "mallory").await;
-    let theirs = correct(&shop, &mallory, &order, &item, json!({"sim_icc": right_icc})).await;
+    let theirs = correct(
+        &shop,
+        &mallory,
+        &order,
+        &item,
+        json!({"sim_icc": right_icc}),
+    )
+    .await;
     assert_eq!(theirs["status"], 404, "{theirs}");
     assert_eq!(ports_of(&msisdn).await.len(), 1, "no second request yet");
 
     // The customer corrects the ICC: submitted again, accepted, the order goes on.
     let corrected = correct(&shop, &alice, &order, &item, json!({"sim_icc": right_icc})).await;
     assert_eq!(corrected["status"], 200, "{corrected}");
-    let accepted = order_when(&shop, &alice, &order, "the corrected port is accepted", |o| {
-        characteristic(o, "portStatus") == Some("accepted")
-    })
+    let accepted = order_when(
+        &shop,
+        &alice,
+        &order,
+        "the corrected port is accepted",
+        |o| characteristic(o, "portStatus") == Some("accepted"),
+    )
     .await;
     assert_eq!(accepted["state"], "inProgress", "{accepted}");
     assert!(characteristic(&accepted, "portRejection").is_none());

@@ -250,6 +250,8 @@ async fn shared_secret_admin_tokens_are_refused_outside_local_runs() {
         settings.smdp.token = "production-smdp-token".to_owned();
         settings.logistics.token = "production-logistics-token".to_owned();
         settings.logistics.webhook_secret = "production-logistics-webhook".to_owned();
+        settings.carrier.token = "production-carrier-token".to_owned();
+        settings.carrier.webhook_secret = "production-carrier-webhook".to_owned();
     })
     .await;
     // Signed with the very secret this ingress holds, and still refused.

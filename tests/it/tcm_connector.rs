@@ -415,7 +415,10 @@ async fn answers_until_activated(
                 .decode(message.payload().unwrap_or_default())
                 .await
                 .unwrap();
-            found.entry((*order).clone()).or_default().push(event.payload);
+            found
+                .entry((*order).clone())
+                .or_default()
+                .push(event.payload);
         }
     }
     found
@@ -539,7 +542,7 @@ async fn fifty_commands_wait_out_a_minute_of_tcm_outage_and_each_becomes_one_sub
                 .count()
         })
         .collect();
-    assert!(delayed.iter().any(|&n| n == 1), "{answers:?}");
+    assert!(delayed.contains(&1), "{answers:?}");
     assert!(delayed.iter().all(|&n| n <= 1), "{delayed:?}");
     let rendered = h.metrics.render_prometheus("tcm");
     assert_eq!(breaker_state(&h), "0", "closed again: {rendered}");
@@ -629,10 +632,8 @@ async fn sigkills_of_the_connector_mid_call_create_no_subscription_twice_and_los
     let log = std::env::temp_dir().join(format!("{group}.log"));
     for round in 0..KILLS {
         let ledger = h.ledger().await;
-        let (customers, subscriptions) = (
-            count(&ledger, "customers"),
-            count(&ledger, "subscriptions"),
-        );
+        let (customers, subscriptions) =
+            (count(&ledger, "customers"), count(&ledger, "subscriptions"));
         let mut worker = Worker::start(&h, &group, &instance, &log);
         // Even rounds: TCM has just created a command's customer, so its subscription create
         // is in flight (in its 150 ms). Odd rounds: TCM has just created a subscription, so

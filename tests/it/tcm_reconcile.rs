@@ -74,7 +74,12 @@ async fn drift(id: &str, status: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(drifted.status(), StatusCode::OK, "{:?}", drifted.text().await);
+    assert_eq!(
+        drifted.status(),
+        StatusCode::OK,
+        "{:?}",
+        drifted.text().await
+    );
 }
 
 /// A subscription created in TCM by someone else than the platform (an agent, another
@@ -173,9 +178,11 @@ async fn a_subscription_changed_in_tcm_is_reported_and_recorded_for_its_tenant_o
         (Some("active"), Some("SUSPENDED"))
     );
     assert!(
-        status
-            .external_ref
-            .starts_with(drifted["productOrderItem"][0]["productOrderId"].as_str().unwrap()),
+        status.external_ref.starts_with(
+            drifted["productOrderItem"][0]["productOrderId"]
+                .as_str()
+                .unwrap()
+        ),
         "{status:?}"
     );
     let unknown: Vec<&str> = report

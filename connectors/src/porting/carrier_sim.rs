@@ -256,7 +256,11 @@ fn utc(at: OffsetDateTime) -> String {
 }
 
 fn parse_date(text: &str) -> Option<Date> {
-    Date::parse(text, time::macros::format_description!("[year]-[month]-[day]")).ok()
+    Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
 }
 
 fn validate(body: &PortRequestBody) -> Result<Date, Problem> {
@@ -300,7 +304,10 @@ fn answer(
         }
         if body.scheme == "och" {
             if held.icc.is_some() && held.icc != body.icc {
-                return Err(("wrong_icc", "The ICC is not that of the number's SIM".into()));
+                return Err((
+                    "wrong_icc",
+                    "The ICC is not that of the number's SIM".into(),
+                ));
             }
             if let (Some(owner), Some(given)) = (&held.owner_cpr, &body.owner_cpr)
                 && owner != given
@@ -518,7 +525,10 @@ async fn submit(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Answ
     let answer = submit_in(&mut sim.lock(), &key, &body)?;
     if answer.0 == StatusCode::CREATED {
         // The losing operator answers after the request was taken, as the real one does.
-        let id = answer.1["portingId"].as_str().unwrap_or_default().to_owned();
+        let id = answer.1["portingId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let sim = sim.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -817,11 +827,20 @@ mod tests {
             pac: Some("ABC123456".to_owned()),
             pac_issued_on: Some("2026-12-01".to_owned()),
         };
-        assert_eq!(answer(&request("och", "2026-12-08"), date, Some(&held), now), Ok(()));
-        assert_eq!(answer(&request("och", "2026-12-08"), date, None, now), Ok(()));
+        assert_eq!(
+            answer(&request("och", "2026-12-08"), date, Some(&held), now),
+            Ok(())
+        );
+        assert_eq!(
+            answer(&request("och", "2026-12-08"), date, None, now),
+            Ok(())
+        );
         let mut wrong = request("och", "2026-12-08");
         wrong.icc = Some("8945020000000000012".to_owned());
-        assert_eq!(answer(&wrong, date, Some(&held), now).unwrap_err().0, "wrong_icc");
+        assert_eq!(
+            answer(&wrong, date, Some(&held), now).unwrap_err().0,
+            "wrong_icc"
+        );
         let mut other = request("och", "2026-12-08");
         other.donor_operator = "3".to_owned();
         assert_eq!(
@@ -830,10 +849,16 @@ mod tests {
         );
         let mut owner = request("och", "2026-12-08");
         owner.owner_cpr = Some("0202902345".to_owned());
-        assert_eq!(answer(&owner, date, Some(&held), now).unwrap_err().0, "owner_mismatch");
+        assert_eq!(
+            answer(&owner, date, Some(&held), now).unwrap_err().0,
+            "owner_mismatch"
+        );
         let mut pac = request("pac", "2026-12-08");
         pac.pac = Some("XYZ123456".to_owned());
-        assert_eq!(answer(&pac, date, Some(&held), now).unwrap_err().0, "pac_invalid");
+        assert_eq!(
+            answer(&pac, date, Some(&held), now).unwrap_err().0,
+            "pac_invalid"
+        );
         let old = Subscriber {
             pac_issued_on: Some("2026-11-01".to_owned()),
             ..held.clone()

@@ -79,7 +79,11 @@ fn millis(instant: &str) -> Option<i64> {
 impl PortingRelay {
     /// The owner's CPR number, opened for the submission; `None` when the order has none or
     /// the customer's data was erased (the port goes without it).
-    async fn owner_cpr(&self, tenant: &str, submit: &SubmitPort) -> Result<Option<String>, SendError> {
+    async fn owner_cpr(
+        &self,
+        tenant: &str,
+        submit: &SubmitPort,
+    ) -> Result<Option<String>, SendError> {
         let Some(sealed) = &submit.owner_cpr_sealed else {
             return Ok(None);
         };
@@ -146,7 +150,11 @@ fn report_of(item_id: &str, port: PortView) -> Option<PortingEventPayload> {
     match port.status.as_str() {
         "accepted" => Some(PortingEventPayload::PortAccepted(PortAccepted {
             item_id,
-            executes_at: port.executes_at.as_deref().and_then(millis).unwrap_or_default(),
+            executes_at: port
+                .executes_at
+                .as_deref()
+                .and_then(millis)
+                .unwrap_or_default(),
             port_date: port.port_date.unwrap_or_default(),
             porting_id: port.porting_id,
         })),
@@ -201,7 +209,12 @@ impl Relay for PortingRelay {
         })
     }
 
-    fn refused(&self, command: &PortingCommand, code: String, message: String) -> PortingEventPayload {
+    fn refused(
+        &self,
+        command: &PortingCommand,
+        code: String,
+        message: String,
+    ) -> PortingEventPayload {
         PortingEventPayload::PortRejected(PortRejected {
             item_id: item_of(command).to_owned(),
             porting_id: String::new(),
@@ -287,6 +300,9 @@ mod tests {
         let Some(PortingEventPayload::PortRejected(r)) = report_of("l1", rejected) else {
             panic!("a rejected port is reported rejected");
         };
-        assert_eq!((r.code.as_str(), r.porting_id.as_str()), ("wrong_icc", "OCH0000001"));
+        assert_eq!(
+            (r.code.as_str(), r.porting_id.as_str()),
+            ("wrong_icc", "OCH0000001")
+        );
     }
 }

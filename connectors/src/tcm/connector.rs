@@ -20,7 +20,7 @@ use tcom_state::client::KafkaSettings;
 
 use super::client::{NewCustomer, NewSubscription, SharedSim, TcmClient, TcmError};
 use crate::dead_letter::ConnectorMetrics;
-use crate::outbox_relay::{now_ms, Relay, RelayError, RelayOptions, SendError};
+use crate::outbox_relay::{Relay, RelayError, RelayOptions, SendError, now_ms};
 use crate::personal_data::{KeyStore, field_context};
 
 /// The connector's consumer group.
@@ -51,7 +51,6 @@ struct TcmRelay {
     tcm: TcmClient,
     keys: Option<KeyStore>,
 }
-
 
 impl From<TcmError> for SendError {
     fn from(e: TcmError) -> Self {

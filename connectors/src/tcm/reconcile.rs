@@ -566,6 +566,7 @@ impl Reconciler {
             Ok(ours) => ours,
             Err(e) => return self.failed(report, format!("database: {e}")),
         };
+        report.platform_subscriptions = ours.len();
         let theirs = match tcm_subscriptions(&self.tcm, tenant).await {
             Ok(theirs) => theirs,
             Err(e) => return self.failed(report, format!("TCM unreadable: {e}")),
@@ -581,7 +582,6 @@ impl Reconciler {
                 "TCM listed subscriptions of other tenants; left out."
             );
         }
-        report.platform_subscriptions = ours.len();
         report.tcm_subscriptions = theirs.len() - comparison.foreign;
         report.unsettled = comparison.unsettled.len();
         match record(&self.pool, tenant, &comparison.tcm_status, now).await {

@@ -34,12 +34,12 @@ mod fulfilment;
 mod port_in;
 
 pub use fulfilment::{Shipment, SimCard, binding_end_date, sims_needed};
+use fulfilment::{deliver_sims_or_activate, on_sim, on_tcm};
 pub use port_in::{
-    CorrectionRefusal, PORT_COMPLETION_GRACE_MS, PortRequest, PortStatus, correct_port_in, correctable,
-    requested_port_date,
+    CorrectionRefusal, PORT_COMPLETION_GRACE_MS, PortRequest, PortStatus, correct_port_in,
+    correctable, requested_port_date,
 };
 use port_in::{needs_porting, on_porting};
-use fulfilment::{deliver_sims_or_activate, on_sim, on_tcm};
 
 /// How long the numbers of a paid order may take to be confirmed before the items fail.
 pub const NUMBER_CONFIRMATION_TIMEOUT_MS: i64 = 60_000;
@@ -2668,7 +2668,13 @@ mod tests {
         port_answers(&mut order, "l2", 1, "P1", false);
         rejected(&mut order, "P1", "number_blocked");
         assert_eq!(order.state, OrderState::Held);
-        assert!(order.state_reason.clone().unwrap().contains("an agent looks"));
+        assert!(
+            order
+                .state_reason
+                .clone()
+                .unwrap()
+                .contains("an agent looks")
+        );
         assert_eq!(correctable("pac_expired", ""), ["pac"]);
         assert_eq!(correctable("owner_mismatch", ""), ["owner"]);
     }
@@ -2679,7 +2685,13 @@ mod tests {
         port_answers(&mut order, "l2", 1, "P1", false);
         apply(&mut order, &Input::Tick, NOW + 48 * 3_600_000);
         assert_eq!(order.state, OrderState::Held);
-        assert!(order.state_reason.clone().unwrap().contains("did not answer"));
+        assert!(
+            order
+                .state_reason
+                .clone()
+                .unwrap()
+                .contains("did not answer")
+        );
         assert_eq!(order.next_deadline(), None);
 
         let (mut order, _) = submitted_port();
@@ -2710,7 +2722,11 @@ mod tests {
         // NOW: Friday 15 January 2027 (day 20833 since the epoch).
         let date = |country, day| requested_port_date(country, day, NOW).to_string();
         assert_eq!(date("DK", None), "2027-01-18");
-        assert_eq!(date("DK", Some(20_838)), "2027-01-20", "a working day is kept");
+        assert_eq!(
+            date("DK", Some(20_838)),
+            "2027-01-20",
+            "a working day is kept"
+        );
         assert_eq!(date("DK", Some(20_834)), "2027-01-18", "a Saturday is not");
         assert_eq!(date("DK", Some(20_833)), "2027-01-18", "nor today");
         assert_eq!(date("GB", None), "2027-01-18");

@@ -120,7 +120,7 @@ pub(super) fn port_or_activate(order: &mut Order, now: i64, actions: &mut Vec<Ac
             porting_id: None,
             port_date: date.to_string(),
             deadline: None,
-        rejection: None,
+            rejection: None,
         });
         set_characteristic(item, "portStatus", PortStatus::Submitting.as_str());
         actions.push(submit(item));
@@ -141,8 +141,13 @@ fn desired_port_date(item: &OrderItem) -> Option<i32> {
 }
 
 fn date_of_epoch_day(day: i32) -> Option<Date> {
-    Date::from_julian_day(Date::from_calendar_date(1970, time::Month::January, 1).ok()?.to_julian_day() + day)
-        .ok()
+    Date::from_julian_day(
+        Date::from_calendar_date(1970, time::Month::January, 1)
+            .ok()?
+            .to_julian_day()
+            + day,
+    )
+    .ok()
 }
 
 /// The date a port is requested for: the customer's, while the rules still allow it, else
@@ -372,7 +377,11 @@ pub(super) fn on_deadline(order: &mut Order, now: i64) {
         .iter()
         .enumerate()
         .filter(|(_, i)| {
-            !i.state.is_final() && i.port.as_ref().and_then(|p| p.deadline).is_some_and(|d| d <= now)
+            !i.state.is_final()
+                && i.port
+                    .as_ref()
+                    .and_then(|p| p.deadline)
+                    .is_some_and(|d| d <= now)
         })
         .map(|(n, _)| n)
         .collect();
@@ -418,7 +427,9 @@ pub fn correct_port_in(
     let status = order.items[index].port.as_ref().map(|p| p.status);
     if status != Some(PortStatus::Rejected) || order.state.is_final() {
         return Err(CorrectionRefusal::NotRejected {
-            status: status.map_or("not submitted", PortStatus::as_str).to_owned(),
+            status: status
+                .map_or("not submitted", PortStatus::as_str)
+                .to_owned(),
         });
     }
     let violations = check_correction(&country, correction, now);
