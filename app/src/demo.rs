@@ -247,6 +247,9 @@ pub(crate) async fn seed(settings: &Settings, url: &str) -> anyhow::Result<()> {
     seed_payments(&http, settings, url)
         .await
         .context("setting up the demo tenants' accounts at the payment simulators")?;
+    seed_fulfilment_webhooks(&http, settings, url)
+        .await
+        .context("subscribing the ingress to the logistics and clearing house simulators")?;
     let operator = auth.issue("demo-seed", None, &[PLATFORM_OPERATOR], 600);
     seed_identity(&http, settings)
         .await
@@ -466,6 +469,42 @@ fn number_pools() -> Vec<(&'static str, Vec<String>)> {
             (0..200).map(|i| format!("+447700900{i:03}")).collect(),
         ),
     ]
+}
+
+/// The logistics house's tracking webhooks and the clearing house's porting webhooks go to the
+/// ingress at `url`, signed with the platform's secrets (the simulators keep one subscription
+/// per URL, so seeding again changes nothing).
+async fn seed_fulfilment_webhooks(
+    http: &reqwest::Client,
+    settings: &Settings,
+    url: &str,
+) -> anyhow::Result<()> {
+    let logistics = http
+        .post(format!(
+            "{}/v1/webhook-subscriptions",
+            settings.logistics.url.trim_end_matches('/')
+        ))
+        .bearer_auth(&settings.logistics.token)
+        .json(&json!({"url": format!("{url}/v1/webhooks/logistics"),
+                      "secret": settings.logistics.webhook_secret}))
+        .send()
+        .await
+        .context("the logistics simulator")?;
+    if !logistics.status().is_success() {
+        bail!("the logistics simulator answered {}", logistics.status());
+    }
+    tcom_connectors::porting::client::CarrierClient::new(
+        settings.carrier.url.clone(),
+        settings.carrier.token.clone(),
+        settings.carrier.timeout(),
+    )
+    .subscribe(
+        &format!("{url}/v1/webhooks/carrier"),
+        &settings.carrier.webhook_secret,
+        None,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the clearing house simulator: {e}"))
 }
 
 /// The demo tenants' API keys and webhook secrets in the secrets folder, and webhook

@@ -55,7 +55,8 @@
 //!
 //! - `POST /v1/webhook-subscriptions` `{url (http or https), secret, tenant?}` → 201 `{id,
 //!   url, tenant}`: from then on every new tracking event of a shipment (of `tenant` only,
-//!   when given) is POSTed to `url` as `{id, type: "shipment.tracking", shipmentId,
+//!   when given; subscribing the same URL and tenant again replaces the subscription) is
+//!   POSTed to `url` as `{id, type: "shipment.tracking", shipmentId,
 //!   reference, tenant, seq, status, at}`, signed as [`super::webhook`] says with `secret`.
 //!   A delivery that fails (no connection, a non-2xx answer) is tried again, 5 times in all,
 //!   backing off from 200 ms; the ledger's `webhookDeliveries` records each notification's
@@ -883,6 +884,10 @@ async fn subscribe(State(sim): State<Sim>, body: Bytes) -> Answer {
     };
     let mut state = sim.lock();
     let id = format!("whs_{:04}", state.subscriptions.len() + 1);
+    // Subscribing a URL again replaces its subscription (a new secret), never doubles it.
+    state
+        .subscriptions
+        .retain(|s| !(s.url == url && s.tenant == tenant));
     state.subscriptions.push(WebhookSubscription {
         id: id.clone(),
         url: url.clone(),

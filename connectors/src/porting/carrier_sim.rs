@@ -554,6 +554,10 @@ async fn subscribe(State(sim): State<Sim>, body: Bytes) -> Answer {
     }
     let mut state = sim.lock();
     let shown = json!({ "url": body.url, "tenant": body.tenant });
+    // Subscribing a URL again replaces its subscription (a new secret), never doubles it.
+    state
+        .subscriptions
+        .retain(|s| !(s.url == body.url && s.tenant == body.tenant));
     state.subscriptions.push(body);
     let mut shown = shown;
     shown["id"] = json!(format!("cws_{:04}", state.subscriptions.len()));
