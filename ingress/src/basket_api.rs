@@ -114,6 +114,10 @@ pub enum NumberRequest {
 pub struct AddOnRequest {
     pub offering_id: String,
     pub quantity: i32,
+    /// Data-sharing cards: `PSIM` or `ESIM` for these cards; left out: the line's SIM type.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub sim_type: Option<SimType>,
 }
 
 /// A plan line.
@@ -191,6 +195,7 @@ fn to_add_ons(add_ons: Vec<AddOnRequest>) -> Vec<AddOnSelection> {
         .map(|a| AddOnSelection {
             offering_id: a.offering_id,
             quantity: a.quantity,
+            sim_type: a.sim_type,
         })
         .collect()
 }

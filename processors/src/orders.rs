@@ -736,10 +736,12 @@ impl OrderProcessor {
                 item_id,
                 psim,
                 sims,
+                line,
             } => {
                 // The outbox, as for TCM: the SIM connector derives its outbound idempotency
-                // keys from the command id.
-                let command_id = format!("{}:{item_id}:sims", order.order_id);
+                // keys from the command id (the cards of the other SIM type have their own).
+                let what = if *line { "sims" } else { "cards" };
+                let command_id = format!("{}:{item_id}:{what}", order.order_id);
                 let count = i32::try_from(*sims).unwrap_or(i32::MAX);
                 let payload = if *psim {
                     SimCommandPayload::ShipSims(ShipSims {

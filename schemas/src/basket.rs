@@ -96,6 +96,10 @@ fn consumer_segment() -> String {
 pub struct AddOnSelection {
     pub offering_id: String,
     pub quantity: i32,
+    /// The SIM type of these cards (data-sharing cards are SIMs of their own); `None`: the
+    /// line's.
+    #[serde(default)]
+    pub sim_type: Option<SimType>,
 }
 
 /// Changes a plan line; `None` fields stay as they are.

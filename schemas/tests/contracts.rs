@@ -228,6 +228,7 @@ fn basket_contracts_round_trip() {
             add_ons: vec![AddOnSelection {
                 offering_id: "share".into(),
                 quantity: 2,
+                sim_type: Some(SimType::Psim),
             }],
         }),
         BasketCommandPayload::AddPlanLine(AddPlanLine {

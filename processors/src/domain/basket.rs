@@ -131,6 +131,9 @@ pub struct AddOnLine {
     pub name: String,
     pub quantity: u32,
     pub price: LinePrice,
+    /// The cards' SIM type when the shopper chose one apart from the line's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sim_type: Option<SimType>,
 }
 
 /// What a line (or its add-ons, for their whole quantity) costs, VAT included.
@@ -338,6 +341,7 @@ pub fn reconfigure_line(
             .map(|a| AddOnSelection {
                 offering_id: a.offering_id.clone(),
                 quantity: a.quantity as i32,
+                sim_type: a.sim_type,
             })
             .collect()
     });
@@ -385,7 +389,7 @@ fn check_configuration(
         },
     );
     let binding = check_binding(v, &def.binding_months, binding_months);
-    (binding, check_add_ons(v, plan, add_ons, catalog))
+    (binding, check_add_ons(v, plan, sim_type, add_ons, catalog))
 }
 
 fn on_sale(offering: &ProductOffering, shop: Shop<'_>) -> bool {
@@ -560,6 +564,7 @@ fn check_binding(v: &mut Violations, offered: &[i32], chosen: Option<i32>) -> Op
 fn check_add_ons(
     v: &mut Violations,
     plan: &ProductOffering,
+    line_sim_type: SimType,
     selections: &[AddOnSelection],
     catalog: &impl CatalogLookup,
 ) -> Vec<AddOnLine> {
@@ -622,11 +627,29 @@ fn check_add_ons(
         if selection.quantity == 0 {
             continue;
         }
+        // A card's SIM type is one its offering (or, when it names none, the plan) sells; the
+        // line's own type is not repeated.
+        let offered = if add_on.definition.sim_types.is_empty() {
+            &plan.definition.sim_types
+        } else {
+            &add_on.definition.sim_types
+        };
+        if let Some(chosen) = selection.sim_type
+            && !offered.contains(&chosen)
+        {
+            v.push(
+                "sim_type_not_offered",
+                format!("{field}/sim_type"),
+                format!("{} comes as {offered:?} SIMs only", add_on.definition.name),
+            );
+            continue;
+        }
         lines.push(AddOnLine {
             offering_id: add_on.offering_id.clone(),
             name: add_on.definition.name.clone(),
             quantity: selection.quantity as u32,
             price: empty_price(),
+            sim_type: selection.sim_type.filter(|t| *t != line_sim_type),
         });
     }
     // Required add-ons the shopper left out.
@@ -938,6 +961,7 @@ mod tests {
             add_ons: vec![AddOnSelection {
                 offering_id: "share".into(),
                 quantity: 2,
+                sim_type: None,
             }],
         }
     }
@@ -974,6 +998,33 @@ mod tests {
             basket.totals.monthly_vat_minor,
             Some(7_940),
             "25 % VAT is a fifth of the gross"
+        );
+    }
+
+    #[test]
+    fn a_data_sharing_card_comes_as_a_sim_type_its_offering_sells() {
+        let tenant = danish_settings(&["x.example"]);
+        let shop = web_shop(&tenant);
+        let mut psim_cards = catalog();
+        psim_cards.0.get_mut("share").unwrap().definition.sim_types =
+            vec![SimType::Esim, SimType::Psim];
+        let mut line = request(new_number("20 12 34 56"));
+        line.add_ons[0].sim_type = Some(SimType::Psim);
+        let configured = configure_line(&line, &[], shop, &psim_cards).unwrap();
+        assert_eq!(configured.add_ons[0].sim_type, Some(SimType::Psim));
+        // The line's own type is not kept apart.
+        line.add_ons[0].sim_type = Some(SimType::Esim);
+        let same = configure_line(&line, &[], shop, &psim_cards).unwrap();
+        assert_eq!(same.add_ons[0].sim_type, None);
+        // A card the catalog sells as eSIM only is not shipped as a pSIM.
+        line.add_ons[0].sim_type = Some(SimType::Psim);
+        let refused = configure_line(&line, &[], shop, &catalog()).unwrap_err();
+        assert_eq!(
+            refused
+                .iter()
+                .map(|v| (v.code.as_str(), v.field.as_str()))
+                .collect::<Vec<_>>(),
+            [("sim_type_not_offered", "add_ons/0/sim_type")]
         );
     }
 

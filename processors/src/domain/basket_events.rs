@@ -7,7 +7,7 @@
 use tcom_schemas::basket::{
     BasketAbandoned, BasketCheckedOut, BasketClaimed, BasketCreated, BasketEventPayload,
     BasketExpired, BasketMerged, BasketStatus, LineChanged, LineRemoved, NewNumber, NumberChoice,
-    PlanLineAdded, PortIn,
+    PlanLineAdded, PortIn, SimType,
 };
 
 use super::basket::{Basket, Line, LineNumber};
@@ -87,10 +87,10 @@ pub fn changes(before: Option<&Basket>, after: &Basket) -> Vec<BasketEventPayloa
 
 /// What the shopper chose for a line (its price and reservation state change by themselves).
 fn configuration(line: &Line) -> impl PartialEq + '_ {
-    let add_ons: Vec<(&str, u32)> = line
+    let add_ons: Vec<(&str, u32, Option<SimType>)> = line
         .add_ons
         .iter()
-        .map(|a| (a.offering_id.as_str(), a.quantity))
+        .map(|a| (a.offering_id.as_str(), a.quantity, a.sim_type))
         .collect();
     (
         line.offering_id.as_str(),
@@ -162,6 +162,7 @@ mod tests {
                     name: "Card".into(),
                     quantity: cards,
                     price: price(),
+                    sim_type: None,
                 })
                 .into_iter()
                 .collect(),

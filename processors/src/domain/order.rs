@@ -291,6 +291,9 @@ pub enum Action {
         item_id: String,
         psim: bool,
         sims: u32,
+        /// Whether the line's own SIM is among them (else only data-sharing cards of the
+        /// other SIM type).
+        line: bool,
     },
     /// Submit the item's port-in to the clearing house (through the outbox topic
     /// `porting.commands`), again with the next attempt after a correction.
@@ -525,7 +528,11 @@ fn item_of(line: &Line) -> OrderItem {
                 offering_id: a.offering_id.clone(),
                 name: a.name.clone(),
                 quantity: a.quantity,
-                characteristics: Vec::new(),
+                // A data-sharing card is a SIM of the type chosen for it, else the line's.
+                characteristics: vec![(
+                    "simType".to_owned(),
+                    format!("{:?}", a.sim_type.unwrap_or(line.sim_type)).to_uppercase(),
+                )],
                 new_number: None,
                 number_confirmed: false,
                 price: a.price.clone(),
@@ -1299,6 +1306,7 @@ mod tests {
                 name: "Data card".into(),
                 quantity: 2,
                 price: price(0, 4000),
+                sim_type: None,
             }],
             price: price(9900, 14900),
         }
@@ -1587,7 +1595,8 @@ mod tests {
             Action::DeliverSims {
                 item_id: "l1".into(),
                 psim: false,
-                sims: 3
+                sims: 3,
+                line: true,
             },
             "the line's eSIM and one per data-sharing card"
         );
@@ -2433,7 +2442,8 @@ mod tests {
             [Action::DeliverSims {
                 item_id: "l1".into(),
                 psim: true,
-                sims: 1
+                sims: 1,
+                line: true,
             }]
         );
         let asked = apply(&mut order, &Input::Sim(&shipment_created()), NOW + 10);
@@ -2731,6 +2741,77 @@ mod tests {
         assert_eq!(date("DK", Some(20_833)), "2027-01-18", "nor today");
         assert_eq!(date("GB", None), "2027-01-18");
         assert_eq!(date("GB", Some(20_837)), "2027-01-19");
+    }
+
+    #[test]
+    fn data_sharing_cards_of_the_other_sim_type_come_apart_and_the_line_s_sim_stays_first() {
+        // An eSIM line with two pSIM data-sharing cards.
+        let mut mixed = line("l1", new_number("+4520000001"));
+        mixed.add_ons[0].sim_type = Some(SimType::Psim);
+        let mut order = order(vec![mixed]);
+        assert!(
+            order.items[0].add_ons[0]
+                .characteristics
+                .contains(&("simType".into(), "PSIM".into()))
+        );
+        let asked = captured(&mut order);
+        assert_eq!(
+            asked,
+            [
+                Action::DeliverSims {
+                    item_id: "l1".into(),
+                    psim: false,
+                    sims: 1,
+                    line: true,
+                },
+                Action::DeliverSims {
+                    item_id: "l1".into(),
+                    psim: true,
+                    sims: 2,
+                    line: false,
+                },
+            ]
+        );
+        // The cards' shipment comes first; the line waits for its eSIM.
+        let shipped = SimEventPayload::ShipmentCreated(tcom_schemas::sim::ShipmentCreated {
+            item_id: "l1".into(),
+            shipment_id: "SHP1".into(),
+            tracking_number: "TRK1".into(),
+            iccids: vec!["8945card1".into(), "8945card2".into()],
+        });
+        assert!(apply(&mut order, &Input::Sim(&shipped), NOW + 20).is_empty());
+        assert!(
+            !order.items[0]
+                .characteristics
+                .iter()
+                .any(|(n, _)| n == "ICCID"),
+            "a card's ICCID is not the line's"
+        );
+        let esim = SimEventPayload::EsimProfilesReady(tcom_schemas::sim::EsimProfilesReady {
+            item_id: "l1".into(),
+            profiles: vec![tcom_schemas::sim::EsimProfile {
+                iccid: "8945line".into(),
+                activation_code_sealed: "pd1.code".into(),
+                confirmation_code_sealed: None,
+            }],
+        });
+        let asked = apply(&mut order, &Input::Sim(&esim), NOW + 30);
+        let [
+            Action::ActivateSubscription {
+                iccid,
+                shared_data_sims,
+                ..
+            },
+        ] = &asked[..]
+        else {
+            panic!("{asked:?}")
+        };
+        assert_eq!(iccid.as_deref(), Some("8945line"));
+        assert_eq!(shared_data_sims, &["8945card1", "8945card2"]);
+        // Delivered again, the eSIM report changes nothing.
+        let again = order.clone();
+        assert!(apply(&mut order, &Input::Sim(&esim), NOW + 40).is_empty());
+        assert_eq!(order, again);
     }
 
     #[test]

@@ -45,9 +45,42 @@ pub struct Shipment {
 }
 
 /// The SIMs an item needs: its own and one per data-sharing card. (Every add-on the catalog
-/// sells today is a data-sharing card; the cards take the line's SIM type.)
+/// sells today is a data-sharing card.)
 pub fn sims_needed(item: &OrderItem) -> u32 {
     1 + item.add_ons.iter().map(|a| a.quantity).sum::<u32>()
+}
+
+/// The item's data-sharing cards of the other SIM type than the line's (a card takes the
+/// line's type unless the shopper chose another).
+fn cards_of_the_other_type(item: &OrderItem) -> u32 {
+    let line = characteristic(item, "simType");
+    item.add_ons
+        .iter()
+        .filter(|a| characteristic(a, "simType").is_some_and(|t| Some(t) != line))
+        .map(|a| a.quantity)
+        .sum()
+}
+
+/// What to ask for an item's SIMs: the line's SIM with the cards of its type, and the cards
+/// of the other type apart (eSIM profiles and a shipment are different providers).
+fn sim_requests(item: &OrderItem) -> Vec<Action> {
+    let psim = is_psim(item);
+    let other = cards_of_the_other_type(item);
+    let mut asked = vec![Action::DeliverSims {
+        item_id: item.id.clone(),
+        psim,
+        sims: sims_needed(item) - other,
+        line: true,
+    }];
+    if other > 0 {
+        asked.push(Action::DeliverSims {
+            item_id: item.id.clone(),
+            psim: !psim,
+            sims: other,
+            line: false,
+        });
+    }
+    asked
 }
 
 pub(super) fn characteristic<'a>(item: &'a OrderItem, name: &str) -> Option<&'a str> {
@@ -104,11 +137,7 @@ pub(super) fn deliver_sims_or_activate(order: &mut Order, now: i64, actions: &mu
         .items
         .iter()
         .filter(|i| !i.state.is_final() && i.sims.is_empty())
-        .map(|item| Action::DeliverSims {
-            item_id: item.id.clone(),
-            psim: is_psim(item),
-            sims: sims_needed(item),
-        })
+        .flat_map(sim_requests)
         .collect();
     if waiting.is_empty() {
         sims_obtained(order, now, actions);
@@ -119,12 +148,12 @@ pub(super) fn deliver_sims_or_activate(order: &mut Order, now: i64, actions: &mu
     order.set_step(StepName::SimDelivery, StepState::InProgress, None);
 }
 
-/// Whether a live item still waits for its SIMs.
+/// Whether a live item still waits for some of its SIMs.
 fn sims_missing(order: &Order) -> bool {
     order
         .items
         .iter()
-        .any(|i| !i.state.is_final() && i.sims.is_empty())
+        .any(|i| !i.state.is_final() && i.sims.len() < sims_needed(i) as usize)
 }
 
 /// Whether a live item's parcel has not arrived yet.
@@ -233,41 +262,35 @@ pub(super) fn on_sim(
     let step = order.step(StepName::SimDelivery).state;
     match report {
         SimEventPayload::EsimProfilesReady(ready) => {
-            let Some(item) = waiting_item(order, &ready.item_id) else {
+            let has_esims =
+                |i: &OrderItem| i.sims.iter().any(|s| s.activation_code_sealed.is_some());
+            let Some(item) = waiting_item(order, &ready.item_id, has_esims) else {
                 return;
             };
-            item.sims = ready
-                .profiles
-                .iter()
-                .map(|p| SimCard {
-                    iccid: p.iccid.clone(),
-                    activation_code_sealed: Some(p.activation_code_sealed.clone()),
-                    confirmation_code_sealed: p.confirmation_code_sealed.clone(),
-                })
-                .collect();
-            bind_iccid(item);
+            let cards = ready.profiles.iter().map(|p| SimCard {
+                iccid: p.iccid.clone(),
+                activation_code_sealed: Some(p.activation_code_sealed.clone()),
+                confirmation_code_sealed: p.confirmation_code_sealed.clone(),
+            });
+            add_sims(item, !is_psim(item), cards);
             after_sims(order, now, actions);
         }
         SimEventPayload::ShipmentCreated(created) => {
-            let Some(item) = waiting_item(order, &created.item_id) else {
+            let Some(item) = waiting_item(order, &created.item_id, |i| i.shipment.is_some()) else {
                 return;
             };
-            item.sims = created
-                .iccids
-                .iter()
-                .map(|iccid| SimCard {
-                    iccid: iccid.clone(),
-                    activation_code_sealed: None,
-                    confirmation_code_sealed: None,
-                })
-                .collect();
+            let cards = created.iccids.iter().map(|iccid| SimCard {
+                iccid: iccid.clone(),
+                activation_code_sealed: None,
+                confirmation_code_sealed: None,
+            });
+            add_sims(item, is_psim(item), cards);
             item.shipment = Some(Shipment {
                 shipment_id: created.shipment_id.clone(),
                 tracking_number: created.tracking_number.clone(),
                 status: "created".to_owned(),
                 sequence: 0,
             });
-            bind_iccid(item);
             set_characteristic(item, "shipmentId", &created.shipment_id);
             set_characteristic(item, "trackingNumber", &created.tracking_number);
             set_characteristic(item, "shipmentStatus", "created");
@@ -333,20 +356,33 @@ pub(super) fn on_sim(
     }
 }
 
-/// The item the report is about, while it still waits for its SIMs.
-fn waiting_item<'a>(order: &'a mut Order, item_id: &str) -> Option<&'a mut OrderItem> {
+/// The item the report is about, while it still waits for the SIMs of that report's kind
+/// (`has_them`: whether it has them already; a report delivered again changes nothing).
+fn waiting_item<'a>(
+    order: &'a mut Order,
+    item_id: &str,
+    has_them: impl Fn(&OrderItem) -> bool,
+) -> Option<&'a mut OrderItem> {
     if order.step(StepName::SimDelivery).state != StepState::InProgress {
         return None;
     }
     order
         .items
         .iter_mut()
-        .find(|i| i.id == item_id && !i.state.is_final() && i.sims.is_empty())
+        .find(|i| i.id == item_id && !i.state.is_final() && !has_them(i))
 }
 
-fn bind_iccid(item: &mut OrderItem) {
-    if let Some(first) = item.sims.first().map(|s| s.iccid.clone()) {
-        set_characteristic(item, "ICCID", &first);
+/// Binds SIMs to the item: the line's own SIM (with the cards of its type) first, so the
+/// first ICCID is always the line's; the other type's cards after it.
+fn add_sims(item: &mut OrderItem, lines_type: bool, cards: impl Iterator<Item = SimCard>) {
+    if lines_type {
+        let at_front: Vec<SimCard> = cards.collect();
+        item.sims.splice(0..0, at_front);
+        if let Some(first) = item.sims.first().map(|s| s.iccid.clone()) {
+            set_characteristic(item, "ICCID", &first);
+        }
+    } else {
+        item.sims.extend(cards);
     }
 }
 
