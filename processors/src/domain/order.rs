@@ -2608,9 +2608,20 @@ mod tests {
     fn a_rejected_port_holds_the_order_until_the_customer_corrects_it() {
         use tcom_schemas::porting::*;
         let (mut order, _) = submitted_port();
+        let shows = |order: &Order, name: &str, value: &str| {
+            order.items[0]
+                .characteristics
+                .contains(&(name.to_owned(), value.to_owned()))
+        };
+        assert!(shows(&order, "portStatus", "submitting"));
         port_answers(&mut order, "l2", 1, "P1", false);
+        assert!(shows(&order, "portStatus", "submitted"));
+        assert!(shows(&order, "portingId", "P1"));
         assert_eq!(order.next_deadline(), Some(NOW + 48 * 3_600_000));
         rejected(&mut order, "P1", "wrong_icc");
+        assert!(shows(&order, "portStatus", "rejected"));
+        assert!(shows(&order, "portRejection", "wrong_icc"));
+        assert!(shows(&order, "portCorrectable", "sim_icc"));
         assert_eq!(order.state, OrderState::Held);
         assert_eq!(order.items[0].state, OrderState::Held);
         let reason = order.state_reason.clone().unwrap();
@@ -2667,9 +2678,40 @@ mod tests {
             correct_port_in(&mut order, &fix, NOW + 70, &mut Vec::new()),
             Err(CorrectionRefusal::NotRejected { .. })
         ));
+        assert!(shows(&order, "portStatus", "submitting"));
+        assert!(!shows(&order, "portRejection", "wrong_icc"));
+        assert!(!shows(&order, "portCorrectable", "sim_icc"));
         let next = port_answers(&mut order, "l2", 2, "P2", true);
         assert_eq!(order.step(StepName::Porting).state, StepState::Done);
+        assert!(shows(&order, "portStatus", "completed"));
+        assert!(shows(&order, "portDate", "2027-01-18"));
+        assert!(shows(&order, "portedOn", "2027-01-18"));
         assert_eq!(activations(&next), ["l2"]);
+    }
+
+    #[test]
+    fn a_corrected_port_date_must_be_from_tomorrow_and_is_used_when_it_is_a_working_day() {
+        let (mut order, _) = submitted_port();
+        port_answers(&mut order, "l2", 1, "P1", false);
+        rejected(&mut order, "P1", "port_date_unavailable");
+        let on = |day| CorrectPortIn {
+            desired_port_date: Some(day),
+            ..correction("l2")
+        };
+        // NOW: Friday 15 January 2027, day 20833; 90 days ahead at most.
+        for day in [20_833, 20_833 + 91] {
+            let refused = correct_port_in(&mut order, &on(day), NOW, &mut Vec::new());
+            assert!(
+                matches!(&refused, Err(CorrectionRefusal::Invalid(v)) if v[0].code == "invalid_port_date"),
+                "{day}: {refused:?}"
+            );
+        }
+        let mut asked = Vec::new();
+        correct_port_in(&mut order, &on(20_838), NOW, &mut asked).unwrap();
+        assert!(
+            matches!(&asked[..], [Action::SubmitPort { requested_date, .. }] if requested_date == "2027-01-20"),
+            "{asked:?}"
+        );
     }
 
     #[test]
@@ -2714,7 +2756,8 @@ mod tests {
             executes_at: NOW + 3 * 86_400_000,
         });
         apply(&mut order, &Input::Porting(&accepted), NOW + 40);
-        let due = NOW + 3 * 86_400_000 + PORT_COMPLETION_GRACE_MS;
+        // A day after the port's execution.
+        let due = NOW + 3 * 86_400_000 + 86_400_000;
         assert_eq!(order.next_deadline(), Some(due));
         apply(&mut order, &Input::Tick, due);
         assert_eq!(order.state, OrderState::Held);
