@@ -2784,6 +2784,62 @@ mod tests {
         assert_eq!(date("DK", Some(20_833)), "2027-01-18", "nor today");
         assert_eq!(date("GB", None), "2027-01-18");
         assert_eq!(date("GB", Some(20_837)), "2027-01-19");
+        assert_eq!(date("GB", Some(20_834)), "2027-01-18", "a Saturday is not");
+        assert_eq!(date("GB", Some(20_833)), "2027-01-18", "nor today");
+        // Maundy Thursday 2027 is a Danish holiday, not a British one.
+        assert_eq!(date("DK", Some(20_902)), "2027-01-18");
+        assert_eq!(date("GB", Some(20_902)), "2027-03-25");
+    }
+
+    #[test]
+    fn reports_are_applied_only_to_the_item_and_attempt_they_name_while_the_step_runs() {
+        use tcom_schemas::porting::*;
+        let accepted = |item: &str, porting_id: &str| {
+            PortingEventPayload::PortAccepted(PortAccepted {
+                item_id: item.into(),
+                porting_id: porting_id.into(),
+                port_date: "2027-01-18".into(),
+                executes_at: NOW + 3 * 86_400_000,
+            })
+        };
+        let (mut order, _) = submitted_port();
+        port_answers(&mut order, "l2", 1, "P1", false);
+        let unchanged = order.clone();
+        // Another item's id, or another request's id: not this port's answer.
+        apply(&mut order, &Input::Porting(&accepted("l9", "P1")), NOW + 30);
+        apply(&mut order, &Input::Porting(&accepted("l2", "P9")), NOW + 30);
+        assert_eq!(order, unchanged);
+        // The first attempt's late answers do not touch the second, once submitted.
+        rejected(&mut order, "P1", "wrong_icc");
+        let fix = CorrectPortIn {
+            sim_icc: Some("8945020000000000012".into()),
+            ..correction("l2")
+        };
+        correct_port_in(&mut order, &fix, NOW + 50, &mut Vec::new()).unwrap();
+        port_answers(&mut order, "l2", 2, "P2", false);
+        let second = order.clone();
+        apply(&mut order, &Input::Porting(&accepted("l2", "P1")), NOW + 60);
+        rejected(&mut order, "P1", "wrong_icc");
+        assert_eq!(order, second);
+        // Nothing is applied to an order that ended, or whose porting step is not running.
+        let mut ended = second.clone();
+        ended.state = OrderState::Failed;
+        apply(&mut ended, &Input::Porting(&accepted("l2", "P2")), NOW + 70);
+        assert_eq!(ended.items[0].port, second.items[0].port);
+        let mut stopped = second.clone();
+        stopped.step_mut(StepName::Porting).state = StepState::Failed;
+        apply(
+            &mut stopped,
+            &Input::Porting(&accepted("l2", "P2")),
+            NOW + 70,
+        );
+        assert_eq!(stopped.items[0].port, second.items[0].port);
+        // The second attempt's own answer is.
+        apply(&mut order, &Input::Porting(&accepted("l2", "P2")), NOW + 70);
+        assert_eq!(
+            order.items[0].port.as_ref().unwrap().status,
+            PortStatus::Accepted
+        );
     }
 
     #[test]
