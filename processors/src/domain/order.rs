@@ -2728,7 +2728,21 @@ mod tests {
                 .contains("an agent looks")
         );
         assert_eq!(correctable("pac_expired", ""), ["pac"]);
-        assert_eq!(correctable("owner_mismatch", ""), ["owner"]);
+        assert_eq!(correctable("pac_invalid", ""), ["pac"]);
+        assert_eq!(correctable("wrong_icc", ""), ["sim_icc"]);
+        assert_eq!(
+            correctable("number_not_with_operator", ""),
+            ["current_operator"]
+        );
+        assert_eq!(
+            correctable("port_date_unavailable", ""),
+            ["desired_port_date"]
+        );
+        assert!(
+            correctable("owner_mismatch", "").is_empty(),
+            "a new owner is verified again, by an agent"
+        );
+        assert!(correctable("number_blocked", "").is_empty());
     }
 
     #[test]
@@ -2789,6 +2803,101 @@ mod tests {
         // Maundy Thursday 2027 is a Danish holiday, not a British one.
         assert_eq!(date("DK", Some(20_902)), "2027-01-18");
         assert_eq!(date("GB", Some(20_902)), "2027-03-25");
+    }
+
+    /// A paid order with two port-in lines, both asked of the clearing house.
+    fn two_ports() -> Order {
+        let port_in = |msisdn: &str| LineNumber::PortIn {
+            msisdn: msisdn.into(),
+            current_operator: "TDC".into(),
+            sim_icc: Some("8945020000000000004".into()),
+            desired_port_date: None,
+            pac: None,
+        };
+        let mut order = order(vec![
+            line("l2", port_in("+4520000002")),
+            line("l3", port_in("+4520000003")),
+        ]);
+        order.country = Some("DK".into());
+        pay(&mut order, PaymentState::Authorized);
+        let asked = pay(&mut order, PaymentState::Captured);
+        let asked = sims_ready(&mut order, &asked);
+        let submitted: Vec<&str> = asked
+            .iter()
+            .filter_map(|a| match a {
+                Action::SubmitPort { item_id, .. } => Some(item_id.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(submitted, ["l2", "l3"]);
+        order
+    }
+
+    #[test]
+    fn tcm_waits_for_every_port_of_the_order() {
+        let mut order = two_ports();
+        let first = port_answers(&mut order, "l2", 1, "P1", true);
+        assert!(activations(&first).is_empty(), "{first:?}");
+        assert_eq!(order.step(StepName::Porting).state, StepState::InProgress);
+        let second = port_answers(&mut order, "l3", 1, "P2", true);
+        assert_eq!(activations(&second), ["l2", "l3"]);
+    }
+
+    #[test]
+    fn only_the_port_whose_answer_is_overdue_is_held() {
+        let mut order = two_ports();
+        port_answers(&mut order, "l2", 1, "P1", false);
+        apply(&mut order, &Input::Tick, NOW + 48 * 3_600_000);
+        assert_eq!(order.state, OrderState::Held);
+        assert_eq!(order.items[0].state, OrderState::Held);
+        assert_ne!(
+            order.items[1].state,
+            OrderState::Held,
+            "l3 has no answer due yet"
+        );
+    }
+
+    #[test]
+    fn a_request_refused_outright_holds_its_attempt_and_late_submissions_are_ignored() {
+        use tcom_schemas::porting::*;
+        let refused = |item: &str| {
+            PortingEventPayload::PortRejected(PortRejected {
+                item_id: item.into(),
+                porting_id: String::new(),
+                code: "validation_failed".into(),
+                reason: "icc: required".into(),
+            })
+        };
+        let (mut order, _) = submitted_port();
+        let unchanged = order.clone();
+        apply(&mut order, &Input::Porting(&refused("l9")), NOW + 30);
+        assert_eq!(order, unchanged, "another item's refusal");
+        apply(&mut order, &Input::Porting(&refused("l2")), NOW + 30);
+        assert_eq!(order.state, OrderState::Held);
+        assert_eq!(
+            order.items[0].port.as_ref().unwrap().status,
+            PortStatus::Rejected
+        );
+        // Corrected: attempt 2 is being submitted; attempt 1's submission, late, is not it.
+        let fix = CorrectPortIn {
+            current_operator: Some("Telia".into()),
+            ..correction("l2")
+        };
+        correct_port_in(&mut order, &fix, NOW + 50, &mut Vec::new()).unwrap();
+        let submitting = order.clone();
+        let late = PortingEventPayload::PortSubmitted(PortSubmitted {
+            item_id: "l2".into(),
+            attempt: 1,
+            porting_id: "P1".into(),
+            answer_due_at: NOW + 48 * 3_600_000,
+        });
+        apply(&mut order, &Input::Porting(&late), NOW + 60);
+        assert_eq!(order, submitting);
+        // Once the clearing house has attempt 2, a refusal without an id is not about it.
+        port_answers(&mut order, "l2", 2, "P2", false);
+        let submitted = order.clone();
+        apply(&mut order, &Input::Porting(&refused("l2")), NOW + 70);
+        assert_eq!(order, submitted);
     }
 
     #[test]

@@ -353,12 +353,13 @@ pub(super) fn on_porting(
     }
 }
 
-/// What the customer can correct after a rejection with the clearing house's `code`; empty
-/// when only an agent can help (an unknown code among them).
-pub fn correctable(code: &str, reason: &str) -> &'static [&'static str] {
+/// What the customer can correct after a rejection with the clearing house's `code`, named
+/// as the correction request (`POST …/port-in`) names them; empty when only an agent can
+/// help (an unknown code among them, and the owner, who must be verified again).
+pub fn correctable(code: &str, reason: &str) -> Vec<&'static str> {
     let rejection = match code {
         // A PAC refused: the customer asks the losing provider for a new one.
-        "pac_invalid" | "pac_expired" => return &["pac"],
+        "pac_invalid" | "pac_expired" => return vec!["pac"],
         "wrong_icc" => Rejection::WrongIcc,
         "owner_mismatch" => Rejection::OwnerMismatch,
         "number_not_with_operator" => Rejection::NumberNotWithOperator,
@@ -367,7 +368,16 @@ pub fn correctable(code: &str, reason: &str) -> &'static [&'static str] {
             reason: reason.to_owned(),
         },
     };
+    // The rules name what is wrong; the request names what can be sent. A mistyped number
+    // or another owner make a new order (or an agent), not a correction.
     correctable_fields(&rejection)
+        .iter()
+        .filter_map(|field| match *field {
+            "requested_date" => Some("desired_port_date"),
+            "sim_icc" | "current_operator" => Some(*field),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Ports whose answer is overdue hold the order for an agent.
