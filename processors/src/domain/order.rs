@@ -2858,6 +2858,52 @@ mod tests {
     }
 
     #[test]
+    fn a_correction_releases_the_order_only_when_no_other_item_is_held() {
+        use tcom_schemas::porting::*;
+        let mut order = two_ports();
+        port_answers(&mut order, "l2", 1, "P1", false);
+        port_answers(&mut order, "l3", 1, "P2", false);
+        for (item, porting_id) in [("l2", "P1"), ("l3", "P2")] {
+            let report = PortingEventPayload::PortRejected(PortRejected {
+                item_id: item.into(),
+                porting_id: porting_id.into(),
+                code: "number_not_with_operator".into(),
+                reason: "not with TDC".into(),
+            });
+            apply(&mut order, &Input::Porting(&report), NOW + 30);
+        }
+        let operator = |item: &str, name: &str| CorrectPortIn {
+            current_operator: Some(name.into()),
+            ..correction(item)
+        };
+        // An operator named by blanks, or at length, is no operator.
+        for name in ["   ", &"T".repeat(101)] {
+            let refused = correct_port_in(&mut order, &operator("l2", name), NOW, &mut Vec::new());
+            assert!(
+                matches!(&refused, Err(CorrectionRefusal::Invalid(v)) if v[0].code == "invalid_current_operator"),
+                "{refused:?}"
+            );
+        }
+        correct_port_in(
+            &mut order,
+            &operator("l2", "Telia"),
+            NOW + 40,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(order.state, OrderState::Held, "l3 is still held");
+        correct_port_in(
+            &mut order,
+            &operator("l3", "Telia"),
+            NOW + 50,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(order.state, OrderState::InProgress);
+        assert_eq!(order.state_reason, None);
+    }
+
+    #[test]
     fn a_request_refused_outright_holds_its_attempt_and_late_submissions_are_ignored() {
         use tcom_schemas::porting::*;
         let refused = |item: &str| {
